@@ -1,0 +1,237 @@
+"""The `invoicegen` command: parse options, call one library function, render the result.
+
+The only module that imports Typer. Errors are translated in one place, :func:`_handled`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+
+from invoicegen import __version__, console, db, seeding, settings, stats
+from invoicegen.errors import InvoicegenError, RefusedError
+
+app = typer.Typer(
+    name="invoicegen",
+    help="Seed a database with coherent users → clients → contracts → invoices.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals hold database URLs with passwords
+    rich_markup_mode="rich",
+)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        "-d",
+        help="SQLAlchemy URL [env: INVOICEGEN_DATABASE_URL] [default: sqlite:///invoicegen.db]",
+        show_default=False,
+    ),
+]
+Profile = Annotated[
+    str | None, typer.Option(help="Named profile from [tool.invoicegen.profiles] in pyproject.toml")
+]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no notes on stderr.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show each setting and its source.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.out.print(f"invoicegen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Seed a database with coherent users → clients → contracts → invoices."""
+
+
+@contextlib.contextmanager
+def _handled(debug: bool, url: str | None = None) -> Iterator[None]:
+    """The one place errors become a line on stderr and an exit code."""
+    try:
+        yield
+    except InvoicegenError as exc:
+        if debug:
+            raise
+        console.error(str(exc))
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if debug:
+            raise
+        message = " ".join(str(exc).split())
+        if url:
+            with contextlib.suppress(InvoicegenError):
+                message = db.scrub(message, db.parse_url(url))
+        console.error(f"{type(exc).__name__}: {message} (rerun with --debug for the traceback)")
+        raise typer.Exit(1) from None
+
+
+def _resolve(options: dict[str, Any], *, profile: str | None, verbose: bool) -> settings.Settings:
+    resolved = settings.resolve(options, profile=profile)
+    for message in resolved.warnings:
+        console.warning(message)
+    if verbose:
+        console.settings_table(resolved.values, resolved.sources)
+    return resolved
+
+
+@app.command()
+def migrate(
+    database_url: DatabaseUrl = None,
+    profile: Profile = None,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> None:
+    """Upgrade invoicegen's schema to the newest revision."""
+    with _handled(debug, database_url):
+        config = _resolve({"database_url": database_url}, profile=profile, verbose=verbose)
+        revision = db.upgrade(db.make_engine(config.database_url))
+        console.done(f"schema of {db.mask(config.database_url)} is at revision {revision}")
+
+
+@app.command()
+def seed(
+    users: Annotated[
+        str | None, typer.Option("--users", "-n", help="Users to create. [default: 50]")
+    ] = None,
+    clients_per_user: Annotated[
+        str | None, typer.Option(help="N or MIN-MAX. [default: 1-3]")
+    ] = None,
+    contracts_per_client: Annotated[
+        str | None, typer.Option(help="N or MIN-MAX. [default: 1-3]")
+    ] = None,
+    invoices_per_contract: Annotated[
+        str | None, typer.Option(help="N or MIN-MAX. [default: 1-5]")
+    ] = None,
+    seed: Annotated[
+        str | None, typer.Option(help="Same seed, same rows. [default: random, printed]")
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="The 'today' dates are relative to (YYYY-MM-DD).")
+    ] = None,
+    locale: Annotated[str | None, typer.Option(help="Faker locale. [default: en_US]")] = None,
+    batch_size: Annotated[
+        str | None, typer.Option(help="Users per transaction. [default: 1000]")
+    ] = None,
+    workers: Annotated[
+        str | None, typer.Option(help="Generating processes. [default: CPU cores]")
+    ] = None,
+    database_url: DatabaseUrl = None,
+    profile: Profile = None,
+    json: Json = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> None:
+    """Migrate, then fill the database with USERS whole user trees."""
+    options = {k: v for k, v in locals().items() if k in settings.OPTIONS}
+    with _handled(debug, database_url):
+        config = _resolve(options, profile=profile, verbose=verbose)
+        engine = db.make_engine(config.database_url)
+        plan = seeding.SeedPlan(
+            users=config.users,
+            clients_per_user=config.clients_per_user,
+            contracts_per_client=config.contracts_per_client,
+            invoices_per_contract=config.invoices_per_contract,
+            seed=config.seed,
+            as_of=config.as_of,
+            locale=config.locale,
+            batch_size=config.batch_size,
+            workers=config.workers or seeding.default_workers(),
+        )
+        with console.seed_progress(plan.users, enabled=not (quiet or json)) as on_progress:
+            result = seeding.seed(engine, plan, on_progress=on_progress)
+        replay = (
+            f"invoicegen seed --users {plan.users} --seed {result.seed} --as-of {result.as_of} "
+            f"--clients-per-user {plan.clients_per_user} --contracts-per-client "
+            f"{plan.contracts_per_client} --invoices-per-contract {plan.invoices_per_contract}"
+            + (f" --locale {plan.locale}" if plan.locale != "en_US" else "")
+        )
+        if json:
+            console.emit_json(
+                {
+                    "database": db.mask(engine.url),
+                    "counts": result.counts,
+                    "rows": result.rows,
+                    "seconds": round(result.seconds, 3),
+                    "rows_per_second": round(result.rows_per_second, 1),
+                    "seed": result.seed,
+                    "as_of": result.as_of.isoformat(),
+                    "revision": result.revision,
+                    "workers": result.workers,
+                    "batches": result.batches,
+                    "replay": replay,
+                }
+            )
+        else:
+            console.seed_result(result, database=db.mask(engine.url), replay=replay)
+
+
+@app.command()
+def reset(
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask; needed without a terminal.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be dropped; change nothing.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+    profile: Profile = None,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> None:
+    """Drop invoicegen's tables (nothing else) and migrate again to an empty schema."""
+    with _handled(debug, database_url):
+        config = _resolve({"database_url": database_url}, profile=profile, verbose=verbose)
+        engine = db.make_engine(config.database_url)
+        target = db.mask(engine.url)
+        tables = db.drop_plan(engine)
+        if dry_run:
+            console.drop_list(target, tables, dry_run=True)
+            return
+        if not yes:
+            if not sys.stdin.isatty():
+                raise RefusedError(
+                    f"reset drops invoicegen's tables in {target}; pass --yes to confirm"
+                )
+            console.drop_list(target, tables, dry_run=False)
+            expected = engine.url.database or "reset"
+            if not console.confirm_by_typing(expected, f"This drops the tables above in {target}."):
+                raise RefusedError("reset cancelled; nothing was dropped")
+        dropped = db.reset(engine)
+        rows = sum(t.rows for t in dropped)
+        console.done(
+            f"dropped {len(dropped)} tables ({rows:,} rows) and re-created the schema in {target}"
+        )
+
+
+@app.command("stats")
+def show_stats(
+    database_url: DatabaseUrl = None,
+    profile: Profile = None,
+    json: Json = False,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> None:
+    """What is in the database, at a glance. Never writes."""
+    with _handled(debug, database_url):
+        config = _resolve({"database_url": database_url}, profile=profile, verbose=verbose)
+        data = stats.collect(db.make_engine(config.database_url, must_exist=True))
+        if json:
+            console.emit_json(data.to_json())
+        else:
+            console.stats(data)

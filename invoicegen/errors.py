@@ -1,0 +1,51 @@
+"""invoicegen's exceptions: one base class, an exit code per kind of failure.
+
+The CLI turns any :class:`InvoicegenError` into one line on stderr and its ``exit_code``;
+library users catch them like any other exception.
+"""
+
+from __future__ import annotations
+
+
+class InvoicegenError(Exception):
+    """Something went wrong; the message says what, in one line."""
+
+    exit_code: int = 1
+
+
+class UsageError(InvoicegenError):
+    """An option or argument has a value invoicegen cannot use."""
+
+    exit_code = 2
+
+
+class RefusedError(InvoicegenError):
+    """A safety guard refused to act (confirmation missing, data in the way)."""
+
+    exit_code = 3
+
+
+class ConnectionFailed(InvoicegenError):
+    """The database could not be reached, or refused the credentials."""
+
+    exit_code = 4
+
+
+class MissingDriver(ConnectionFailed):
+    """The Python driver for this kind of database is not installed."""
+
+
+class SchemaStateError(InvoicegenError):
+    """The database's invoicegen schema is foreign, newer, or not what the migrations made."""
+
+    exit_code = 5
+
+
+class LockTimeout(InvoicegenError):
+    """Another invoicegen run holds the database's lock."""
+
+    exit_code = 6
+
+
+class FactoryValueError(InvoicegenError, ValueError):
+    """A factory cannot generate a coherent value from what it was given."""

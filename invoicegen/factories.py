@@ -1,0 +1,372 @@
+"""factory-boy factories for invoicegen's models: what a plausible row looks like.
+
+Two kinds per model, as in the article that started invoicegen:
+
+* ``Isolated*Factory`` builds one object and its parents, never its children;
+* ``*Factory`` also builds the "many" side, e.g. ``UserFactory.create(clients=3)``,
+  ``clients=(1, 3)`` for a random count in a range, or ``clients=[client_a, client_b]``.
+  Deeper levels take the ``__`` syntax: ``UserFactory(clients=2, clients__contracts=1)``.
+
+Values are coherent: emails derive from names (users' are unique: ``number`` is part of them);
+contracts start before they end; invoices are consecutive, non-overlapping periods inside their
+contract and never in the future relative to ``as_of``; amounts are positive with two decimals.
+
+``build()`` needs no database. ``create()`` adds and flushes through the session bound with
+:func:`bind_session` (the pytest plugin does this); the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from decimal import Decimal
+from typing import Any
+
+import factory
+import factory.random
+from factory.alchemy import SQLAlchemyModelFactory
+from sqlalchemy.orm import Session
+
+from invoicegen.errors import FactoryValueError
+from invoicegen.models import Client, Contract, Invoice, User
+
+#: Children per parent when a full factory is not told otherwise (the article's ranges).
+DEFAULT_CLIENTS = (1, 3)
+DEFAULT_CONTRACTS = (1, 3)
+DEFAULT_INVOICES = (1, 5)
+
+EMAIL_DOMAINS = ("example.com", "example.net", "example.org")  # reserved: mail never leaves
+_session: ContextVar[Session | None] = ContextVar("invoicegen_factory_session", default=None)
+
+
+def bind_session(session: Session | None) -> None:
+    """Make every invoicegen factory's ``create()`` use ``session`` (None unbinds)."""
+    _session.set(session)
+
+
+@contextlib.contextmanager
+def session_bound(session: Session) -> Iterator[Session]:
+    """``with session_bound(session): UserFactory.create()`` and the binding is undone after."""
+    token = _session.set(session)
+    try:
+        yield session
+    finally:
+        _session.reset(token)
+
+
+def _current_session() -> Session:
+    session = _session.get()
+    if session is None:
+        raise FactoryValueError(
+            "no SQLAlchemy session is bound to invoicegen's factories: call "
+            "invoicegen.factories.bind_session(session), use the pytest fixture "
+            "invoicegen_session, or build() instead of create()"
+        )
+    return session
+
+
+# --- value helpers (pure functions of their inputs and factory-boy's random generator) ---------
+
+
+def slug(text: str, sep: str = ".") -> str:
+    """ASCII, lower-case, words joined by ``sep``: 'Zoë O'Neil' -> 'zoe.oneil'."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    words = re.findall(r"[a-z0-9]+", ascii_text.lower().replace("'", ""))
+    return sep.join(words)
+
+
+def user_email(first_name: str, last_name: str, number: int) -> str:
+    """Unique for distinct ``number`` whatever the names: the number is part of the address."""
+    local = slug(f"{first_name} {last_name}") or "user"
+    return f"{local}.{number}@{EMAIL_DOMAINS[number % len(EMAIL_DOMAINS)]}"
+
+
+def client_email(first_name: str, last_name: str, company: str) -> str:
+    local = slug(f"{first_name} {last_name}") or "contact"
+    return f"{local}@{slug(company, '-') or 'company'}.example"
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day-of-month ``months`` later (clamped to the month's last day)."""
+    month_index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(month_index, 12)
+    month += 1
+    last_day = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return dt.date(year, month, min(day.day, last_day))
+
+
+def contract_dates(as_of: dt.date, invoice_count: int) -> tuple[dt.date, dt.date | None]:
+    """A start (and maybe an end) leaving room for ``invoice_count`` monthly periods before as_of.
+
+    25% of contracts are still running (no end date); the others end on or after the last
+    period, possibly after ``as_of`` (an end already agreed).
+    """
+    rand = factory.random.randgen
+    months = max(invoice_count, 1)
+    back = rand.randint(months + 1, months + 24)
+    month_start = add_months(as_of.replace(day=1), -back)
+    start = month_start.replace(day=rand.randint(1, 28))
+    if rand.random() < 0.25:
+        return start, None
+    end = add_months(start, months + rand.randint(0, 6)) - dt.timedelta(days=1)
+    return start, end
+
+
+def invoice_period(
+    start: dt.date, end: dt.date | None, as_of: dt.date, index: int, count: int
+) -> tuple[dt.date, dt.date]:
+    """Period ``index`` of ``count`` consecutive periods inside the contract, none after as_of.
+
+    Monthly periods from the contract's start when ``count`` of them fit; otherwise the
+    billable span is cut into ``count`` equal periods. Raises ValueError when even one day each
+    does not fit.
+    """
+    last = min(end, as_of) if end is not None else as_of
+    if not 0 <= index < count:
+        raise ValueError(f"index {index} is outside 0..{count - 1}")
+    if add_months(start, count) - dt.timedelta(days=1) <= last:
+        return add_months(start, index), add_months(start, index + 1) - dt.timedelta(days=1)
+    length = ((last - start).days + 1) // count
+    if length < 1:
+        raise ValueError(
+            f"{count} periods do not fit between {start} and {last} "
+            "(build the contract with invoice_count=N to leave room)"
+        )
+    period_start = start + dt.timedelta(days=index * length)
+    return period_start, period_start + dt.timedelta(days=length - 1)
+
+
+def random_amount() -> Decimal:
+    """A positive amount with exactly two decimals, 20.00 to 15,000.00."""
+    return Decimal(factory.random.randgen.randint(20_00, 15_000_00)).scaleb(-2)
+
+
+def count_from(value: Any, *, name: str) -> int:
+    """A child count from an int, a (low, high) pair or range, or a list of ready objects."""
+    rand = factory.random.randgen
+    if isinstance(value, bool):
+        raise FactoryValueError(f"{name}: expected a count, a (low, high) range or a list")
+    if isinstance(value, int):
+        count = value
+    elif isinstance(value, range):
+        count = rand.choice(value) if len(value) else -1
+    elif isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        low, high = value
+        count = rand.randint(low, high) if low <= high else -1
+    elif isinstance(value, list):
+        return len(value)
+    else:
+        raise FactoryValueError(f"{name}: expected a count, a (low, high) range or a list")
+    if count < 0:
+        raise FactoryValueError(f"{name}: cannot create {value!r} children")
+    return count
+
+
+# --- factories ----------------------------------------------------------------------------------
+
+
+class InvoicegenFactory(SQLAlchemyModelFactory):
+    """Base of invoicegen's factories: flushes through the bound session, never commits."""
+
+    class Meta:
+        abstract = True
+        sqlalchemy_session_factory = _current_session
+        sqlalchemy_session_persistence = "flush"
+
+
+class IsolatedUserFactory(InvoicegenFactory):
+    """A user with no clients."""
+
+    class Meta:
+        model = User
+
+    class Params:
+        number = factory.Sequence(lambda n: n + 1)
+        first_name = factory.Faker("first_name")
+        last_name = factory.Faker("last_name")
+
+    name = factory.LazyAttribute(lambda o: f"{o.first_name} {o.last_name}")
+    email = factory.LazyAttribute(lambda o: user_email(o.first_name, o.last_name, o.number))
+    phone = factory.Faker("phone_number")
+
+
+class IsolatedClientFactory(InvoicegenFactory):
+    """A client, with its user (an isolated one unless given), and no contracts."""
+
+    class Meta:
+        model = Client
+
+    class Params:
+        first_name = factory.Faker("first_name")
+        last_name = factory.Faker("last_name")
+
+    user = factory.SubFactory("invoicegen.factories.IsolatedUserFactory")
+    name = factory.LazyAttribute(lambda o: f"{o.first_name} {o.last_name}")
+    company_name = factory.Faker("company")
+    email = factory.LazyAttribute(lambda o: client_email(o.first_name, o.last_name, o.company_name))
+
+
+def _contract_dates(o: Any) -> tuple[dt.date, dt.date | None]:
+    start, end = contract_dates(o.as_of, o.invoice_count)
+    if o.ongoing:
+        end = None
+    return start, end
+
+
+class IsolatedContractFactory(InvoicegenFactory):
+    """A contract, with its client, and no invoices.
+
+    ``invoice_count`` is the number of monthly periods the dates leave room for;
+    ``ongoing=True`` gives a contract with no end date.
+    """
+
+    class Meta:
+        model = Contract
+
+    class Params:
+        as_of = factory.LazyFunction(dt.date.today)
+        invoice_count = DEFAULT_INVOICES[1]
+        ongoing = False
+        dates = factory.LazyAttribute(_contract_dates)
+
+    client = factory.SubFactory("invoicegen.factories.IsolatedClientFactory")
+    summary = factory.Maybe(
+        factory.LazyFunction(lambda: factory.random.randgen.random() < 0.9),
+        yes_declaration=factory.Faker("catch_phrase"),
+        no_declaration=None,
+    )
+    start_date = factory.LazyAttribute(lambda o: o.dates[0])
+    end_date = factory.LazyAttribute(lambda o: o.dates[1])
+
+
+def _period(o: Any) -> tuple[dt.date, dt.date]:
+    contract = o.contract
+    index = o.index
+    count = o.count if o.count is not None else index + 1
+    try:
+        return invoice_period(contract.start_date, contract.end_date, o.as_of, index, count)
+    except ValueError as exc:
+        raise FactoryValueError(f"InvoiceFactory.period_start: {exc}") from None
+
+
+def _existing_invoices(o: Any) -> int:
+    return len(getattr(o.contract, "invoices", None) or ())
+
+
+class IsolatedInvoiceFactory(InvoicegenFactory):
+    """An invoice, with its contract: the contract's next free period unless ``index`` is given.
+
+    ``count`` is how many invoices the contract gets in all (they share one cadence);
+    ``zero=True`` gives a zero-amount invoice.
+    """
+
+    class Meta:
+        model = Invoice
+
+    class Params:
+        as_of = factory.LazyFunction(dt.date.today)
+        index = factory.LazyAttribute(_existing_invoices)
+        count = None
+        period = factory.LazyAttribute(_period)
+        zero = factory.Trait(amount=Decimal("0.00"))
+
+    contract = factory.SubFactory(
+        "invoicegen.factories.IsolatedContractFactory", as_of=factory.SelfAttribute("..as_of")
+    )
+    period_start = factory.LazyAttribute(lambda o: o.period[0])
+    period_end = factory.LazyAttribute(lambda o: o.period[1])
+    amount = factory.LazyFunction(random_amount)
+
+
+# --- full factories: the "many" side too ---------------------------------------------------------
+
+
+def _children(
+    child_factory: type[factory.Factory],
+    parent: Any,
+    parent_field: str,
+    create: bool,
+    extracted: Any,
+    kwargs: dict[str, Any],
+) -> None:
+    """Attach ready objects, or build/create the requested number of children."""
+    if isinstance(extracted, list):
+        for child in extracted:
+            setattr(child, parent_field, parent)
+        return
+    count = count_from(extracted, name=f"{child_factory.__name__} count")
+    strategy = factory.CREATE_STRATEGY if create else factory.BUILD_STRATEGY
+    for index in range(count):
+        extra = {"index": index, "count": count} if child_factory is IsolatedInvoiceFactory else {}
+        child_factory.generate(strategy, **{parent_field: parent, **extra, **kwargs})
+
+
+class UserFactory(IsolatedUserFactory):
+    """A user with clients, their contracts and invoices: ``UserFactory(clients=3)``."""
+
+    @classmethod
+    def _generate(cls, strategy: str, params: dict[str, Any]) -> Any:
+        params.setdefault("clients", DEFAULT_CLIENTS)
+        return super()._generate(strategy, params)
+
+    @factory.post_generation
+    def clients(obj: User, create: bool, extracted: Any, **kwargs: Any) -> None:
+        _children(ClientFactory, obj, "user", create, extracted, kwargs)
+
+
+class ClientFactory(IsolatedClientFactory):
+    """A client with contracts and their invoices: ``ClientFactory(contracts=(1, 3))``."""
+
+    user = factory.SubFactory("invoicegen.factories.IsolatedUserFactory")
+
+    @classmethod
+    def _generate(cls, strategy: str, params: dict[str, Any]) -> Any:
+        params.setdefault("contracts", DEFAULT_CONTRACTS)
+        return super()._generate(strategy, params)
+
+    @factory.post_generation
+    def contracts(obj: Client, create: bool, extracted: Any, **kwargs: Any) -> None:
+        _children(ContractFactory, obj, "client", create, extracted, kwargs)
+
+
+class ContractFactory(IsolatedContractFactory):
+    """A contract with invoices: ``ContractFactory(invoices=4)``; its dates leave room for them."""
+
+    @classmethod
+    def _generate(cls, strategy: str, params: dict[str, Any]) -> Any:
+        # The count is decided here, before the dates, so the dates can leave room for it.
+        invoices = params.get("invoices", DEFAULT_INVOICES)
+        if not isinstance(invoices, list):
+            invoices = count_from(invoices, name="ContractFactory invoices")
+        params["invoices"] = invoices
+        if not isinstance(invoices, list):
+            params.setdefault("invoice_count", invoices)
+        return super()._generate(strategy, params)
+
+    @factory.post_generation
+    def invoices(obj: Contract, create: bool, extracted: Any, **kwargs: Any) -> None:
+        _children(IsolatedInvoiceFactory, obj, "contract", create, extracted, kwargs)
+
+    # Invoices are dated relative to the same "today" as their contract.
+    invoices__as_of = factory.SelfAttribute("..as_of")
+
+
+#: Full factories keep the names people expect; Invoice has no children.
+InvoiceFactory = IsolatedInvoiceFactory
+
+__all__: Sequence[str] = (
+    "ClientFactory",
+    "ContractFactory",
+    "IsolatedClientFactory",
+    "IsolatedContractFactory",
+    "IsolatedInvoiceFactory",
+    "IsolatedUserFactory",
+    "InvoiceFactory",
+    "UserFactory",
+    "bind_session",
+    "session_bound",
+)

@@ -1,0 +1,112 @@
+"""The schema invoicegen owns: users -> clients -> contracts -> invoices.
+
+Table and column names are part of the public contract: scripts and other tools query them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import CheckConstraint, Date, ForeignKey, MetaData, Numeric, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    """A contractor: the person who bills clients."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    phone: Mapped[str] = mapped_column(String(50))
+
+    clients: Mapped[list[Client]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r}, email={self.email!r})"
+
+
+class Client(Base):
+    """Someone a user works for."""
+
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    company_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+
+    user: Mapped[User] = relationship(back_populates="clients")
+    contracts: Mapped[list[Contract]] = relationship(
+        back_populates="client", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"Client(id={self.id!r}, company_name={self.company_name!r})"
+
+
+class Contract(Base):
+    """A piece of work for a client; ``end_date`` is NULL while it is still running."""
+
+    __tablename__ = "contracts"
+    __table_args__ = (CheckConstraint("end_date >= start_date", name="end_after_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    summary: Mapped[str | None] = mapped_column(Text)
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date | None] = mapped_column(Date)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+
+    client: Mapped[Client] = relationship(back_populates="contracts")
+    invoices: Mapped[list[Invoice]] = relationship(
+        back_populates="contract", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"Contract(id={self.id!r}, start_date={self.start_date!r})"
+
+
+class Invoice(Base):
+    """One billed period of a contract."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        CheckConstraint("period_end >= period_start", name="period_end_after_start"),
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_start: Mapped[dt.date] = mapped_column(Date)
+    period_end: Mapped[dt.date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    contract_id: Mapped[int] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), index=True
+    )
+
+    contract: Mapped[Contract] = relationship(back_populates="invoices")
+
+    def __repr__(self) -> str:
+        return f"Invoice(id={self.id!r}, period_start={self.period_start!r})"
+
+
+#: The data tables, parents first (the order rows are written in).
+DATA_TABLES = tuple(
+    Base.metadata.tables[name] for name in ("users", "clients", "contracts", "invoices")
+)

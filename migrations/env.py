@@ -1,0 +1,45 @@
+"""Alembic environment for invoicegen's own schema.
+
+invoicegen passes a live connection in ``config.attributes["connection"]``. Developers who run
+``alembic upgrade head`` from the repo root get the URL from invoicegen's settings instead
+(``INVOICEGEN_DATABASE_URL``, ``[tool.invoicegen]``, or ``sqlite:///invoicegen.db``).
+No ``fileConfig``: invoicegen needs no alembic.ini.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from invoicegen.db import VERSION_TABLE, make_engine, parse_url
+from invoicegen.models import Base
+from invoicegen.settings import resolve
+
+
+def _configure(**kwargs: object) -> None:
+    context.configure(
+        target_metadata=Base.metadata,
+        version_table=VERSION_TABLE,
+        compare_type=True,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def run_with(connection: Connection) -> None:
+    _configure(connection=connection, render_as_batch=connection.dialect.name == "sqlite")
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+config = context.config
+if context.is_offline_mode():
+    _configure(url=parse_url(resolve({}).database_url), literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+elif config.attributes.get("connection") is not None:
+    run_with(config.attributes["connection"])
+else:
+    engine = make_engine(resolve({}).database_url)
+    with engine.begin() as connection:
+        run_with(connection)
+    engine.dispose()

@@ -1,0 +1,179 @@
+"""The factories as a library: isolated vs full, counts, coherent values, sessions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from invoicegen import db
+from invoicegen.errors import FactoryValueError
+from invoicegen.factories import (
+    ClientFactory,
+    ContractFactory,
+    InvoiceFactory,
+    IsolatedClientFactory,
+    IsolatedContractFactory,
+    IsolatedInvoiceFactory,
+    IsolatedUserFactory,
+    UserFactory,
+    add_months,
+    invoice_period,
+    session_bound,
+    slug,
+)
+from invoicegen.models import Client, Contract, Invoice, User
+
+AS_OF = dt.date(2026, 6, 15)
+
+
+@pytest.fixture
+def session(engine: sa.Engine) -> Iterator[Session]:
+    db.upgrade(engine)
+    with Session(engine) as session, session_bound(session):
+        yield session
+        session.rollback()
+
+
+def _check_contract(contract: Contract, as_of: dt.date) -> None:
+    assert contract.end_date is None or contract.end_date >= contract.start_date
+    previous_end = None
+    for invoice in sorted(contract.invoices, key=lambda i: i.period_start):
+        assert contract.start_date <= invoice.period_start <= invoice.period_end <= as_of
+        if contract.end_date is not None:
+            assert invoice.period_end <= contract.end_date
+        if previous_end is not None:
+            assert invoice.period_start == previous_end + dt.timedelta(days=1)
+        previous_end = invoice.period_end
+        assert invoice.amount > 0 and invoice.amount == invoice.amount.quantize(Decimal("0.01"))
+
+
+def test_build_needs_no_database_and_builds_the_whole_tree() -> None:
+    user = UserFactory.build(clients=3, clients__contracts=2, clients__contracts__invoices=4)
+    assert user.id is None
+    assert len(user.clients) == 3
+    assert all(len(client.contracts) == 2 for client in user.clients)
+    assert all(len(contract.invoices) == 4 for c in user.clients for contract in c.contracts)
+
+
+def test_isolated_factories_build_parents_but_no_children() -> None:
+    invoice = IsolatedInvoiceFactory.build()
+    assert isinstance(invoice.contract.client.user, User)
+    assert invoice.contract.invoices == [invoice]
+    assert IsolatedUserFactory.build().clients == []
+    assert IsolatedClientFactory.build().contracts == []
+    assert IsolatedContractFactory.build().invoices == []
+
+
+@pytest.mark.parametrize("clients", [0, 1, 4, (2, 3), range(1, 3)])
+def test_children_count_is_an_int_a_range_or_a_pair(clients: object) -> None:
+    for _ in range(10):
+        count = len(UserFactory.build(clients=clients).clients)
+        if isinstance(clients, int):
+            assert count == clients
+        elif isinstance(clients, tuple):
+            assert clients[0] <= count <= clients[1]
+        else:
+            assert count in clients  # type: ignore[operator]
+
+
+def test_ready_children_are_attached_not_generated() -> None:
+    ready = [IsolatedClientFactory.build(), IsolatedClientFactory.build()]
+    user = UserFactory.build(clients=ready)
+    assert user.clients == ready
+    assert all(client.user is user for client in ready)
+
+
+def test_bad_counts_fail_with_the_factory_name() -> None:
+    with pytest.raises(FactoryValueError, match="ClientFactory count"):
+        UserFactory.build(clients=(3, 1))
+    with pytest.raises(FactoryValueError, match="ClientFactory count"):
+        UserFactory.build(clients="many")
+
+
+def test_values_are_coherent_over_many_trees() -> None:
+    emails = set()
+    for _ in range(40):
+        user = UserFactory.build(clients__contracts__as_of=AS_OF)
+        first, last = user.name.split(" ", 1)
+        assert user.email.startswith(slug(f"{first} {last}") + ".")
+        assert user.email.endswith((".example.com", "@example.com", "@example.net", "@example.org"))
+        emails.add(user.email)
+        for client in user.clients:
+            assert 1 <= len(client.contracts) <= 3
+            for contract in client.contracts:
+                assert 1 <= len(contract.invoices) <= 5
+                _check_contract(contract, AS_OF)
+    assert len(emails) == 40
+
+
+def test_contracts_leave_room_for_many_monthly_invoices() -> None:
+    contract = ContractFactory.build(invoices=36, as_of=AS_OF)
+    assert len(contract.invoices) == 36
+    _check_contract(contract, AS_OF)
+    assert contract.invoices[1].period_start == add_months(contract.start_date, 1)
+
+
+def test_ongoing_trait_and_zero_amount_trait() -> None:
+    assert ContractFactory.build(ongoing=True).end_date is None
+    assert InvoiceFactory.build(zero=True).amount == Decimal("0.00")
+
+
+def test_next_invoice_takes_the_contracts_next_period() -> None:
+    contract = IsolatedContractFactory.build(invoice_count=3, as_of=AS_OF)
+    first = InvoiceFactory.build(contract=contract, as_of=AS_OF)
+    second = InvoiceFactory.build(contract=contract, as_of=AS_OF)
+    assert second.period_start == first.period_end + dt.timedelta(days=1)
+
+
+def test_a_period_that_cannot_fit_names_factory_and_field() -> None:
+    contract = IsolatedContractFactory.build(
+        start_date=dt.date(2026, 1, 1), end_date=dt.date(2026, 1, 2)
+    )
+    with pytest.raises(FactoryValueError, match=r"InvoiceFactory\.period_start: 5 periods"):
+        InvoiceFactory.build(contract=contract, index=0, count=5, as_of=AS_OF)
+
+
+def test_invoice_periods_fall_back_to_equal_parts_inside_the_contract() -> None:
+    start, end = dt.date(2026, 1, 1), dt.date(2026, 1, 31)
+    periods = [invoice_period(start, end, AS_OF, i, 4) for i in range(4)]
+    assert periods[0][0] == start and periods[-1][1] <= end
+    assert all(
+        b[0] == a[1] + dt.timedelta(days=1) for a, b in zip(periods, periods[1:], strict=False)
+    )
+
+
+def test_create_without_a_session_says_how_to_bind_one() -> None:
+    with pytest.raises(FactoryValueError, match="bind_session"):
+        IsolatedUserFactory.create()
+
+
+def test_create_flushes_through_the_callers_session_without_committing(
+    session: Session, engine: sa.Engine
+) -> None:
+    user = UserFactory.create(clients=2, clients__contracts=2, clients__contracts__invoices=3)
+    assert user.id is not None
+    assert session.scalar(sa.select(sa.func.count()).select_from(Invoice)) == 12
+    assert session.in_transaction()
+    with engine.connect() as other:  # another connection sees nothing: not committed
+        assert other.execute(sa.select(sa.func.count()).select_from(User)).scalar_one() == 0
+
+
+def test_isolated_create_then_batch_as_in_the_article(session: Session) -> None:
+    user = IsolatedUserFactory.create()
+    IsolatedClientFactory.create_batch(3, user=user)
+    assert len(user.clients) == 3
+    assert {client.user_id for client in user.clients} == {user.id}
+    assert session.scalar(sa.select(sa.func.count()).select_from(Client)) == 3
+    assert session.scalar(sa.select(sa.func.count()).select_from(Contract)) == 0
+    assert ClientFactory.create(user=user, contracts=0).contracts == []
+
+
+def test_unique_user_emails_across_many_creates(session: Session) -> None:
+    IsolatedUserFactory.create_batch(300)
+    emails = session.scalars(sa.select(User.email)).all()
+    assert len(emails) == len(set(emails)) == 300
