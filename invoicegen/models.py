@@ -8,7 +8,18 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, MetaData, Numeric, String, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING_CONVENTION = {
@@ -104,6 +115,35 @@ class Invoice(Base):
 
     def __repr__(self) -> str:
         return f"Invoice(id={self.id!r}, period_start={self.period_start!r})"
+
+
+class Setting(Base):
+    """invoicegen's own key/value facts about this database (e.g. ``protected``)."""
+
+    __tablename__ = "invoicegen_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Run(Base):
+    """The manifest: one row per seeding run (or shard) that wrote into this database."""
+
+    __tablename__ = "invoicegen_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # running, done, interrupted
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    first_user: Mapped[int] = mapped_column(Integer)  # position of the run's first user tree
+    users: Mapped[int] = mapped_column(Integer)  # user trees the run was asked for
+    users_done: Mapped[int] = mapped_column(Integer)  # user trees committed
+    shard: Mapped[str | None] = mapped_column(String(32))  # "K/N" of a sharded run
+    options: Mapped[str] = mapped_column(Text)  # JSON: the options that shape the values
+    versions: Mapped[str] = mapped_column(Text)  # JSON: invoicegen, Faker, factory-boy
+    counts: Mapped[str | None] = mapped_column(Text)  # JSON: rows written per table
 
 
 #: The data tables, parents first (the order rows are written in).

@@ -35,7 +35,15 @@ def test_upgrade_downgrade_upgrade_is_clean(engine: sa.Engine) -> None:
         command.downgrade(db.alembic_config(connection), "base")
     assert _tables(engine) == {db.VERSION_TABLE}
     db.upgrade(engine)
-    assert _tables(engine) == {"users", "clients", "contracts", "invoices", db.VERSION_TABLE}
+    assert _tables(engine) == {
+        "users",
+        "clients",
+        "contracts",
+        "invoices",
+        "invoicegen_meta",
+        "invoicegen_runs",
+        db.VERSION_TABLE,
+    }
     with engine.connect() as connection:
         assert db.current_revision(connection) == db.head_revision()
 
