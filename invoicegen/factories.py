@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -90,6 +91,7 @@ def client_email(first_name: str, last_name: str, company: str) -> str:
     return f"{local}@{slug(company, '-') or 'company'}.example"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # invoice periods ask for the same month boundaries often
 def add_months(day: dt.date, months: int) -> dt.date:
     """The same day-of-month ``months`` later (clamped to the month's last day)."""
     month_index = day.year * 12 + day.month - 1 + months

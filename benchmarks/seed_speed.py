@@ -1,0 +1,331 @@
+"""How fast invoicegen seeds, next to the article's pattern and the database's own write floor.
+
+    python benchmarks/seed_speed.py --db sqlite --users 10000
+    python benchmarks/seed_speed.py --db postgresql --users 10000 100000
+
+Everything runs in one process tree against the same database server, side by side:
+
+1. invoicegen: the real ``invoicegen seed`` command, in a subprocess, as a user runs it;
+2. the article: SQLAlchemyModelFactory with SubFactory parents and post_generation children,
+   one ``create()`` per user, each object committed as it is made (the article's pattern,
+   its bugs fixed), for the same tree shape;
+3. the write floor: as many rows as (1) wrote, with cheap pre-computed values, written by the
+   fastest raw path of that database (invoicegen's own writers: COPY / executemany), one
+   transaction per batch.
+
+It prints rows/s for each, the ratios 1/2 and 1/3, and invoicegen's peak RSS (its processes).
+Server URLs come from INVOICEGEN_TEST_POSTGRESQL_URL / INVOICEGEN_TEST_MYSQL_URL (defaults:
+the local servers); each measurement gets a fresh database that is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import factory
+import sqlalchemy as sa
+from factory.alchemy import SQLAlchemyModelFactory
+from sqlalchemy.orm import Session
+
+from invoicegen import db, writers
+from invoicegen.factories import client_email, contract_dates, invoice_period, user_email
+from invoicegen.models import Client, Contract, Invoice, User
+
+AS_OF = dt.date(2026, 11, 25)
+SERVERS = {
+    "postgresql": os.environ.get(
+        "INVOICEGEN_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    ),
+    "mariadb": os.environ.get("INVOICEGEN_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
+}
+
+
+@contextlib.contextmanager
+def fresh_database(kind: str) -> Iterator[str]:
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite:///{Path(folder) / 'bench.db'}"
+        return
+    name = f"invoicegen_bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(db.parse_url(SERVERS[kind]), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield db.parse_url(SERVERS[kind]).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            force = " WITH (FORCE)" if kind == "postgresql" else ""
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
+        admin.dispose()
+
+
+# --- 1. invoicegen, as a user runs it ------------------------------------------------------------
+
+_RUN_AND_MEASURE = """
+import resource, subprocess, sys, time
+started = time.perf_counter()
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+wall = time.perf_counter() - started
+rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+sys.stdout.write(f"{done.returncode}\\n{wall}\\n{rss_kib}\\n{done.stdout}")
+sys.stderr.write(done.stderr)
+"""
+
+
+def run_invoicegen(url: str, users: int, workers: int | None) -> dict[str, float]:
+    command = [sys.executable, "-m", "invoicegen", "seed", "--users", str(users), "--seed", "1"]
+    command += ["--as-of", AS_OF.isoformat(), "-d", url, "--json", "--quiet"]
+    if workers:
+        command += ["--workers", str(workers)]
+    # A wrapper process per run, so RUSAGE_CHILDREN is the peak of this run's processes only.
+    measured = subprocess.run(
+        [sys.executable, "-c", _RUN_AND_MEASURE, *command], capture_output=True, text=True
+    )
+    code, wall, rss, *rest = measured.stdout.split("\n", 3)
+    if code != "0":
+        raise SystemExit(f"invoicegen failed: {measured.stderr.strip()}")
+    result = json.loads(rest[0])
+    return {
+        "rows": result["rows"],
+        "seconds": result["seconds"],
+        "wall": float(wall),
+        "rows_per_second": result["rows"] / result["seconds"],
+        "peak_rss_mib": int(rss) / 1024,
+        "workers": result["workers"],
+        "counts": result["counts"],
+    }
+
+
+# --- 2. the article's pattern, bugs fixed ---------------------------------------------------
+
+
+class _Article:
+    session: Session | None = None
+
+
+def _session() -> Session:
+    assert _Article.session is not None
+    return _Article.session
+
+
+class ArticleUserFactory(SQLAlchemyModelFactory):
+    class Meta:
+        model = User
+        sqlalchemy_session_factory = _session
+        sqlalchemy_session_persistence = "commit"
+
+    class Params:
+        number = factory.Sequence(lambda n: n + 1)
+        first_name = factory.Faker("first_name")
+        last_name = factory.Faker("last_name")
+
+    name = factory.LazyAttribute(lambda o: f"{o.first_name} {o.last_name}")
+    email = factory.LazyAttribute(lambda o: user_email(o.first_name, o.last_name, o.number))
+    phone = factory.Faker("phone_number")
+
+    @factory.post_generation
+    def clients(obj, create, extracted, **kwargs):  # noqa: N805 - factory-boy's signature
+        for _ in range(random.randint(1, 3)):
+            ArticleClientFactory.create(user=obj)
+
+
+class ArticleClientFactory(SQLAlchemyModelFactory):
+    class Meta:
+        model = Client
+        sqlalchemy_session_factory = _session
+        sqlalchemy_session_persistence = "commit"
+
+    class Params:
+        first_name = factory.Faker("first_name")
+        last_name = factory.Faker("last_name")
+
+    user = factory.SubFactory("benchmarks.seed_speed.ArticleUserFactory")
+    name = factory.LazyAttribute(lambda o: f"{o.first_name} {o.last_name}")
+    company_name = factory.Faker("company")
+    email = factory.LazyAttribute(lambda o: client_email(o.first_name, o.last_name, o.company_name))
+
+    @factory.post_generation
+    def contracts(obj, create, extracted, **kwargs):  # noqa: N805
+        for _ in range(random.randint(1, 3)):
+            ArticleContractFactory.create(client=obj, invoice_count=random.randint(1, 5))
+
+
+class ArticleContractFactory(SQLAlchemyModelFactory):
+    class Meta:
+        model = Contract
+        sqlalchemy_session_factory = _session
+        sqlalchemy_session_persistence = "commit"
+
+    class Params:
+        invoice_count = 1
+        dates = factory.LazyAttribute(lambda o: contract_dates(AS_OF, o.invoice_count))
+
+    client = factory.SubFactory("benchmarks.seed_speed.ArticleClientFactory")
+    summary = factory.Faker("catch_phrase")
+    start_date = factory.LazyAttribute(lambda o: o.dates[0])
+    end_date = factory.LazyAttribute(lambda o: o.dates[1])
+
+    @factory.post_generation
+    def invoices(obj, create, extracted, invoice_count=1, **kwargs):  # noqa: N805
+        pass  # children are made below, once the count is known
+
+
+def _article_tree(session: Session) -> None:
+    user = ArticleUserFactory.create()
+    for client in user.clients:
+        for contract in client.contracts:
+            count = len(contract.invoices) or random.randint(1, 5)
+            for index in range(count):
+                ArticleInvoiceFactory.create(contract=contract, index=index, count=count)
+
+
+class ArticleInvoiceFactory(SQLAlchemyModelFactory):
+    class Meta:
+        model = Invoice
+        sqlalchemy_session_factory = _session
+        sqlalchemy_session_persistence = "commit"
+
+    class Params:
+        index = 0
+        count = 1
+        period = factory.LazyAttribute(
+            lambda o: invoice_period(
+                o.contract.start_date, o.contract.end_date, AS_OF, o.index, o.count
+            )
+        )
+
+    contract = factory.SubFactory("benchmarks.seed_speed.ArticleContractFactory")
+    period_start = factory.LazyAttribute(lambda o: o.period[0])
+    period_end = factory.LazyAttribute(lambda o: o.period[1])
+    amount = factory.LazyFunction(lambda: Decimal(random.randint(2000, 1500000)).scaleb(-2))
+
+
+def run_article(url: str, users: int) -> dict[str, float]:
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    started = time.perf_counter()
+    with Session(engine) as session:
+        _Article.session = session
+        for _ in range(users):
+            _article_tree(session)
+        _Article.session = None
+    seconds = time.perf_counter() - started
+    with engine.connect() as connection:
+        rows = sum(
+            connection.exec_driver_sql(f"SELECT COUNT(*) FROM {t}").scalar_one()
+            for t in writers.TABLES
+        )
+    engine.dispose()
+    return {"rows": rows, "seconds": seconds, "rows_per_second": rows / seconds}
+
+
+# --- 3. the write floor ----------------------------------------------------------------------
+
+
+def run_floor(url: str, counts: dict[str, int], batch_users: int, users: int) -> dict[str, float]:
+    """Cheap constant values, ids counted up, written by invoicegen's writers per batch."""
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    dialect = engine.dialect.name
+    adapt = writers.adapter(dialect)
+    day, money = AS_OF - dt.timedelta(days=400), Decimal("123.45")
+    values = {
+        "users": lambda i, _parent: (i, "Jane Doe", f"jane.{i}@example.com", "555-0100"),
+        "clients": lambda i, p: (i, "John Roe", "Acme Inc", "john@acme.example", p),
+        "contracts": lambda i, p: (i, "Consulting", day, None, p),
+        "invoices": lambda i, p: (i, day, day + dt.timedelta(days=30), money, p),
+    }
+    batches = max(1, -(-users // batch_users))
+    prepared = []  # values computed before the clock starts: only the writes are timed
+    first = dict.fromkeys(values, 1)
+    for number in range(batches):
+        batch, parent_range = [], range(0)
+        for table, make in values.items():
+            last = counts[table] * (number + 1) // batches + 1
+            ids = range(first[table], last)
+            # children spread evenly over this batch's parents, so every parent exists already
+            batch.append(
+                adapt(
+                    [
+                        make(
+                            i,
+                            parent_range[k * len(parent_range) // len(ids)]
+                            if parent_range
+                            else None,
+                        )
+                        for k, i in enumerate(ids)
+                    ]
+                )
+            )
+            parent_range, first[table] = ids, last
+        prepared.append(batch)
+    started = time.perf_counter()
+    for batch in prepared:
+        with engine.begin() as connection:
+            writers.write_batch(connection, batch)
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    rows = sum(counts.values())
+    return {"rows": rows, "seconds": seconds, "rows_per_second": rows / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "mariadb"), default="sqlite")
+    parser.add_argument("--users", type=int, nargs="+", default=[10_000])
+    parser.add_argument(
+        "--article-users", type=int, default=200, help="users for the (slow) article run"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="invoicegen --workers (default: its own)"
+    )
+    args = parser.parse_args()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; db: {args.db}"
+    )
+    with fresh_database(args.db) as url:
+        article = run_article(url, args.article_users)
+    print(
+        f"article pattern   {args.article_users:>9,} users {article['rows']:>10,} rows "
+        f"{article['rows_per_second']:>10,.0f} rows/s"
+    )
+    for users in args.users:
+        with fresh_database(args.db) as url:
+            ours = run_invoicegen(url, users, args.workers)
+        with fresh_database(args.db) as url:
+            floor = run_floor(url, ours["counts"], 1000, users)
+        print(
+            f"invoicegen        {users:>9,} users {ours['rows']:>10,} rows "
+            f"{ours['rows_per_second']:>10,.0f} rows/s  peak RSS {ours['peak_rss_mib']:,.0f} MiB "
+            f"({ours['workers']} workers)"
+        )
+        print(
+            f"write floor       {users:>9,} users {floor['rows']:>10,} rows "
+            f"{floor['rows_per_second']:>10,.0f} rows/s"
+        )
+        print(
+            f"  ratios at {users:,} users: invoicegen / article = "
+            f"{ours['rows_per_second'] / article['rows_per_second']:,.0f}x, "
+            f"invoicegen / write floor = {ours['rows_per_second'] / floor['rows_per_second']:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

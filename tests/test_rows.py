@@ -1,0 +1,90 @@
+"""The engine's row makers give exactly the values of the factories' own build()."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import factory
+import factory.random
+import pytest
+
+from invoicegen.errors import FactoryValueError
+from invoicegen.factories import (
+    IsolatedClientFactory,
+    IsolatedContractFactory,
+    IsolatedInvoiceFactory,
+    IsolatedUserFactory,
+)
+from invoicegen.models import Contract, User
+from invoicegen.rows import RowMaker, fast_faker
+
+AS_OF = dt.date(2026, 5, 20)
+CONTRACT = Contract(start_date=dt.date(2024, 2, 29), end_date=None)  # unsaved, no randomness
+CASES = [
+    (IsolatedUserFactory, ("name", "email", "phone"), {"number": 41}),
+    (IsolatedClientFactory, ("name", "company_name", "email"), {"user": None}),
+    (
+        IsolatedContractFactory,
+        ("summary", "start_date", "end_date"),
+        {"client": None, "as_of": AS_OF, "invoice_count": 4},
+    ),
+    (
+        IsolatedInvoiceFactory,
+        ("period_start", "period_end", "amount"),
+        {"contract": CONTRACT, "as_of": AS_OF, "index": 3, "count": 7},
+    ),
+]
+
+
+def _built(
+    factory_class: Any, fields: tuple[str, ...], given: dict[str, Any], seed: int
+) -> tuple[Any, ...]:
+    factory.random.reseed_random(seed)
+    obj = factory_class.build(**given)
+    return tuple(getattr(obj, field) for field in fields)
+
+
+@pytest.mark.parametrize("locale", ["en_US", "de_DE", "ja_JP"])
+@pytest.mark.parametrize(
+    ("factory_class", "fields", "given"), CASES, ids=lambda c: getattr(c, "__name__", "")
+)
+def test_row_maker_equals_factory_build(
+    factory_class: Any, fields: tuple[str, ...], given: dict[str, Any], locale: str
+) -> None:
+    maker = RowMaker(factory_class, fields, locale=locale)
+    with factory.Faker.override_default_locale(locale):
+        for seed in range(60):
+            expected = _built(factory_class, fields, given, seed)
+            factory.random.reseed_random(seed)
+            assert maker.make(**given) == expected, (factory_class.__name__, locale, seed)
+
+
+def test_fast_faker_draws_what_faker_draws() -> None:
+    reference = factory.Faker._get_faker("en_US")
+    fast = fast_faker("en_US")
+    for seed in range(200):
+        factory.random.reseed_random(seed)
+        expected = [reference.first_name(), reference.last_name(), reference.company()]
+        factory.random.reseed_random(seed)
+        assert [fast.first_name(), fast.last_name(), fast.company()] == expected
+
+
+def test_a_declaration_it_cannot_evaluate_is_refused_up_front() -> None:
+    class Odd(IsolatedUserFactory):
+        phone = factory.Iterator(["1", "2"])
+
+    with pytest.raises(FactoryValueError, match=r"Odd\.phone: .* Iterator"):
+        RowMaker(Odd, ("phone",), locale="en_US")
+
+
+def test_a_missing_parent_is_an_error_naming_the_factory() -> None:
+    maker = RowMaker(IsolatedClientFactory, ("name",), locale="en_US")
+    with pytest.raises(FactoryValueError, match=r"IsolatedClientFactory\.user"):
+        maker.make()
+
+
+def test_models_are_untouched_by_row_makers() -> None:
+    maker = RowMaker(IsolatedUserFactory, ("name",), locale="en_US")
+    assert isinstance(maker.make(number=1), tuple)
+    assert isinstance(IsolatedUserFactory.build(), User)
