@@ -130,6 +130,16 @@ def seed(
     workers: Annotated[
         str | None, typer.Option(help="Generating processes. [default: CPU cores]")
     ] = None,
+    append: Annotated[
+        bool, typer.Option("--append", help="Add USERS more user trees to the dataset there.")
+    ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="K/N: write only slice K (from 0) of N slices of USERS; run all N."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Add to a dataset made with other options or versions.")
+    ] = False,
     database_url: DatabaseUrl = None,
     profile: Profile = None,
     json: Json = False,
@@ -142,35 +152,51 @@ def seed(
     with _handled(debug, database_url):
         config = _resolve(options, profile=profile, verbose=verbose)
         engine = db.make_engine(config.database_url)
+
+        def given(key: str) -> Any:  # unset options follow the dataset when adding to one
+            return None if config.sources[key] == "default" else config.values[key]
+
         plan = seeding.SeedPlan(
             users=config.users,
-            clients_per_user=config.clients_per_user,
-            contracts_per_client=config.contracts_per_client,
-            invoices_per_contract=config.invoices_per_contract,
+            clients_per_user=given("clients_per_user"),
+            contracts_per_client=given("contracts_per_client"),
+            invoices_per_contract=given("invoices_per_contract"),
             seed=config.seed,
             as_of=config.as_of,
-            locale=config.locale,
+            locale=given("locale"),
             batch_size=config.batch_size,
             workers=config.workers or seeding.default_workers(),
+            append=append,
+            shard=settings.Shard.parse(shard) if shard is not None else None,
+            force=force,
         )
         with console.seed_progress(plan.users, enabled=not (quiet or json)) as on_progress:
             result = seeding.seed(engine, plan, on_progress=on_progress)
+        resolved = result.plan
         replay = (
-            f"invoicegen seed --users {plan.users} --seed {result.seed} --as-of {result.as_of} "
-            f"--clients-per-user {plan.clients_per_user} --contracts-per-client "
-            f"{plan.contracts_per_client} --invoices-per-contract {plan.invoices_per_contract}"
-            + (f" --locale {plan.locale}" if plan.locale != "en_US" else "")
+            f"invoicegen seed --users {resolved.users} --seed {result.seed} --as-of {result.as_of} "
+            f"--clients-per-user {resolved.clients_per_user} --contracts-per-client "
+            f"{resolved.contracts_per_client} --invoices-per-contract "
+            f"{resolved.invoices_per_contract}"
+            + (f" --locale {resolved.locale}" if resolved.locale != "en_US" else "")
+            + (" --append" if resolved.append else "")
+            + (f" --shard {resolved.shard}" if resolved.shard else "")
         )
         if json:
             console.emit_json(
                 {
                     "database": db.mask(engine.url),
                     "counts": result.counts,
+                    "written": result.written,
                     "rows": result.rows,
                     "seconds": round(result.seconds, 3),
                     "rows_per_second": round(result.rows_per_second, 1),
                     "seed": result.seed,
                     "as_of": result.as_of.isoformat(),
+                    "first_user": result.first_user + 1,
+                    "users": result.users,
+                    "shard": str(resolved.shard) if resolved.shard else None,
+                    "run": result.run_id,
                     "revision": result.revision,
                     "workers": result.workers,
                     "batches": result.batches,

@@ -105,8 +105,11 @@ def _counts_table(counts: Mapping[str, int]) -> Table:
 
 
 def seed_result(result: SeedResult, *, database: str, replay: str) -> None:
-    heading(f"Seeded {database}")
-    out.print(_counts_table(result.counts))
+    what = f"users {result.first_user + 1:,}–{result.first_user + result.users:,}"
+    if result.plan.shard is not None:
+        what += f" (shard {result.plan.shard})"
+    heading(f"Seeded {what} into {database}")
+    out.print(_counts_table(result.written))
     out.print(
         f"[bold]{result.rows:,}[/] rows in [bold]{result.seconds:.2f}[/] s "
         f"([bold green]{result.rows_per_second:,.0f}[/] rows/s, "

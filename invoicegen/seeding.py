@@ -12,6 +12,7 @@ whole trees.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -32,8 +33,8 @@ import factory.random
 import faker.generator
 from sqlalchemy.engine import Connection, Engine
 
-from invoicegen import db, writers
-from invoicegen.errors import RefusedError
+from invoicegen import db, manifest, writers
+from invoicegen.errors import RefusedError, UsageError
 from invoicegen.factories import (
     IsolatedClientFactory,
     IsolatedContractFactory,
@@ -41,39 +42,68 @@ from invoicegen.factories import (
     IsolatedUserFactory,
 )
 from invoicegen.rows import RowMaker
-from invoicegen.settings import CountRange
+from invoicegen.settings import CountRange, Shard
 
 TABLES = writers.TABLES  # users, clients, contracts, invoices
 
 
+#: What the options that shape the values default to in a new dataset.
+SHAPING_DEFAULTS: dict[str, Any] = {
+    "clients_per_user": CountRange(1, 3),
+    "contracts_per_client": CountRange(1, 3),
+    "invoices_per_contract": CountRange(1, 5),
+    "locale": "en_US",
+}
+
+
 @dataclass(frozen=True)
 class SeedPlan:
-    """What to seed. ``seed`` None picks one (reported in the result); ``as_of`` None is today."""
+    """What to seed.
+
+    Options left at None take the dataset's values when adding to one (``append``, ``shard``),
+    else the defaults: a random seed (reported in the result), today, the article's ranges.
+    With ``shard``, ``users`` is the total of all shards and this run writes its slice.
+    """
 
     users: int
-    clients_per_user: CountRange = CountRange(1, 3)
-    contracts_per_client: CountRange = CountRange(1, 3)
-    invoices_per_contract: CountRange = CountRange(1, 5)
+    clients_per_user: CountRange | None = None
+    contracts_per_client: CountRange | None = None
+    invoices_per_contract: CountRange | None = None
     seed: int | None = None
     as_of: dt.date | None = None
-    locale: str = "en_US"
+    locale: str | None = None
     batch_size: int = 1000
     workers: int = 1
+    append: bool = False
+    shard: Shard | None = None
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.append and self.shard is not None:
+            raise UsageError("--append and --shard do not go together: a shard is a fixed slice")
+
+    def shaping(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in SHAPING_DEFAULTS}
 
 
 @dataclass(frozen=True)
 class SeedResult:
-    counts: dict[str, int]
+    counts: dict[str, int]  # rows in the database after the run
+    written: dict[str, int]  # rows this run wrote
     seconds: float
     seed: int
     as_of: dt.date
     revision: str
     batches: int
     workers: int
+    first_user: int  # position of the first user tree this run wrote
+    users: int  # user trees this run wrote
+    run_id: int
+    plan: SeedPlan  # with every option resolved
 
     @property
     def rows(self) -> int:
-        return sum(self.counts.values())
+        return sum(self.written.values())
 
     @property
     def rows_per_second(self) -> float:
@@ -115,10 +145,16 @@ def tree_shape(plan: SeedPlan, seed: int, position: int) -> Shape:
     Drawn level by level from one stream (all client counts, then all contract counts, then
     all invoice counts), so changing one level's range never changes the levels above it.
     """
+    per_user, per_client, per_contract = (
+        plan.clients_per_user,
+        plan.contracts_per_client,
+        plan.invoices_per_contract,
+    )
+    assert per_user and per_client and per_contract, "the plan's ranges are resolved"
     rng = _rng(seed, position, "shape")
-    clients = _draw(rng, plan.clients_per_user)
-    contracts = [_draw(rng, plan.contracts_per_client) for _ in range(clients)]
-    return [[_draw(rng, plan.invoices_per_contract) for _ in range(n)] for n in contracts]
+    clients = _draw(rng, per_user)
+    contracts = [_draw(rng, per_client) for _ in range(clients)]
+    return [[_draw(rng, per_contract) for _ in range(n)] for n in contracts]
 
 
 def shape_counts(shape: Shape) -> tuple[int, int, int, int]:
@@ -134,11 +170,24 @@ class Batch:
     first_ids: tuple[int, int, int, int]
 
 
-def plan_batches(plan: SeedPlan, seed: int, *, start: int = 0) -> Iterator[Batch]:
-    """Cut users ``start`` .. ``start + plan.users - 1`` into batches with their first ids."""
+def first_ids_at(plan: SeedPlan, seed: int, position: int) -> tuple[int, int, int, int]:
+    """The ids user ``position``'s tree starts at when users 0 .. position-1 come before it."""
     next_ids = [1, 1, 1, 1]
-    position = start
-    end = start + plan.users
+    for p in range(position):
+        for level, count in enumerate(shape_counts(tree_shape(plan, seed, p))):
+            next_ids[level] += count
+    return next_ids[0], next_ids[1], next_ids[2], next_ids[3]
+
+
+def plan_batches(
+    plan: SeedPlan,
+    seed: int,
+    positions: range,
+    first_ids: tuple[int, int, int, int] = (1, 1, 1, 1),
+) -> Iterator[Batch]:
+    """Cut the users at ``positions`` into batches of whole trees, each with its first ids."""
+    next_ids = list(first_ids)
+    position, end = positions.start, positions.stop
     while position < end:
         size = min(plan.batch_size, end - position)
         yield Batch(position, size, (next_ids[0], next_ids[1], next_ids[2], next_ids[3]))
@@ -186,6 +235,7 @@ def _reseed(seed: int, position: int, stream: str) -> None:
 
 def generate_batch(plan: SeedPlan, seed: int, as_of: dt.date, batch: Batch) -> BatchRows:
     """The rows of one batch of whole user trees, as tuples in ``writers.COLUMNS`` order."""
+    assert plan.locale is not None, "the plan's locale is resolved"
     makers = _makers(plan.locale)
     users: Rows = []
     clients: Rows = []
@@ -283,47 +333,186 @@ def default_workers() -> int:
     )
 
 
+@dataclass(frozen=True)
+class _Target:
+    """Where a run writes: its user positions, first ids, and resolved plan."""
+
+    plan: SeedPlan
+    positions: range
+    first_ids: tuple[int, int, int, int] | None  # None: follow the plan from position 0
+
+
+def _resolve(
+    plan: SeedPlan, runs: list[manifest.RunRecord], users_in_db: int, where: str
+) -> _Target:
+    """Check the run against the dataset already there; fill unset options from it."""
+    identity = next((r for r in runs if r.users_done > 0 or r.status == "running"), None)
+    if identity is None or (not plan.append and plan.shard is None):
+        if users_in_db:
+            raise RefusedError(
+                f"{where} already holds an invoicegen dataset ({users_in_db:,} users); add to it "
+                "with `invoicegen seed --append`, or drop it with `invoicegen reset`"
+            )
+        resolved = replace(
+            plan,
+            seed=plan.seed if plan.seed is not None else secrets.randbelow(2**31),
+            as_of=plan.as_of or dt.date.today(),
+            **{k: v if v is not None else SHAPING_DEFAULTS[k] for k, v in plan.shaping().items()},
+        )
+        if resolved.shard is None:
+            return _Target(resolved, range(resolved.users), (1, 1, 1, 1))
+        return _Target(resolved, resolved.shard.positions(resolved.users), None)
+
+    recorded = {k: _option(k, identity.options[k]) for k in SHAPING_DEFAULTS}
+    wanted = {"seed": plan.seed, "as_of": plan.as_of, **plan.shaping()}
+    have = {"seed": identity.seed, "as_of": identity.as_of, **recorded}
+    differences = [
+        f"{key} {wanted[key]} (dataset: {have[key]})"
+        for key in wanted
+        if wanted[key] is not None and wanted[key] != have[key]
+    ]
+    resolved = replace(
+        plan,
+        seed=identity.seed if plan.seed is None else plan.seed,
+        as_of=identity.as_of if plan.as_of is None else plan.as_of,
+        **{k: recorded[k] if v is None else v for k, v in plan.shaping().items()},
+    )
+    current = manifest.versions()
+    version_differences = [
+        f"{name} {current.get(name)} (dataset: {made_with})"
+        for name, made_with in identity.versions.items()
+        if current.get(name) != made_with
+    ]
+    if plan.shard is not None:
+        if identity.options.get("shards") not in (None, plan.shard.count) or (
+            identity.options.get("users_total") not in (None, plan.users)
+        ):
+            differences.append(
+                f"--users {plan.users} --shard {plan.shard} (dataset: "
+                f"{identity.options.get('users_total')} users in {identity.options.get('shards')} "
+                "shards)"
+            )
+        if differences:  # ids of a shard follow from these: --force cannot mix them
+            raise RefusedError(f"this shard does not match the dataset: {'; '.join(differences)}")
+        positions = plan.shard.positions(plan.users)
+        for run in runs:
+            overlap = range(
+                max(run.first_user, positions.start), min(run.positions.stop, positions.stop)
+            )
+            if len(overlap) and (run.users_done or run.status == "running"):
+                raise RefusedError(
+                    f"users {positions.start + 1:,}–{positions.stop:,} (shard {plan.shard}) were "
+                    f"already seeded by run {run.id} ({run.status}); nothing written"
+                )
+        differences = version_differences
+        target = _Target(resolved, positions, None)
+    else:
+        differences += version_differences
+        done = sum(run.users_done for run in runs)
+        start = max(run.first_user + run.users_done for run in runs)
+        if done != start or users_in_db != start:
+            raise RefusedError(
+                f"the dataset in {where} has gaps ({users_in_db:,} users, runs cover {start:,}); "
+                "finish its shards before appending"
+            )
+        target = _Target(resolved, range(start, start + plan.users), None)
+    if differences and not plan.force:
+        raise RefusedError(
+            f"the dataset was made differently: {'; '.join(differences)}; "
+            "use the same options, or --force to add to it anyway"
+        )
+    return target
+
+
+def _option(key: str, value: Any) -> Any:
+    return CountRange.parse(value) if key != "locale" else value
+
+
 def seed(
     engine: Engine,
     plan: SeedPlan,
     *,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> SeedResult:
-    """Migrate, then write ``plan.users`` whole user trees in batches; returns what was written."""
+    """Migrate, then write whole user trees in batches, one transaction each; returns a summary.
+
+    A plain run needs an empty dataset; ``plan.append`` continues the dataset's user positions;
+    ``plan.shard`` writes one slice. Every run is recorded in the manifest.
+    """
     started = time.perf_counter()
-    seed_value = plan.seed if plan.seed is not None else secrets.randbelow(2**31)
-    as_of = plan.as_of or dt.date.today()
-    plan = replace(plan, seed=seed_value, as_of=as_of)
     revision = db.upgrade(engine)
+    where = db.mask(engine.url)
     with db.connect(engine) as connection:
-        existing = count_rows(connection)["users"]
-    if existing:
-        raise RefusedError(
-            f"{db.mask(engine.url)} already holds an invoicegen dataset ({existing:,} users); "
-            "run `invoicegen reset` first"
+        target = _resolve(plan, manifest.runs(connection), count_rows(connection)["users"], where)
+        plan = target.plan
+        assert plan.seed is not None and plan.as_of is not None
+        positions = target.positions
+        first_ids = target.first_ids
+        if first_ids is None and plan.shard is None:  # append: continue after what is there
+            first_ids = _next_ids(connection)
+        run_id = manifest.start(
+            connection,
+            seed=plan.seed,
+            as_of=plan.as_of,
+            first_user=positions.start,
+            users=len(positions),
+            shard=str(plan.shard) if plan.shard else None,
+            options=_recorded_options(plan),
         )
-    n_batches = -(-plan.users // plan.batch_size) if plan.users else 0
+    if first_ids is None:
+        first_ids = first_ids_at(plan, plan.seed, positions.start)
+    n_batches = -(-len(positions) // plan.batch_size)
     workers = max(1, min(plan.workers, n_batches))
-    users_done = rows_done = 0
-    with db.database_errors(engine.url):
-        batches = plan_batches(plan, seed_value)
-        dialect = engine.dialect.name
-        for batch, rows in _batch_rows(plan, seed_value, as_of, batches, workers, dialect):
+    users_done = 0
+    written = dict.fromkeys(TABLES, 0)
+    status = "interrupted"
+    try:
+        with db.database_errors(engine.url):
+            batches = plan_batches(plan, plan.seed, positions, first_ids)
+            dialect = engine.dialect.name
+            for batch, rows in _batch_rows(plan, plan.seed, plan.as_of, batches, workers, dialect):
+                with engine.begin() as connection:
+                    writers.write_batch(connection, rows)
+                    manifest.committed(connection, run_id, users_done + batch.size)
+                users_done += batch.size
+                for table, table_rows in zip(TABLES, rows, strict=True):
+                    written[table] += len(table_rows)
+                if on_progress is not None:
+                    on_progress(Progress(users_done, len(positions), sum(written.values())))
             with engine.begin() as connection:
-                writers.write_batch(connection, rows)
-            users_done += batch.size
-            rows_done += sum(len(r) for r in rows)
-            if on_progress is not None:
-                on_progress(Progress(users_done, plan.users, rows_done))
-        with engine.begin() as connection:
-            sync_sequences(connection)
-            counts = count_rows(connection)
+                sync_sequences(connection)
+                counts = count_rows(connection)
+            status = "done"
+    finally:
+        with contextlib.suppress(Exception), engine.begin() as connection:
+            manifest.finish(connection, run_id, status, written)
     return SeedResult(
         counts=counts,
+        written=written,
         seconds=time.perf_counter() - started,
-        seed=seed_value,
-        as_of=as_of,
+        seed=plan.seed,
+        as_of=plan.as_of,
         revision=revision,
         batches=n_batches,
         workers=workers,
+        first_user=positions.start,
+        users=len(positions),
+        run_id=run_id,
+        plan=plan,
     )
+
+
+def _recorded_options(plan: SeedPlan) -> dict[str, Any]:
+    options: dict[str, Any] = {k: str(v) for k, v in plan.shaping().items()}
+    if plan.shard is not None:
+        options.update(shards=plan.shard.count, users_total=plan.users)
+    return options
+
+
+def _next_ids(connection: Connection) -> tuple[int, int, int, int]:
+    ids = [
+        int(connection.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table}").scalar_one())
+        + 1
+        for table in TABLES
+    ]
+    return ids[0], ids[1], ids[2], ids[3]

@@ -51,6 +51,35 @@ class CountRange:
         return str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Slice ``index`` (0-based) of ``count`` deterministic slices of the users."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str, *, name: str = "--shard") -> Shard:
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+        if not match:
+            raise UsageError(f"{name}: expected K/N (slice K of N, counted from 0), got {text!r}")
+        index, count = int(match.group(1)), int(match.group(2))
+        if not 0 < count <= 10_000:
+            raise UsageError(f"{name}: N must be between 1 and 10,000, got {count}")
+        if index >= count:
+            raise UsageError(
+                f"{name}: K counts from 0, so K must be below N ({count}); got {index}"
+            )
+        return cls(index, count)
+
+    def positions(self, users: int) -> range:
+        """The user positions of this slice of ``users``: contiguous, disjoint, covering all."""
+        return range(self.index * users // self.count, (self.index + 1) * users // self.count)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
 def parse_int(text: str | int, *, name: str, low: int, high: int) -> int:
     try:
         value = int(str(text).strip())

@@ -1,0 +1,158 @@
+"""The run manifest: what produced the data in this database (table ``invoicegen_runs``).
+
+Each seeding run (plain, ``--append`` or one ``--shard``) records its seed, as-of date, the
+options that shape the values, the versions of the code that made them, which user positions
+it covers, and how many of them are committed (updated in the same transaction as each batch,
+so it is never ahead of the data).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from invoicegen.models import Base
+
+RUNS = Base.metadata.tables["invoicegen_runs"]
+
+
+def versions() -> dict[str, str]:
+    """The versions whose output the data depends on."""
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "unknown"
+
+    return {"invoicegen": of("invoicegen"), "faker": of("faker"), "factory-boy": of("factory-boy")}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    status: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    seed: int
+    as_of: dt.date
+    first_user: int
+    users: int
+    users_done: int
+    shard: str | None
+    options: dict[str, Any]
+    versions: dict[str, str]
+    counts: dict[str, int] | None
+
+    @property
+    def positions(self) -> range:
+        """The user positions this run was asked for."""
+        return range(self.first_user, self.first_user + self.users)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "started_at": self.started_at.isoformat(timespec="seconds"),
+            "finished_at": self.finished_at.isoformat(timespec="seconds")
+            if self.finished_at
+            else None,
+            "seed": self.seed,
+            "as_of": self.as_of.isoformat(),
+            "first_user": self.first_user,
+            "users": self.users,
+            "users_done": self.users_done,
+            "shard": self.shard,
+            "options": self.options,
+            "versions": self.versions,
+            "counts": self.counts,
+        }
+
+
+def _date(value: Any) -> Any:
+    if isinstance(value, str):  # SQLite returns ISO text through a plain SELECT
+        return (
+            dt.datetime.fromisoformat(value)
+            if " " in value or "T" in value
+            else dt.date.fromisoformat(value)
+        )
+    return value
+
+
+def runs(connection: Connection) -> list[RunRecord]:
+    """Every recorded run, oldest first; empty when the table is not there yet."""
+    if not sa.inspect(connection).has_table(RUNS.name):
+        return []
+    records = []
+    for row in connection.execute(sa.select(RUNS).order_by(RUNS.c.id)).mappings():
+        records.append(
+            RunRecord(
+                id=row["id"],
+                status=row["status"],
+                started_at=_date(row["started_at"]),
+                finished_at=_date(row["finished_at"]),
+                seed=int(row["seed"]),
+                as_of=_date(row["as_of"]),
+                first_user=row["first_user"],
+                users=row["users"],
+                users_done=row["users_done"],
+                shard=row["shard"],
+                options=json.loads(row["options"]),
+                versions=json.loads(row["versions"]),
+                counts=json.loads(row["counts"]) if row["counts"] else None,
+            )
+        )
+    return records
+
+
+def start(
+    connection: Connection,
+    *,
+    seed: int,
+    as_of: dt.date,
+    first_user: int,
+    users: int,
+    shard: str | None,
+    options: dict[str, Any],
+) -> int:
+    """Record a run that is about to write; returns its id."""
+    result = connection.execute(
+        RUNS.insert().values(
+            status="running",
+            started_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+            seed=seed,
+            as_of=as_of,
+            first_user=first_user,
+            users=users,
+            users_done=0,
+            shard=shard,
+            options=json.dumps(options, sort_keys=True),
+            versions=json.dumps(versions(), sort_keys=True),
+        )
+    )
+    primary_key = result.inserted_primary_key
+    assert primary_key is not None
+    return int(primary_key[0])
+
+
+def committed(connection: Connection, run_id: int, users_done: int) -> None:
+    """Inside a batch's transaction: this many of the run's users are now written."""
+    connection.execute(RUNS.update().where(RUNS.c.id == run_id).values(users_done=users_done))
+
+
+def finish(connection: Connection, run_id: int, status: str, counts: dict[str, int] | None) -> None:
+    connection.execute(
+        RUNS.update()
+        .where(RUNS.c.id == run_id)
+        .values(
+            status=status,
+            finished_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+            counts=json.dumps(counts, sort_keys=True) if counts is not None else None,
+        )
+    )

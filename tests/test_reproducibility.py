@@ -1,0 +1,228 @@
+"""Same seed, same data: whatever the batch size, workers, growth path, shards or engine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from invoicegen import db, manifest
+from invoicegen.cli import app
+from invoicegen.errors import RefusedError
+from invoicegen.seeding import SeedPlan, seed
+from invoicegen.settings import CountRange, Shard
+from tests.invariants import dump, scalar, violations
+
+AS_OF = dt.date(2026, 4, 30)
+SEED = 2024
+
+
+def _seed(engine: sa.Engine, users: int, **options: Any) -> Any:
+    return seed(engine, SeedPlan(users=users, seed=SEED, as_of=AS_OF, **options))
+
+
+@pytest.fixture
+def reference(tmp_path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """60 users in one plain run on SQLite."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'reference.db'}")
+    _seed(engine, 60)
+    return dump(engine)
+
+
+@pytest.mark.parametrize("batch_size", [1, 1000, 1_000_000])
+def test_batch_size_changes_nothing(engine: sa.Engine, reference: Any, batch_size: int) -> None:
+    _seed(engine, 60, batch_size=batch_size)
+    assert dump(engine) == reference
+
+
+def test_two_workers_write_what_one_writes(engine: sa.Engine, reference: Any) -> None:
+    result = _seed(engine, 60, batch_size=7, workers=2)
+    assert result.workers == 2
+    assert dump(engine) == reference
+
+
+def test_fifty_then_ten_more_is_sixty(engine: sa.Engine, reference: Any) -> None:
+    _seed(engine, 50)
+    result = seed(engine, SeedPlan(users=10, append=True))  # seed and as-of from the dataset
+    assert (result.first_user, result.users, result.seed) == (50, 10, SEED)
+    assert dump(engine) == reference
+    assert violations(engine, AS_OF) == dict.fromkeys(violations(engine, AS_OF), 0)
+
+
+def test_three_shards_in_any_order_make_the_single_run(engine: sa.Engine, reference: Any) -> None:
+    for index in (2, 0, 1):
+        result = _seed(engine, 60, shard=Shard(index, 3), batch_size=6)
+        assert result.users == 20
+    assert dump(engine) == reference
+
+
+def test_stable_as_it_grows_the_first_trees_do_not_move(tmp_path: Path, reference: Any) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'fifty.db'}")
+    _seed(engine, 50)
+    smaller = dump(engine)
+    for table, rows in smaller.items():
+        assert rows == reference[table][: len(rows)]
+
+
+def test_invoice_range_does_not_reshuffle_names_and_emails(tmp_path: Path) -> None:
+    one = db.make_engine(f"sqlite:///{tmp_path / 'one.db'}")
+    two = db.make_engine(f"sqlite:///{tmp_path / 'two.db'}")
+    _seed(one, 20, invoices_per_contract=CountRange(1, 5))
+    _seed(two, 20, invoices_per_contract=CountRange(6, 12))
+    assert dump(one)["users"] == dump(two)["users"]
+    assert dump(one)["clients"] == dump(two)["clients"]
+    assert dump(one)["invoices"] != dump(two)["invoices"]
+
+
+def test_the_same_shard_twice_is_refused_and_writes_nothing(engine: sa.Engine) -> None:
+    _seed(engine, 30, shard=Shard(1, 3))
+    before = dump(engine)
+    with pytest.raises(RefusedError, match="already seeded") as refused:
+        _seed(engine, 30, shard=Shard(1, 3))
+    assert refused.value.exit_code == 3
+    assert dump(engine) == before
+
+
+def test_a_shard_of_another_layout_is_refused(engine: sa.Engine) -> None:
+    _seed(engine, 30, shard=Shard(0, 3))
+    with pytest.raises(RefusedError, match="does not match"):
+        _seed(engine, 30, shard=Shard(1, 2))
+    with pytest.raises(RefusedError, match="does not match"):
+        _seed(engine, 30, shard=Shard(1, 3), invoices_per_contract=CountRange(2, 2))
+
+
+def test_plain_seed_into_a_dataset_names_append_and_reset(sqlite_url: str) -> None:
+    engine = db.make_engine(sqlite_url)
+    _seed(engine, 3)
+    with pytest.raises(RefusedError, match=r"--append.*reset"):
+        _seed(engine, 3)
+
+
+def test_append_with_other_options_is_refused_unless_forced(sqlite_url: str) -> None:
+    engine = db.make_engine(sqlite_url)
+    _seed(engine, 5)
+    other = CountRange(2, 2)
+    with pytest.raises(RefusedError, match=r"invoices_per_contract 2 \(dataset: 1-5\).*--force"):
+        seed(engine, SeedPlan(users=2, append=True, invoices_per_contract=other))
+    assert scalar(engine, "SELECT COUNT(*) FROM users") == 5
+    result = seed(engine, SeedPlan(users=2, append=True, invoices_per_contract=other, force=True))
+    assert result.first_user == 5
+    assert scalar(engine, "SELECT MAX(id) FROM users") == 7
+    assert violations(engine, AS_OF) == dict.fromkeys(violations(engine, AS_OF), 0)
+
+
+def test_append_refuses_a_different_faker_version(sqlite_url: str) -> None:
+    engine = db.make_engine(sqlite_url)
+    _seed(engine, 2)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            'UPDATE invoicegen_runs SET versions = \'{"faker": "0.0.1", '
+            '"factory-boy": "3.3.3", "invoicegen": "0.1.0"}\''
+        )
+    with pytest.raises(RefusedError, match=r"faker .* \(dataset: 0.0.1\)"):
+        seed(engine, SeedPlan(users=1, append=True))
+    assert seed(engine, SeedPlan(users=1, append=True, force=True)).users == 1
+
+
+def test_append_refuses_a_dataset_with_missing_shards(sqlite_url: str) -> None:
+    engine = db.make_engine(sqlite_url)
+    _seed(engine, 30, shard=Shard(1, 3))
+    with pytest.raises(RefusedError, match="gaps"):
+        seed(engine, SeedPlan(users=5, append=True))
+
+
+def test_the_manifest_records_what_made_the_data(engine: sa.Engine) -> None:
+    _seed(engine, 12, shard=Shard(0, 2), locale="de_DE")
+    _seed(engine, 12, shard=Shard(1, 2))  # locale inherited from the dataset
+    with engine.connect() as connection:
+        runs = manifest.runs(connection)
+    assert [(r.status, r.shard, r.first_user, r.users, r.users_done) for r in runs] == [
+        ("done", "0/2", 0, 6, 6),
+        ("done", "1/2", 6, 6, 6),
+    ]
+    first = runs[0]
+    assert (first.seed, first.as_of) == (SEED, AS_OF)
+    assert first.options["locale"] == "de_DE" and runs[1].options["locale"] == "de_DE"
+    assert first.options["invoices_per_contract"] == "1-5"
+    assert first.options["shards"] == 2 and first.options["users_total"] == 12
+    assert set(first.versions) == {"invoicegen", "faker", "factory-boy"}
+    assert sum(r.counts["users"] for r in runs if r.counts) == 12
+    assert sum(r.counts["invoices"] for r in runs if r.counts) == scalar(
+        engine, "SELECT COUNT(*) FROM invoices"
+    )
+
+
+def test_ids_generators_follow_shards_and_appends(engine: sa.Engine) -> None:
+    _seed(engine, 10, shard=Shard(1, 2))
+    _seed(engine, 10, shard=Shard(0, 2))
+    seed(engine, SeedPlan(users=2, append=True))
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO users (name, email, phone) VALUES ('App', 'app@example.com', '1')"
+        )
+    assert scalar(engine, "SELECT MAX(id) FROM users") == 13
+
+
+def test_cli_shards_then_stats_counts(database_url: str) -> None:
+    runner = CliRunner()
+    outputs = []
+    for index in range(3):
+        result = runner.invoke(
+            app,
+            [
+                "seed",
+                "-n",
+                "9",
+                "--shard",
+                f"{index}/3",
+                "--seed",
+                "5",
+                "--as-of",
+                "2026-01-31",
+                "-d",
+                database_url,
+                "--json",
+            ],
+        )
+        assert result.exit_code == 0, result.stderr
+        outputs.append(json.loads(result.stdout))
+    assert [o["first_user"] for o in outputs] == [1, 4, 7]
+    assert outputs[-1]["counts"]["users"] == 9
+    again = runner.invoke(
+        app,
+        [
+            "seed",
+            "-n",
+            "9",
+            "--shard",
+            "1/3",
+            "--seed",
+            "5",
+            "--as-of",
+            "2026-01-31",
+            "-d",
+            database_url,
+            "--json",
+        ],
+    )
+    assert again.exit_code == 3
+    assert again.stdout == ""
+
+
+@pytest.mark.parametrize("shard", ["3/3", "1/0", "a/b", "1-3", "-1/3"])
+def test_bad_shards_are_usage_errors(shard: str, sqlite_url: str) -> None:
+    result = CliRunner().invoke(app, ["seed", "--shard", shard, "-d", sqlite_url])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: --shard")
+
+
+def test_append_and_shard_together_is_a_usage_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'never.db'}"
+    result = CliRunner().invoke(app, ["seed", "--append", "--shard", "0/2", "-d", url])
+    assert result.exit_code == 2
+    assert not (tmp_path / "never.db").exists()
