@@ -116,7 +116,8 @@ def seed_result(result: SeedResult, *, database: str, replay: str) -> None:
         f"{result.workers} worker{'s' if result.workers != 1 else ''}, "
         f"{result.batches} batch{'es' if result.batches != 1 else ''})"
     )
-    out.print(f"seed [bold]{result.seed}[/], as of {result.as_of}  ·  replay: [dim]{replay}[/]")
+    out.print(f"seed [bold]{result.seed}[/], as of {result.as_of}; to replay:")
+    out.print(Text(f"  {replay}", style="dim"), soft_wrap=True)
 
 
 def stats(data: Stats) -> None:

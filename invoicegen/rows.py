@@ -117,6 +117,9 @@ class RowMaker:
 
 
 def _deep_get(draft: _Draft, path: list[str], default: Any) -> Any:
+    head = path[0]
+    if head not in draft.__dict__ and head not in draft._maker.evaluators:
+        return default  # an unset trait flag: answer without raising AttributeError
     value: Any = draft
     for part in path:
         value = getattr(value, part, _MISSING)

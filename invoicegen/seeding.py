@@ -90,7 +90,7 @@ class SeedPlan:
 class SeedResult:
     counts: dict[str, int]  # rows in the database after the run
     written: dict[str, int]  # rows this run wrote
-    seconds: float
+    seconds: float  # generating and writing them
     seed: int
     as_of: dt.date
     revision: str
@@ -439,7 +439,6 @@ def seed(
     A plain run needs an empty dataset; ``plan.append`` continues the dataset's user positions;
     ``plan.shard`` writes one slice. Every run is recorded in the manifest.
     """
-    started = time.perf_counter()
     revision = db.upgrade(engine)
     where = db.mask(engine.url)
     with db.connect(engine) as connection:
@@ -461,6 +460,7 @@ def seed(
         )
     if first_ids is None:
         first_ids = first_ids_at(plan, plan.seed, positions.start)
+    started = time.perf_counter()  # rows/s covers generating and writing, not migrating
     n_batches = -(-len(positions) // plan.batch_size)
     workers = max(1, min(plan.workers, n_batches))
     users_done = 0
