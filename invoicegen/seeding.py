@@ -201,6 +201,7 @@ def plan_batches(
 
 Rows = list[tuple[Any, ...]]
 BatchRows = tuple[Rows, Rows, Rows, Rows]
+Prepared = tuple[writers.Prepared, writers.Prepared, writers.Prepared, writers.Prepared]
 
 
 @dataclass(frozen=True)
@@ -273,7 +274,7 @@ def generate_batch(plan: SeedPlan, seed: int, as_of: dt.date, batch: Batch) -> B
 
 def _generate_for(
     plan: SeedPlan, seed: int, as_of: dt.date, batch: Batch, dialect: str
-) -> BatchRows:
+) -> Prepared:
     """Generate and adapt in the same process: conversions happen once, off the writer."""
     users, clients, contracts, invoices = generate_batch(plan, seed, as_of, batch)
     adapt = writers.adapter(dialect)
@@ -309,14 +310,14 @@ def _batch_rows(
     batches: Iterator[Batch],
     workers: int,
     dialect: str,
-) -> Iterator[tuple[Batch, BatchRows]]:
+) -> Iterator[tuple[Batch, Prepared]]:
     """Rows of each batch, in order; generated in ``workers`` processes when more than one."""
     if workers <= 1:
         for batch in batches:
             yield batch, _generate_for(plan, seed, as_of, batch, dialect)
         return
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        window: deque[tuple[Batch, Future[BatchRows]]] = deque()
+        window: deque[tuple[Batch, Future[Prepared]]] = deque()
         for batch in batches:
             window.append((batch, pool.submit(_generate_for, plan, seed, as_of, batch, dialect)))
             if len(window) > 2 * workers:

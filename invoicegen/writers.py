@@ -4,8 +4,9 @@
 - MariaDB/MySQL: ``executemany`` of one INSERT, which PyMySQL sends as multi-row INSERTs.
 - SQLite: ``executemany`` (one prepared statement, no round trips) of pre-adapted values.
 
-Rows arrive as tuples in :data:`COLUMNS` order, already adapted by :func:`adapter` in the
-process that generated them, so no value is converted twice.
+Rows arrive as tuples in :data:`COLUMNS` order and are prepared by :func:`adapter` in the
+process that generated them (for PostgreSQL: encoded as COPY text), so no value is converted
+twice and the writing process only sends.
 """
 
 from __future__ import annotations
@@ -20,6 +21,26 @@ from sqlalchemy.engine import Connection
 from invoicegen.models import DATA_TABLES
 
 Rows = list[tuple[Any, ...]]
+
+
+class CopyText(bytes):
+    """Rows already encoded in PostgreSQL's COPY text format."""
+
+    rows: int
+
+    def __new__(cls, data: bytes, rows: int) -> CopyText:
+        obj = super().__new__(cls, data)
+        obj.rows = rows
+        return obj
+
+    def __reduce__(self) -> Any:  # keep the row count when sent between processes
+        return (CopyText, (bytes(self), self.rows))
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+Prepared = Rows | CopyText
 
 #: Column order of the tuples each table's rows are written with.
 COLUMNS = {
@@ -48,17 +69,36 @@ def _unchanged(rows: Rows) -> Rows:
     return rows
 
 
-def adapter(dialect: str) -> Callable[[Rows], Rows]:
-    """What rows need before this dialect's writer takes them."""
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    return str(value)  # int, date (ISO), Decimal: their str() is what COPY reads
+
+
+def encode_copy(rows: Rows) -> CopyText:
+    """Rows as PostgreSQL COPY text: tab-separated, \\N for NULL, specials escaped."""
+    lines = ["\t".join([_copy_field(v) for v in row]) for row in rows]
+    return CopyText(("\n".join(lines) + "\n").encode() if lines else b"", len(rows))
+
+
+def adapter(dialect: str) -> Callable[[Rows], Prepared]:
+    """What rows become before this dialect's writer takes them."""
+    if dialect == "postgresql":
+        return encode_copy
     return _adapt_sqlite if dialect == "sqlite" else _unchanged
 
 
-def _copy(connection: Connection, table: str, rows: Rows) -> None:
+def _copy(connection: Connection, table: str, rows: Prepared) -> None:
     driver_connection: Any = connection.connection.driver_connection
     statement = f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN"
+    data = rows if isinstance(rows, CopyText) else encode_copy(rows)
     with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
+        copy.write(data)
 
 
 def _executemany(connection: Connection, table: str, rows: Rows) -> None:
@@ -70,9 +110,13 @@ def _executemany(connection: Connection, table: str, rows: Rows) -> None:
     connection.exec_driver_sql(statement, rows)
 
 
-def write_batch(connection: Connection, rows: Sequence[Rows]) -> None:
+def write_batch(connection: Connection, rows: Sequence[Prepared]) -> None:
     """Insert one batch, parents first, inside the caller's transaction."""
-    write = _copy if connection.dialect.name == "postgresql" else _executemany
     for table, table_rows in zip(TABLES, rows, strict=True):
-        if table_rows:
-            write(connection, table, table_rows)
+        if not len(table_rows):
+            continue
+        if connection.dialect.name == "postgresql":
+            _copy(connection, table, table_rows)
+        else:
+            assert not isinstance(table_rows, CopyText), "COPY text is for PostgreSQL only"
+            _executemany(connection, table, table_rows)

@@ -1,0 +1,48 @@
+"""Each database's bulk writer stores exactly the values it is given."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from invoicegen import db, writers
+
+AWKWARD = [
+    "tab\there",
+    "back\\slash",
+    "new\nline",
+    "carriage\rreturn",
+    "\\N",
+    "Zoë O'Brien 東京",
+    "",
+]
+
+
+def test_awkward_strings_dates_and_amounts_round_trip(engine: sa.Engine) -> None:
+    db.upgrade(engine)
+    day = dt.date(2024, 2, 29)
+    users = [(i + 1, name, f"u{i}@example.com", name) for i, name in enumerate(AWKWARD)]
+    clients = [(1, AWKWARD[0], AWKWARD[1], "c@example.com", 1)]
+    contracts = [(1, None, day, None, 1), (2, AWKWARD[2], day, day, 1)]
+    invoices = [(1, day, day, Decimal("0.00"), 1), (2, day, day, Decimal("1234567890.99"), 2)]
+    prepare = writers.adapter(engine.dialect.name)
+    prepared = [prepare(rows) for rows in (users, clients, contracts, invoices)]
+    prepared = pickle.loads(pickle.dumps(prepared))  # as sent back by a worker process
+    assert [len(p) for p in prepared] == [len(AWKWARD), 1, 2, 2]
+    with engine.begin() as connection:
+        writers.write_batch(connection, prepared)
+    with engine.connect() as connection:
+        names = connection.exec_driver_sql("SELECT name, phone FROM users ORDER BY id").all()
+        assert [tuple(r) for r in names] == [(n, n) for n in AWKWARD]
+        summaries = connection.exec_driver_sql("SELECT summary FROM contracts ORDER BY id").all()
+        assert [r[0] for r in summaries] == [None, AWKWARD[2]]
+        ends = connection.execute(sa.text("SELECT end_date FROM contracts ORDER BY id")).all()
+        assert ends[0][0] is None and str(ends[1][0]) == "2024-02-29"
+        amounts = connection.exec_driver_sql("SELECT amount FROM invoices ORDER BY id").all()
+        assert [Decimal(str(r[0])).quantize(Decimal("0.01")) for r in amounts] == [
+            Decimal("0.00"),
+            Decimal("1234567890.99"),
+        ]
