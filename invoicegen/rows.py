@@ -13,6 +13,7 @@ created, never silently approximated.
 from __future__ import annotations
 
 import functools
+import operator
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from itertools import accumulate
@@ -57,13 +58,19 @@ class RowMaker:
         self.evaluators: dict[str, Evaluator] = {
             name: self._compile(name, declaration) for name, declaration in declarations.items()
         }
+        self._steps = tuple(self.evaluators.items())
+        self._pick = operator.itemgetter(*self.fields)
         self._sequence = 0
 
     def make(self, **given: Any) -> tuple[Any, ...]:
         draft = _Draft(self, given)
-        for name in self.order:  # factory-boy resolves every declaration, in this order
-            getattr(draft, name)
-        return tuple(getattr(draft, field) for field in self.fields)
+        values = draft.__dict__
+        for name, evaluate in self._steps:  # factory-boy resolves every declaration, in order
+            if name not in values:
+                values[name] = _MISSING  # a cycle shows up as this marker
+                values[name] = evaluate(draft)
+        picked = self._pick(values)
+        return picked if len(self.fields) > 1 else (picked,)
 
     def _compile(self, name: str, declaration: Any) -> Evaluator:
         if not isinstance(declaration, BaseDeclaration):
@@ -76,8 +83,8 @@ class RowMaker:
             provider = getattr(fast_faker(locale), declaration.provider)
             return lambda _draft: provider(**options)
         if isinstance(declaration, factory.LazyAttribute):
-            function = declaration.function
-            return lambda draft: function(draft)
+            lazy_attribute: Evaluator = declaration.function  # it takes the draft itself
+            return lazy_attribute
         if isinstance(declaration, factory.LazyFunction):
             function = declaration.function
             return lambda _draft: function()
