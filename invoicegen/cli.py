@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from invoicegen import __version__, console, db, seeding, settings, stats
-from invoicegen.errors import InvoicegenError, RefusedError
+from invoicegen.errors import CheckFailed, InvoicegenError, RefusedError
 
 app = typer.Typer(
     name="invoicegen",
@@ -36,7 +36,12 @@ Profile = Annotated[
     str | None, typer.Option(help="Named profile from [tool.invoicegen.profiles] in pyproject.toml")
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no notes on stderr.")]
+Quiet = Annotated[
+    bool,
+    typer.Option(
+        "--quiet", "-q", help="Print nothing but errors, warnings and the --json document."
+    ),
+]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show each setting and its source.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
 
@@ -54,6 +59,7 @@ def main(
     ] = False,
 ) -> None:
     """Seed a database with coherent users → clients → contracts → invoices."""
+    console.configure()
 
 
 @contextlib.contextmanager
@@ -80,8 +86,12 @@ def _handled(debug: bool, url: str | None = None) -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _resolve(options: dict[str, Any], *, profile: str | None, verbose: bool) -> settings.Settings:
-    resolved = settings.resolve(options, profile=profile)
+def _resolve(
+    options: dict[str, Any], *, profile: str | None, verbose: bool, quiet: bool = False
+) -> settings.Settings:
+    """Set up the output streams, then resolve the settings named in ``options`` (once)."""
+    console.configure(quiet=quiet)
+    resolved = settings.resolve(options, keys=options.keys(), profile=profile)
     for message in resolved.warnings:
         console.warning(message)
     if verbose:
@@ -93,12 +103,15 @@ def _resolve(options: dict[str, Any], *, profile: str | None, verbose: bool) -> 
 def migrate(
     database_url: DatabaseUrl = None,
     profile: Profile = None,
+    quiet: Quiet = False,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
     """Upgrade invoicegen's schema to the newest revision."""
     with _handled(debug, database_url):
-        config = _resolve({"database_url": database_url}, profile=profile, verbose=verbose)
+        config = _resolve(
+            {"database_url": database_url}, profile=profile, verbose=verbose, quiet=quiet
+        )
         revision = db.upgrade(db.make_engine(config.database_url))
         console.done(f"schema of {db.mask(config.database_url)} is at revision {revision}")
 
@@ -140,7 +153,7 @@ def seed(
     """Migrate, then fill the database with USERS whole user trees."""
     options = {k: v for k, v in locals().items() if k in settings.OPTIONS}
     with _handled(debug, database_url):
-        config = _resolve(options, profile=profile, verbose=verbose)
+        config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
         engine = db.make_engine(config.database_url)
         plan = seeding.SeedPlan(
             users=config.users,
@@ -219,19 +232,49 @@ def reset(
         )
 
 
+_CHECK_KEYS = ("clients_per_user", "contracts_per_client", "invoices_per_contract", "as_of")
+
+
 @app.command("stats")
 def show_stats(
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Verify the data against invoicegen's invariants instead; "
+            f"exit {CheckFailed.exit_code} listing each violation.",
+        ),
+    ] = False,
     database_url: DatabaseUrl = None,
     profile: Profile = None,
     json: Json = False,
+    quiet: Quiet = False,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
-    """What is in the database, at a glance. Never writes."""
+    """What is in the database, at a glance (or, with --check, whether it is sound). Never writes.
+
+    --check takes the expected children per parent and the as-of date from the run manifest;
+    for a database without one, from the settings (profile, environment, defaults).
+    """
     with _handled(debug, database_url):
-        config = _resolve({"database_url": database_url}, profile=profile, verbose=verbose)
-        data = stats.collect(db.make_engine(config.database_url, must_exist=True))
-        if json:
-            console.emit_json(data.to_json())
-        else:
-            console.stats(data)
+        options = {"database_url": database_url} | dict.fromkeys(_CHECK_KEYS if check else ())
+        config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
+        engine = db.make_engine(config.database_url, must_exist=True)
+        if not check:
+            data = stats.collect(engine)
+            console.emit_json(data.to_json()) if json else console.stats(data)
+            return
+        origins = sorted({config.sources[key] for key in _CHECK_KEYS})
+        fallback = stats.Expectations(
+            ranges={key: config.values[key] for key in _CHECK_KEYS[:3]},
+            as_of=config.as_of,
+            source=f"settings ({', '.join(origins)})",
+        )
+        report = stats.check(engine, fallback=fallback)
+        console.emit_json(report.to_json()) if json else console.check_report(report)
+        if not report.ok:
+            failed = ", ".join(f"{r.name} ({r.violations:,})" for r in report.failed)
+            raise CheckFailed(
+                f"{len(report.failed)} of {len(report.results)} checks failed: {failed}"
+            )

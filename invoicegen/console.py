@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
+from rich.columns import Columns
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -28,10 +30,29 @@ from rich.text import Text
 from invoicegen.db import TableRows
 from invoicegen.seeding import Progress as SeedProgress
 from invoicegen.seeding import SeedResult
-from invoicegen.stats import Stats
+from invoicegen.stats import CheckReport, ChildrenPerParent, DateRange, Month, RunRecord, Stats
 
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+_quiet = False
+
+
+def configure(*, quiet: bool = False) -> None:
+    """Set up both streams for this invocation.
+
+    ``quiet``: nothing on stdout but a ``--json`` document, nothing on stderr but warnings and
+    errors. ``NO_COLOR`` (any value): no escape sequences at all, not even bold. Rich already
+    leaves out styles and animation when a stream is not a terminal.
+    """
+    global out, err, _quiet
+    _quiet = quiet
+    plain = bool(os.environ.get("NO_COLOR"))
+    out = Console(highlight=False, soft_wrap=False, quiet=quiet, color_system=_colors(plain))
+    err = Console(stderr=True, highlight=False, soft_wrap=True, color_system=_colors(plain))
+
+
+def _colors(plain: bool) -> Literal["auto"] | None:
+    return None if plain else "auto"
 
 
 def error(message: str) -> None:
@@ -44,7 +65,8 @@ def warning(message: str) -> None:
 
 
 def note(message: str) -> None:
-    err.print(Text(message, style="dim"))
+    if not _quiet:
+        err.print(Text(message, style="dim"))
 
 
 def emit_json(data: Mapping[str, Any]) -> None:
@@ -66,7 +88,7 @@ def settings_table(values: Mapping[str, Any], sources: Mapping[str, str]) -> Non
 @contextlib.contextmanager
 def seed_progress(total_users: int, *, enabled: bool) -> Iterator[Callable[[SeedProgress], None]]:
     """A live progress bar on a terminal; a no-op callback otherwise."""
-    if not enabled or not err.is_terminal:
+    if not enabled or _quiet or not err.is_terminal:
         yield lambda _event: None
         return
     columns = (
@@ -116,20 +138,78 @@ def seed_result(result: SeedResult, *, database: str, replay: str) -> None:
     out.print(f"seed [bold]{result.seed}[/], as of {result.as_of}  ·  replay: [dim]{replay}[/]")
 
 
+_BLOCKS = " ▏▎▍▌▋▊▉█"
+
+
+def bar(value: float, maximum: float, width: int) -> str:
+    """A horizontal bar of ``width`` cells at ``maximum``, in eighths of a cell."""
+    if maximum <= 0 or value <= 0:
+        return ""
+    eighths = max(1, round(value / maximum * width * 8))
+    full, rest = divmod(eighths, 8)
+    return "█" * full + (_BLOCKS[rest] if rest else "")
+
+
+def _titled(title: str, **kwargs: Any) -> Table:
+    return Table(title=title, title_style="bold", title_justify="left", **kwargs)
+
+
+def _distribution_chart(level: ChildrenPerParent) -> Table:
+    table = _titled(f"{level.child} per {level.parent[:-1]}", box=None, pad_edge=False)
+    table.add_column(level.child, justify="right")
+    table.add_column("", style="cyan", min_width=16)
+    table.add_column(level.parent, justify="right")
+    largest = max(level.distribution.values(), default=0)
+    for children, parents in level.distribution.items():
+        table.add_row(str(children), bar(parents, largest, 16), f"{parents:,}")
+    table.caption = f"mean {level.mean:.2f}"
+    table.caption_justify = "left"
+    return table
+
+
+def _months_chart(months: Sequence[Month]) -> Table:
+    table = _titled("invoices per month (by period end)", box=None, pad_edge=False)
+    table.add_column("month")
+    table.add_column("invoices", justify="right")
+    table.add_column("billed", justify="right")
+    table.add_column("", style="green", min_width=30)
+    largest = max((m.billed for m in months), default=0)
+    for month in months:
+        table.add_row(
+            month.month,
+            f"{month.invoices:,}",
+            f"{month.billed:,}",
+            bar(float(month.billed), float(largest), 30),
+        )
+    return table
+
+
+def _runs_table(runs: Sequence[RunRecord]) -> Table:
+    table = _titled("run manifest")
+    for column in ("run", "status", "seed", "as of", "users", "shard", "started", "options"):
+        table.add_column(column, justify="right" if column in ("run", "users") else "left")
+    for run in runs:
+        options = run.options
+        if isinstance(options, dict):
+            options = " ".join(f"{k}={v}" for k, v in options.items())
+        table.add_row(
+            str(run.id),
+            run.status,
+            str(run.seed),
+            str(run.as_of or "-"),
+            f"{run.users_done:,}/{run.users:,}",
+            run.shard or "-",
+            (run.started_at or "-")[:19],
+            "" if options is None else str(options),
+        )
+    return table
+
+
 def stats(data: Stats) -> None:
     heading(f"{data.database}  (schema revision {data.revision})")
     out.print(_counts_table(data.counts))
-    children = Table(title="children per parent", title_style="bold", title_justify="left")
-    for column in ("parent → child", "min", "mean", "max"):
-        children.add_column(column, justify="left" if column.startswith("parent") else "right")
-    for level in data.children:
-        children.add_row(
-            f"{level.parent} → {level.child}", str(level.min), f"{level.mean:.2f}", str(level.max)
-        )
-    out.print(children)
-    money = Table(
-        title="invoices and contracts", title_style="bold", title_justify="left", show_header=False
-    )
+    out.print(Columns([_distribution_chart(level) for level in data.children], padding=(1, 4)))
+    money = _titled("invoices and contracts", show_header=False)
     money.add_column("", style="cyan")
     money.add_column("", justify="right")
     money.add_row("billed in total", f"{data.amount_total:,}")
@@ -138,10 +218,55 @@ def stats(data: Stats) -> None:
     money.add_row("invoice periods from / to", _range(data.invoice_periods))
     money.add_row("contracts still running", f"{data.ongoing_contracts:,}")
     out.print(money)
+    if data.months:
+        out.print(_months_chart(data.months))
+    if data.top_clients:
+        top = _titled(f"top {len(data.top_clients)} clients by billed amount")
+        for column in ("client", "company", "user", "invoices", "billed"):
+            numeric = column in ("invoices", "billed")
+            top.add_column(
+                column,
+                justify="right" if numeric else "left",
+                no_wrap=True,
+                overflow="ellipsis",
+                max_width=None if numeric else 24,
+            )
+        for client in data.top_clients:
+            top.add_row(
+                f"#{client.id} {client.name}",
+                client.company_name,
+                f"#{client.user_id}",
+                f"{client.invoices:,}",
+                f"{client.billed:,}",
+            )
+        out.print(top)
+    if data.runs:
+        out.print(_runs_table(data.runs))
+    else:
+        out.print(Text("no run manifest: seeded by an older invoicegen or another tool", "dim"))
 
 
-def _range(value: Any) -> str:
+def _range(value: DateRange) -> str:
     return "-" if value.first is None else f"{value.first} → {value.last}"
+
+
+def check_report(report: CheckReport) -> None:
+    expect = report.expectations
+    heading(f"checking {report.database} (expectations from {expect.source})")
+    table = Table(box=None, pad_edge=False, show_header=False)
+    table.add_column("", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("", style="dim")
+    for result in report.results:
+        if result.violations is None:
+            mark = Text(f"skipped ({result.skipped})", style="dim")
+        elif result.ok:
+            mark = Text("ok", style="green")
+        else:
+            mark = Text(f"{result.violations:,} violation(s)", style="bold red")
+        examples = ", ".join(f"#{i}" for i in result.examples)
+        table.add_row(result.name, mark, f"{result.table} {examples}" if examples else "")
+    out.print(table)
 
 
 def drop_list(target: str, tables: Sequence[TableRows], *, dry_run: bool) -> None:
