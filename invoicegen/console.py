@@ -81,7 +81,7 @@ def settings_table(values: Mapping[str, Any], sources: Mapping[str, str]) -> Non
     table.add_column("value")
     table.add_column("from", style="dim")
     for key, value in values.items():
-        table.add_row(key, "" if value is None else str(value), sources[key])
+        table.add_row(key, Text("" if value is None else str(value)), Text(sources[key]))
     err.print(table)
 
 
@@ -194,13 +194,13 @@ def _runs_table(runs: Sequence[RunRecord]) -> Table:
             options = " ".join(f"{k}={v}" for k, v in options.items())
         table.add_row(
             str(run.id),
-            run.status,
+            Text(run.status),
             str(run.seed),
             str(run.as_of or "-"),
             f"{run.users_done:,}/{run.users:,}",
-            run.shard or "-",
+            Text(run.shard or "-"),
             (run.started_at or "-")[:19],
-            "" if options is None else str(options),
+            Text("" if options is None else str(options)),
         )
     return table
 
@@ -233,8 +233,8 @@ def stats(data: Stats) -> None:
             )
         for client in data.top_clients:
             top.add_row(
-                f"#{client.id} {client.name}",
-                client.company_name,
+                Text(f"#{client.id} {client.name}"),
+                Text(client.company_name),
                 f"#{client.user_id}",
                 f"{client.invoices:,}",
                 f"{client.billed:,}",
