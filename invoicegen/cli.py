@@ -7,16 +7,57 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
-from typing import Annotated, Any
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from invoicegen import __version__, console, db, seeding, settings, stats
 from invoicegen.errors import CheckFailed, InvoicegenError, RefusedError
 
+
+class _OneLineUsageErrors(TyperGroup):
+    """Typer's command group, except that a usage error (unknown option, missing value) is one
+    line on stderr and exit 2, like every other invoicegen error, instead of a framed panel."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            # Not standalone: Typer returns exit codes and raises Click's errors to us.
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except typer.Abort:
+            console.error("aborted")
+            sys.exit(1)
+        except Exception as exc:
+            _usage_error(exc)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_error(exc: Exception) -> NoReturn:
+    """Print Click's exception (it has ``exit_code`` and ``format_message``) as one line."""
+    code, format_message = getattr(exc, "exit_code", None), getattr(exc, "format_message", None)
+    if not isinstance(code, int) or format_message is None:
+        raise exc
+    if type(exc).__name__ != "NoArgsIsHelpError":  # that one has already printed the help
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        console.error(" ".join(str(format_message()).split()) + hint)
+    sys.exit(code)
+
+
 app = typer.Typer(
     name="invoicegen",
+    cls=_OneLineUsageErrors,
     help="Seed a database with coherent users → clients → contracts → invoices.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals hold database URLs with passwords
