@@ -69,12 +69,18 @@ DatabaseUrl = Annotated[
     typer.Option(
         "--database-url",
         "-d",
-        help="SQLAlchemy URL [env: INVOICEGEN_DATABASE_URL] [default: sqlite:///invoicegen.db]",
+        metavar="URL",
+        help="SQLAlchemy URL. \\[env: INVOICEGEN_DATABASE_URL] \\[default: sqlite:///invoicegen.db]",
         show_default=False,
     ),
 ]
 Profile = Annotated[
-    str | None, typer.Option(help="Named profile from [tool.invoicegen.profiles] in pyproject.toml")
+    str | None,
+    typer.Option(
+        metavar="NAME",
+        help="A profile of \\[tool.invoicegen.profiles] in pyproject.toml, or of \\[profiles] "
+        "in invoicegen.toml. \\[env: INVOICEGEN_PROFILE]",
+    ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 Quiet = Annotated[
@@ -160,29 +166,38 @@ def migrate(
 @app.command()
 def seed(
     users: Annotated[
-        str | None, typer.Option("--users", "-n", help="Users to create. [default: 50]")
+        str | None,
+        typer.Option("--users", "-n", metavar="N", help="Users to create. \\[default: 50]"),
     ] = None,
     clients_per_user: Annotated[
-        str | None, typer.Option(help="N or MIN-MAX. [default: 1-3]")
+        str | None, typer.Option(metavar="N|MIN-MAX", help="Clients per user. \\[default: 1-3]")
     ] = None,
     contracts_per_client: Annotated[
-        str | None, typer.Option(help="N or MIN-MAX. [default: 1-3]")
+        str | None, typer.Option(metavar="N|MIN-MAX", help="Contracts per client. \\[default: 1-3]")
     ] = None,
     invoices_per_contract: Annotated[
-        str | None, typer.Option(help="N or MIN-MAX. [default: 1-5]")
+        str | None,
+        typer.Option(metavar="N|MIN-MAX", help="Invoices per contract. \\[default: 1-5]"),
     ] = None,
     seed: Annotated[
-        str | None, typer.Option(help="Same seed, same rows. [default: random, printed]")
+        str | None,
+        typer.Option(metavar="INT", help="Same seed, same rows. \\[default: random, printed]"),
     ] = None,
     as_of: Annotated[
-        str | None, typer.Option(help="The 'today' dates are relative to (YYYY-MM-DD).")
+        str | None,
+        typer.Option(
+            metavar="DATE",
+            help="The 'today' dates are relative to (YYYY-MM-DD). \\[default: today]",
+        ),
     ] = None,
-    locale: Annotated[str | None, typer.Option(help="Faker locale. [default: en_US]")] = None,
+    locale: Annotated[
+        str | None, typer.Option(metavar="LOCALE", help="Faker locale. \\[default: en_US]")
+    ] = None,
     batch_size: Annotated[
-        str | None, typer.Option(help="Users per transaction. [default: 1000]")
+        str | None, typer.Option(metavar="N", help="Users per transaction. \\[default: 1000]")
     ] = None,
     workers: Annotated[
-        str | None, typer.Option(help="Generating processes. [default: CPU cores]")
+        str | None, typer.Option(metavar="N", help="Generating processes. \\[default: CPU cores]")
     ] = None,
     database_url: DatabaseUrl = None,
     profile: Profile = None,

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
+from rich import box
 from rich.columns import Columns
 from rich.console import Console
 from rich.progress import (
@@ -30,7 +31,15 @@ from rich.text import Text
 from invoicegen.db import TableRows
 from invoicegen.seeding import Progress as SeedProgress
 from invoicegen.seeding import SeedResult
-from invoicegen.stats import CheckReport, ChildrenPerParent, DateRange, Month, RunRecord, Stats
+from invoicegen.stats import (
+    CheckReport,
+    ChildrenPerParent,
+    DateRange,
+    Month,
+    RunRecord,
+    Stats,
+    TopClient,
+)
 
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -205,9 +214,34 @@ def _runs_table(runs: Sequence[RunRecord]) -> Table:
     return table
 
 
+def _top_clients_table(clients: Sequence[TopClient]) -> Table:
+    rows = [
+        (
+            Text(f"#{c.id} {c.name}"),
+            Text(c.company_name),
+            f"#{c.user_id}",
+            f"{c.invoices:,}",
+            f"{c.billed:,}",
+        )
+        for c in clients
+    ]
+    table = _titled(
+        f"top {len(clients)} clients by billed amount", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    for column in ("client", "company"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=22)
+    for index, column in enumerate(("user", "invoices", "billed"), start=2):
+        widest = max(len(column), *(len(str(row[index])) for row in rows))
+        table.add_column(column, justify="right", no_wrap=True, min_width=widest)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def stats(data: Stats) -> None:
     heading(f"{data.database}  (schema revision {data.revision})")
     out.print(_counts_table(data.counts))
+    out.print()
     out.print(Columns([_distribution_chart(level) for level in data.children], padding=(1, 4)))
     money = _titled("invoices and contracts", show_header=False)
     money.add_column("", style="cyan")
@@ -219,27 +253,12 @@ def stats(data: Stats) -> None:
     money.add_row("contracts still running", f"{data.ongoing_contracts:,}")
     out.print(money)
     if data.months:
+        out.print()
         out.print(_months_chart(data.months))
     if data.top_clients:
-        top = _titled(f"top {len(data.top_clients)} clients by billed amount")
-        for column in ("client", "company", "user", "invoices", "billed"):
-            numeric = column in ("invoices", "billed")
-            top.add_column(
-                column,
-                justify="right" if numeric else "left",
-                no_wrap=True,
-                overflow="ellipsis",
-                max_width=None if numeric else 24,
-            )
-        for client in data.top_clients:
-            top.add_row(
-                Text(f"#{client.id} {client.name}"),
-                Text(client.company_name),
-                f"#{client.user_id}",
-                f"{client.invoices:,}",
-                f"{client.billed:,}",
-            )
-        out.print(top)
+        out.print()
+        out.print(_top_clients_table(data.top_clients))
+    out.print()
     if data.runs:
         out.print(_runs_table(data.runs))
     else:
