@@ -144,7 +144,9 @@ def seed_result(result: SeedResult, *, database: str, replay: str) -> None:
         f"{result.workers} worker{'s' if result.workers != 1 else ''}, "
         f"{result.batches} batch{'es' if result.batches != 1 else ''})"
     )
-    out.print(f"seed [bold]{result.seed}[/], as of {result.as_of}  ·  replay: [dim]{replay}[/]")
+    out.print(f"seed [bold]{result.seed}[/], as of {result.as_of}; to replay this run:")
+    # Soft-wrapped: the terminal folds it, and a copy-paste gets one runnable line.
+    out.print(Text(f"  {replay}", style="dim"), soft_wrap=True)
 
 
 _BLOCKS = " ▏▎▍▌▋▊▉█"
