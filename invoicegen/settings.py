@@ -130,20 +130,23 @@ class Settings:
             raise AttributeError(name) from None
 
 
-def _read_file_config(cwd: Path) -> tuple[dict[str, Any], str | None]:
+def _read_file_config(cwd: Path) -> tuple[dict[str, Any], str | None, list[str]]:
+    """The settings table, its label, and a warning when two files compete."""
     pyproject = cwd / "pyproject.toml"
     standalone = cwd / "invoicegen.toml"
     try:
-        if standalone.is_file():
-            return tomllib.loads(standalone.read_text("utf-8")), str(standalone.name)
+        section = None
         if pyproject.is_file():
-            data = tomllib.loads(pyproject.read_text("utf-8"))
-            section = data.get("tool", {}).get("invoicegen")
-            if isinstance(section, dict):
-                return section, "pyproject.toml [tool.invoicegen]"
+            section = tomllib.loads(pyproject.read_text("utf-8")).get("tool", {}).get("invoicegen")
+        if standalone.is_file():
+            ignored = ["pyproject.toml [tool.invoicegen] is ignored: invoicegen.toml wins"]
+            config = tomllib.loads(standalone.read_text("utf-8"))
+            return config, standalone.name, ignored if isinstance(section, dict) else []
+        if isinstance(section, dict):
+            return section, "pyproject.toml [tool.invoicegen]", []
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"cannot read invoicegen settings in {cwd}: {exc}") from None
-    return {}, None
+    return {}, None, []
 
 
 def resolve(
@@ -158,7 +161,7 @@ def resolve(
     unset), then ``INVOICEGEN_*`` variables, then the profile, then the file, then the default.
     """
     environ = os.environ if environ is None else environ
-    file_config, file_label = _read_file_config(Path.cwd() if cwd is None else cwd)
+    file_config, file_label, warnings = _read_file_config(Path.cwd() if cwd is None else cwd)
     profile = profile or environ.get(ENV_PREFIX + "PROFILE") or None
     profile_config = _profile_table(file_config, file_label, profile)
     profile_label = f"profile {profile} in {file_label}"
@@ -172,7 +175,6 @@ def resolve(
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    warnings: list[str] = []
     for key in OPTIONS if keys is None else keys:
         option = OPTIONS[key]
         env_name = ENV_PREFIX + key.upper()

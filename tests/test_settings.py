@@ -124,6 +124,14 @@ def test_invoicegen_toml_holds_settings_at_its_top_level(project: Path) -> None:
     assert data["counts"] == {**data["counts"], "users": 1, "clients": 3}
 
 
+def test_invoicegen_toml_wins_over_pyproject_with_a_warning(project: Path) -> None:
+    (project / "pyproject.toml").write_text(PYPROJECT)
+    (project / "invoicegen.toml").write_text("users = 2\n")
+    result = runner.invoke(app, ["seed", "--json"])
+    assert json.loads(result.stdout)["counts"]["users"] == 2
+    assert "warning: pyproject.toml [tool.invoicegen] is ignored" in result.stderr
+
+
 def _error_line(result) -> str:  # type: ignore[no-untyped-def]
     assert result.exit_code == 2, (result.exit_code, result.stderr)
     lines = result.stderr.strip().splitlines()
