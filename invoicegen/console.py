@@ -243,8 +243,12 @@ def _top_clients_table(clients: Sequence[TopClient]) -> Table:
 def stats(data: Stats) -> None:
     heading(f"{data.database}  (schema revision {data.revision})")
     out.print(_counts_table(data.counts))
+    if not data.counts.get("users"):
+        out.print(Text("no data yet: fill the database with `invoicegen seed`", style="dim"))
+        return
     out.print()
-    out.print(Columns([_distribution_chart(level) for level in data.children], padding=(1, 4)))
+    charts = [_distribution_chart(level) for level in data.children if level.distribution]
+    out.print(Columns(charts, padding=(1, 4)))
     money = _titled("invoices and contracts", show_header=False)
     money.add_column("", style="cyan")
     money.add_column("", justify="right")

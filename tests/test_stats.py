@@ -327,3 +327,13 @@ def test_quiet_seed_prints_nothing_but_json_still_works(tmp_path: Any) -> None:
     assert quiet.exit_code == 0 and quiet.stdout == "" and quiet.stderr == ""
     both = cli("seed", "-n", "2", "-q", "--json", "-d", f"sqlite:///{tmp_path / 'j.db'}")
     assert json.loads(both.stdout)["counts"]["users"] == 2
+
+
+def test_stats_of_an_empty_schema_says_how_to_fill_it(sqlite_url: str) -> None:
+    assert cli("migrate", "-d", sqlite_url).exit_code == 0
+    result = cli("stats", "-d", sqlite_url)
+    assert result.exit_code == 0
+    assert "no data yet" in result.stdout and "per user" not in result.stdout
+    data = json.loads(cli("stats", "-d", sqlite_url, "--json").stdout)
+    assert data["months"] == [] and data["top_clients"] == [] and data["amount_mean"] is None
+    assert _report(sqlite_url, code=0)["ok"] is True
