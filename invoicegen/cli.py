@@ -288,9 +288,6 @@ def reset(
         )
 
 
-_CHECK_KEYS = ("clients_per_user", "contracts_per_client", "invoices_per_contract", "as_of")
-
-
 @app.command("stats")
 def show_stats(
     check: Annotated[
@@ -314,23 +311,15 @@ def show_stats(
     for a database without one, from the settings (profile, environment, defaults).
     """
     with _handled(debug, database_url):
-        options = {"database_url": database_url} | dict.fromkeys(_CHECK_KEYS if check else ())
+        options = {"database_url": database_url} | dict.fromkeys(
+            stats.EXPECTATION_KEYS if check else ()
+        )
         config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
         engine = db.make_engine(config.database_url, must_exist=True)
         if not check:
             data = stats.collect(engine)
             console.emit_json(data.to_json()) if json else console.stats(data)
             return
-        origins = sorted({config.sources[key] for key in _CHECK_KEYS})
-        fallback = stats.Expectations(
-            ranges={key: config.values[key] for key in _CHECK_KEYS[:3]},
-            as_of=config.as_of,
-            source=f"settings ({', '.join(origins)})",
-        )
-        report = stats.check(engine, fallback=fallback)
+        report = stats.check(engine, fallback=stats.Expectations.from_settings(config))
         console.emit_json(report.to_json()) if json else console.check_report(report)
-        if not report.ok:
-            failed = ", ".join(f"{r.name} ({r.violations:,})" for r in report.failed)
-            raise CheckFailed(
-                f"{len(report.failed)} of {len(report.results)} checks failed: {failed}"
-            )
+        report.raise_for_violations()

@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from invoicegen import db
-from invoicegen.errors import SchemaStateError, UsageError
+from invoicegen.errors import CheckFailed, SchemaStateError, UsageError
 from invoicegen.models import Run
 from invoicegen.seeding import TABLES, count_rows
-from invoicegen.settings import CountRange
+from invoicegen.settings import CountRange, Settings
 
 #: (parent, child, foreign key, the option that sets how many children a parent gets)
 LEVELS = (
@@ -29,6 +29,8 @@ LEVELS = (
     ("clients", "contracts", "client_id", "contracts_per_client"),
     ("contracts", "invoices", "contract_id", "invoices_per_contract"),
 )
+#: The settings ``stats --check`` falls back on when the database has no run manifest.
+EXPECTATION_KEYS = tuple(level[3] for level in LEVELS) + ("as_of",)
 TOP_CLIENTS = 10
 RUNS_SHOWN = 20
 EXAMPLES = 5
@@ -326,6 +328,16 @@ class Expectations:
     as_of: dt.date | None
     source: str
 
+    @classmethod
+    def from_settings(cls, resolved: Settings) -> Expectations:
+        """The ranges and as-of of resolved settings (which must include EXPECTATION_KEYS)."""
+        origins = sorted({resolved.sources[key] for key in EXPECTATION_KEYS})
+        return cls(
+            ranges={key: resolved.values[key] for key in EXPECTATION_KEYS[:-1]},
+            as_of=resolved.values["as_of"],
+            source=f"settings ({', '.join(origins)})",
+        )
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -355,6 +367,12 @@ class CheckReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    def raise_for_violations(self) -> None:
+        """Raise :class:`CheckFailed` naming each violated invariant, if any is."""
+        if self.failed:
+            failed = ", ".join(f"{r.name} ({r.violations:,})" for r in self.failed)
+            raise CheckFailed(f"{len(self.failed)} of {len(self.results)} checks failed: {failed}")
 
     def to_json(self) -> dict[str, Any]:
         expectations = self.expectations
