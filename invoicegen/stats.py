@@ -404,6 +404,7 @@ def expectations_from_manifest(runs: list[RunRecord], fallback: Expectations) ->
     if not runs:
         return fallback
     ranges: dict[str, CountRange | None] = {}
+    unrecorded = []
     for key in fallback.ranges:
         found = [
             _range_from_manifest(run.options.get(key)) if isinstance(run.options, dict) else None
@@ -414,9 +415,13 @@ def expectations_from_manifest(runs: list[RunRecord], fallback: Expectations) ->
             ranges[key] = CountRange(min(r.low for r in known), max(r.high for r in known))
         else:
             ranges[key] = fallback.ranges[key]
+            unrecorded.append(key)
     dates = [run.as_of for run in runs if run.as_of is not None]
     as_of = max(dates) if dates else fallback.as_of
-    return Expectations(ranges, as_of, f"run manifest ({len(runs)} run{'s' * (len(runs) > 1)})")
+    source = f"run manifest ({len(runs)} run{'s' * (len(runs) > 1)})"
+    if unrecorded:
+        source += f"; {', '.join(unrecorded)} from {fallback.source}"
+    return Expectations(ranges, as_of, source)
 
 
 def _checks(dialect: str, expect: Expectations) -> list[tuple[str, str, str | None]]:

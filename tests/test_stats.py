@@ -267,6 +267,7 @@ def test_check_reads_its_expectations_from_the_manifest(database_url: str) -> No
     report = _report(database_url, code=CheckFailed.exit_code)
     assert report["expectations"]["source"].startswith("run manifest")
     assert report["expectations"]["as_of"] == before.isoformat()
+    assert "from settings" not in report["expectations"]["source"]
     late = scalar(engine, "SELECT COUNT(*) FROM invoices WHERE period_end > :d", d=before)
     failures = _failures(report)
     assert set(failures) == {
@@ -337,3 +338,25 @@ def test_stats_of_an_empty_schema_says_how_to_fill_it(sqlite_url: str) -> None:
     data = json.loads(cli("stats", "-d", sqlite_url, "--json").stdout)
     assert data["months"] == [] and data["top_clients"] == [] and data["amount_mean"] is None
     assert _report(sqlite_url, code=0)["ok"] is True
+
+
+def test_check_falls_back_on_the_settings_for_what_a_run_did_not_record(sqlite_url: str) -> None:
+    engine = seeded(sqlite_url, *RANGES)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM invoicegen_runs"))
+        connection.execute(
+            sa.text(
+                "INSERT INTO invoicegen_runs (status, started_at, seed, as_of, first_user, "
+                "users, users_done, options, versions) VALUES "
+                "('done', :t, 3, :as_of, 0, 12, 12, '{\"clients_per_user\": \"2\"}', '{}')"
+            ),
+            {"t": dt.datetime(2026, 3, 31), "as_of": AS_OF},
+        )
+    report = _report(
+        sqlite_url, code=CheckFailed.exit_code, env={"INVOICEGEN_INVOICES_PER_CONTRACT": "1"}
+    )
+    source = report["expectations"]["source"]
+    assert source.startswith(
+        "run manifest (1 run); contracts_per_client, invoices_per_contract from settings"
+    )
+    assert set(_failures(report)) == {"contracts with invoices outside 1"}
