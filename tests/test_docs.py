@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from invoicegen import db, errors
 from invoicegen.cli import app
+from tests.manifest import replace_manifest
 from tests.readme import commands
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,15 +88,8 @@ def _keys(value: Any, prefix: str = "") -> set[str]:
 def test_every_json_field_is_documented(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'docs.db'}"
     seeded = runner.invoke(app, ["seed", "-n", "3", "--seed", "1", "-d", url, "--json"])
-    engine = db.make_engine(url)
-    with engine.begin() as connection:  # one manifest row, so that `runs` has fields to show
-        connection.execute(
-            sa.text(
-                "INSERT INTO invoicegen_runs (status, started_at, seed, as_of, first_user, users, "
-                "users_done, options, versions) VALUES ('done', :t, 1, :d, 0, 3, 3, '{}', '{}')"
-            ),
-            {"t": dt.datetime(2026, 1, 1), "d": dt.date(2026, 1, 1)},
-        )
+    # One manifest row, so that `runs` has fields to show.
+    replace_manifest(db.make_engine(url), options={}, as_of=dt.date(2026, 1, 1))
     documents = {
         "seed": json.loads(seeded.stdout),
         "stats": json.loads(runner.invoke(app, ["stats", "-d", url, "--json"]).stdout),

@@ -20,6 +20,7 @@ from invoicegen import db
 from invoicegen.cli import app
 from invoicegen.errors import CheckFailed
 from tests.invariants import scalar
+from tests.manifest import replace_manifest
 
 runner = CliRunner()
 AS_OF = dt.date(2026, 3, 31)
@@ -111,21 +112,9 @@ def test_stats_json_numbers_match_sql(database_url: str) -> None:
 def test_stats_shows_the_run_manifest(database_url: str) -> None:
     engine = seeded(database_url, users=2)
     options = {"clients_per_user": "1-3", "locale": "en_US"}
-    with engine.begin() as connection:
-        connection.execute(
-            sa.text(
-                "INSERT INTO invoicegen_runs (status, started_at, finished_at, seed, as_of, "
-                "first_user, users, users_done, shard, options, versions, counts) VALUES "
-                "('done', :t, :t, 424242, :as_of, 0, 2, 2, '1/2', :o, :v, :c)"
-            ),
-            {
-                "t": dt.datetime(2026, 3, 31, 12, 0),
-                "as_of": AS_OF,
-                "o": json.dumps(options),
-                "v": "not json",
-                "c": None,
-            },
-        )
+    replace_manifest(
+        engine, options=options, as_of=AS_OF, seed=424242, shard="1/2", versions="not json"
+    )
     data = json.loads(cli("stats", "-d", database_url, "--json").stdout)
     run = next(r for r in data["runs"] if r["seed"] == 424242)
     assert run["options"] == options and run["versions"] == "not json" and run["counts"] is None
@@ -243,26 +232,15 @@ def test_check_lists_each_violation_and_exits_7(database_url: str) -> None:
 def test_check_reads_its_expectations_from_the_manifest(database_url: str) -> None:
     engine = seeded(database_url, *RANGES)
     before = AS_OF - dt.timedelta(days=200)
-    with engine.begin() as connection:
-        connection.execute(sa.text("DELETE FROM invoicegen_runs"))
-        connection.execute(
-            sa.text(
-                "INSERT INTO invoicegen_runs (status, started_at, seed, as_of, first_user, "
-                "users, users_done, options, versions) VALUES "
-                "('done', :t, 3, :as_of, 0, 12, 12, :o, '{}')"
-            ),
-            {
-                "t": dt.datetime(2026, 3, 31),
-                "as_of": before,
-                "o": json.dumps(
-                    {
-                        "clients_per_user": "1",  # the data has 2 per user
-                        "contracts_per_client": [1, 2],
-                        "invoices_per_contract": {"low": 2, "high": 4},
-                    }
-                ),
-            },
-        )
+    replace_manifest(
+        engine,
+        as_of=before,
+        options={
+            "clients_per_user": "1",  # the data has 2 per user
+            "contracts_per_client": [1, 2],
+            "invoices_per_contract": {"low": 2, "high": 4},
+        },
+    )
     # Settings that would pass everything are overridden by what the manifest recorded.
     report = _report(database_url, code=CheckFailed.exit_code)
     assert report["expectations"]["source"].startswith("run manifest")
@@ -342,16 +320,7 @@ def test_stats_of_an_empty_schema_says_how_to_fill_it(sqlite_url: str) -> None:
 
 def test_check_falls_back_on_the_settings_for_what_a_run_did_not_record(sqlite_url: str) -> None:
     engine = seeded(sqlite_url, *RANGES)
-    with engine.begin() as connection:
-        connection.execute(sa.text("DELETE FROM invoicegen_runs"))
-        connection.execute(
-            sa.text(
-                "INSERT INTO invoicegen_runs (status, started_at, seed, as_of, first_user, "
-                "users, users_done, options, versions) VALUES "
-                "('done', :t, 3, :as_of, 0, 12, 12, '{\"clients_per_user\": \"2\"}', '{}')"
-            ),
-            {"t": dt.datetime(2026, 3, 31), "as_of": AS_OF},
-        )
+    replace_manifest(engine, options={"clients_per_user": "2"}, as_of=AS_OF)
     report = _report(
         sqlite_url, code=CheckFailed.exit_code, env={"INVOICEGEN_INVOICES_PER_CONTRACT": "1"}
     )
