@@ -142,7 +142,10 @@ def _resolve(
     for message in resolved.warnings:
         console.warning(message)
     if verbose:
-        console.settings_table(resolved.values, resolved.sources)
+        shown = dict(resolved.values)
+        if "database_url" in shown:
+            shown["database_url"] = db.mask(shown["database_url"])  # never the password
+        console.settings_table(shown, resolved.sources)
     return resolved
 
 

@@ -87,7 +87,7 @@ def emit_json(data: Mapping[str, Any]) -> None:
 def settings_table(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
     table = Table(title="settings", title_style="bold", box=None, pad_edge=False)
     table.add_column("setting", style="cyan")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
     table.add_column("from", style="dim")
     for key, value in values.items():
         table.add_row(key, Text("" if value is None else str(value)), Text(sources[key]))

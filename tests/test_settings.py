@@ -184,6 +184,13 @@ def test_a_password_in_the_environment_does_not_warn(project: Path) -> None:
     assert "warning" not in result.stderr and "hunter2" not in result.output
 
 
+def test_verbose_shows_the_url_without_its_password(project: Path) -> None:
+    env = {"INVOICEGEN_DATABASE_URL": "postgresql://app:hunter2@127.0.0.1:1/x"}
+    result = runner.invoke(app, ["stats", "--verbose"], env=env)
+    assert "postgresql://app:***@127.0.0.1:1/x" in result.stderr
+    assert "hunter2" not in result.output
+
+
 def test_resolve_reports_each_source(tmp_path: Path) -> None:
     (tmp_path / "invoicegen.toml").write_text(
         'locale = "fr_FR"\nseed = 1\n[profiles.p]\nseed = 2\nas_of = "2024-02-29"\n'
