@@ -90,7 +90,7 @@ def settings_table(values: Mapping[str, Any], sources: Mapping[str, str]) -> Non
     table.add_column("value", overflow="fold")
     table.add_column("from", style="dim")
     for key, value in values.items():
-        table.add_row(key, Text("" if value is None else str(value)), Text(sources[key]))
+        table.add_row(key, Text("-" if value is None else str(value)), Text(sources[key]))
     err.print(table)
 
 
