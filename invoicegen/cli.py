@@ -78,6 +78,9 @@ Profile = Annotated[
     str | None,
     typer.Option(
         metavar="NAME",
+        autocompletion=lambda incomplete: [
+            name for name in settings.profile_names() if name.startswith(incomplete)
+        ],
         help="A profile of \\[tool.invoicegen.profiles] in pyproject.toml, or of \\[profiles] "
         "in invoicegen.toml. \\[env: INVOICEGEN_PROFILE]",
     ),

@@ -149,6 +149,16 @@ def _read_file_config(cwd: Path) -> tuple[dict[str, Any], str | None, list[str]]
     return {}, None, []
 
 
+def profile_names(cwd: Path | None = None) -> list[str]:
+    """The profiles the settings file in ``cwd`` defines (none when it cannot be read)."""
+    try:
+        config, _, _ = _read_file_config(Path.cwd() if cwd is None else cwd)
+    except UsageError:
+        return []
+    profiles = config.get("profiles")
+    return sorted(profiles) if isinstance(profiles, dict) else []
+
+
 def resolve(
     options: Mapping[str, Any],
     *,

@@ -53,11 +53,18 @@ def test_version() -> None:
     assert (result.exit_code, result.stdout) == (0, f"invoicegen {__version__}\n")
 
 
-def _installed(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _installed(
+    *args: str, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     if not SCRIPT.exists():
         pytest.skip(f"no installed invoicegen script next to {sys.executable}")
     return subprocess.run(
-        [str(SCRIPT), *args], capture_output=True, text=True, env={**os.environ, **env}, check=False
+        [str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=cwd,
+        check=False,
     )
 
 
@@ -78,6 +85,22 @@ def test_shell_completion_completes_commands_and_options() -> None:
         }
     )
     assert options.stdout.split() == ["--check"]
+
+
+def test_profile_names_complete_from_the_settings_file(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.invoicegen.profiles.demo]\nusers = 1\n[tool.invoicegen.profiles.load]\n"
+        "users = 2\n[tool.invoicegen.profiles.dev]\nusers = 3\n"
+    )
+    words = {"COMP_WORDS": "invoicegen seed --profile d", "COMP_CWORD": "3"}
+    done = _installed(env={"_INVOICEGEN_COMPLETE": "complete_bash", **words}, cwd=tmp_path)
+    assert done.stdout.split() == ["demo", "dev"]
+
+
+def test_quiet_migrate_prints_nothing(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["migrate", "-q", "-d", f"sqlite:///{tmp_path / 'm.db'}"])
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+    assert (tmp_path / "m.db").exists()
 
 
 def test_completion_script_for_bash() -> None:
