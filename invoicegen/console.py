@@ -1,7 +1,7 @@
 """Everything invoicegen shows a person: the only module that imports Rich.
 
-Results go to stdout, diagnostics and progress to stderr. Nothing is animated or coloured when
-the stream is not a terminal (Rich decides per stream, and honours NO_COLOR).
+Results go to stdout, diagnostics and progress to stderr. Nothing is animated or styled when
+the stream is not a terminal (Rich decides per stream), nor anywhere when NO_COLOR is set.
 """
 
 from __future__ import annotations
@@ -55,13 +55,9 @@ def configure(*, quiet: bool = False) -> None:
     """
     global out, err, _quiet
     _quiet = quiet
-    plain = bool(os.environ.get("NO_COLOR"))
-    out = Console(highlight=False, soft_wrap=False, quiet=quiet, color_system=_colors(plain))
-    err = Console(stderr=True, highlight=False, soft_wrap=True, color_system=_colors(plain))
-
-
-def _colors(plain: bool) -> Literal["auto"] | None:
-    return None if plain else "auto"
+    colors: Literal["auto"] | None = None if os.environ.get("NO_COLOR") else "auto"
+    out = Console(highlight=False, soft_wrap=False, quiet=quiet, color_system=colors)
+    err = Console(stderr=True, highlight=False, soft_wrap=True, color_system=colors)
 
 
 def error(message: str) -> None:
