@@ -177,23 +177,27 @@ def test_check_lists_each_violation_and_exits_7(database_url: str) -> None:
             engine,
             "SELECT k.id FROM contracts k JOIN clients c ON c.id = k.client_id WHERE c.user_id IN (3, 4) ORDER BY k.id",
         )[:2]
-    )  # noqa: E501
+    )
     (lonely,) = rows(engine, "SELECT MIN(id) FROM clients WHERE user_id = 5")[0]
     (negative,) = rows(
         engine,
         "SELECT MIN(i.id) FROM invoices i JOIN contracts k ON k.id = i.contract_id JOIN clients c ON c.id = k.client_id WHERE c.user_id = 6",
-    )[0]  # noqa: E501
+    )[0]
     orphans = scalar(engine, "SELECT COUNT(*) FROM clients WHERE user_id = 1")
+    gap, gap_start = rows(  # the last period of a contract, to start a day late
+        engine,
+        "SELECT i.id, i.period_start FROM invoices i JOIN contracts k ON k.id = i.contract_id JOIN clients c ON c.id = k.client_id WHERE c.user_id = 7 ORDER BY k.id, i.period_start DESC",
+    )[0]
     first, second = rows(
         engine,
         "SELECT id, period_start FROM invoices WHERE contract_id = :k ORDER BY period_start",
         k=k1,
-    )[:2]  # noqa: E501
+    )[:2]
     early, k2_start = rows(
         engine,
         "SELECT i.id, k.start_date FROM invoices i JOIN contracts k ON k.id = i.contract_id WHERE k.id = :k ORDER BY i.period_start",
         k=k2,
-    )[0]  # noqa: E501
+    )[0]
 
     with engine.begin() as connection:  # cascades to the contracts' invoices
         connection.execute(sa.text("DELETE FROM contracts WHERE client_id = :c"), {"c": lonely})
@@ -203,10 +207,12 @@ def test_check_lists_each_violation_and_exits_7(database_url: str) -> None:
         update = "UPDATE invoices SET {} WHERE id = :i"
         connection.execute(
             sa.text(update.format("period_start = :d")), {"d": as_date(first[1]), "i": second[0]}
-        )  # noqa: E501
+        )
         moved = as_date(k2_start) - dt.timedelta(days=10)
         connection.execute(sa.text(update.format("period_start = :d")), {"d": moved, "i": early})
         connection.execute(sa.text(update.format("amount = -1")), {"i": negative})
+        late = as_date(gap_start) + dt.timedelta(days=1)
+        connection.execute(sa.text(update.format("period_start = :d")), {"d": late, "i": gap})
         connection.execute(sa.text("DELETE FROM users WHERE id = 1"))
     raw.dispose()
 
@@ -215,17 +221,18 @@ def test_check_lists_each_violation_and_exits_7(database_url: str) -> None:
     failures = _failures(report)
     orphan_ids = [
         i for (i,) in rows(engine, "SELECT id FROM clients WHERE user_id = 1 ORDER BY id")
-    ]  # noqa: E501
+    ]
     assert failures == {
         "clients without their user": (orphans, orphan_ids[:5]),
         "clients with contracts outside 1-2": (1, [lonely]),
         "invoice periods overlapping an earlier one": (1, [second[0]]),
         "invoices outside their contract's dates": (1, [early]),
         "invoices with a negative amount": (1, [negative]),
+        "gaps between consecutive invoice periods": (1, [gap]),
     }
     text = cli("stats", "--check", "-d", database_url, env=RANGES_ENV)
     assert text.exit_code == CheckFailed.exit_code
-    assert "5 of 14 checks failed" in text.stderr
+    assert "6 of 14 checks failed" in text.stderr
     assert "1 violation(s)" in text.stdout and f"#{lonely}" in text.stdout
 
 
@@ -251,7 +258,7 @@ def test_check_reads_its_expectations_from_the_manifest(database_url: str) -> No
     assert set(failures) == {
         "users with clients outside 1",
         f"invoices after the as-of date {before}",
-    }  # noqa: E501
+    }
     assert failures["users with clients outside 1"][0] == 12
     assert failures[f"invoices after the as-of date {before}"][0] == late > 0
 
