@@ -192,21 +192,25 @@ def _months_chart(months: Sequence[Month]) -> Table:
 
 
 def _runs_table(runs: Sequence[RunRecord]) -> Table:
-    table = _titled("run manifest")
-    for column in ("run", "status", "seed", "as of", "users", "shard", "started", "options"):
-        table.add_column(column, justify="right" if column in ("run", "users") else "left")
+    table = _titled("run manifest", box=box.SIMPLE_HEAD, pad_edge=False)
+    sharded = any(run.shard for run in runs)
+    for column in ("run", "status", "seed", "as of", "users", "shard", "started"):
+        if column != "shard" or sharded:
+            table.add_column(column, justify="right" if column in ("run", "users") else "left")
+    table.add_column("options", overflow="fold", ratio=1)
     for run in runs:
         options = run.options
         if isinstance(options, dict):
-            options = " ".join(f"{k}={v}" for k, v in options.items())
+            # clients_per_user=1-3 reads as clients=1-3: the column is narrow.
+            options = " ".join(f"{k.split('_per_')[0]}={v}" for k, v in options.items())
         table.add_row(
             str(run.id),
             Text(run.status),
             str(run.seed),
             str(run.as_of or "-"),
             f"{run.users_done:,}/{run.users:,}",
-            Text(run.shard or "-"),
-            (run.started_at or "-")[:19],
+            *([Text(run.shard or "-")] if sharded else []),
+            (run.started_at or "-")[:16],
             Text("" if options is None else str(options)),
         )
     return table

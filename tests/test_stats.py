@@ -121,6 +121,7 @@ def test_stats_shows_the_run_manifest(database_url: str) -> None:
     assert (run["as_of"], run["shard"], run["status"]) == (AS_OF.isoformat(), "1/2", "done")
     shown = cli("stats", "-d", database_url)
     assert "run manifest" in shown.stdout and "424242" in shown.stdout
+    assert "clients=1-3" in shown.stdout and "1/2" in shown.stdout
 
 
 def _report(url: str, *args: str, code: int, env: dict[str, str] | None = None) -> dict[str, Any]:
