@@ -7,16 +7,57 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
-from typing import Annotated, Any
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from invoicegen import __version__, console, db, seeding, settings, stats
-from invoicegen.errors import InvoicegenError, RefusedError
+from invoicegen.errors import CheckFailed, InvoicegenError, RefusedError
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """Typer's command group, except that a usage error (unknown option, missing value) is one
+    line on stderr and exit 2, like every other invoicegen error, instead of a framed panel."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            # Not standalone: Typer returns exit codes and raises Click's errors to us.
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except typer.Abort:
+            console.error("aborted")
+            sys.exit(1)
+        except Exception as exc:
+            _usage_error(exc)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_error(exc: Exception) -> NoReturn:
+    """Print Click's exception (it has ``exit_code`` and ``format_message``) as one line."""
+    code, format_message = getattr(exc, "exit_code", None), getattr(exc, "format_message", None)
+    if not isinstance(code, int) or format_message is None:
+        raise exc
+    if type(exc).__name__ != "NoArgsIsHelpError":  # that one has already printed the help
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        console.error(" ".join(str(format_message()).split()) + hint)
+    sys.exit(code)
+
 
 app = typer.Typer(
     name="invoicegen",
+    cls=_OneLineUsageErrors,
     help="Seed a database with coherent users → clients → contracts → invoices.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals hold database URLs with passwords
@@ -28,15 +69,29 @@ DatabaseUrl = Annotated[
     typer.Option(
         "--database-url",
         "-d",
-        help="SQLAlchemy URL [env: INVOICEGEN_DATABASE_URL] [default: sqlite:///invoicegen.db]",
+        metavar="URL",
+        help="SQLAlchemy URL. \\[env: INVOICEGEN_DATABASE_URL] \\[default: sqlite:///invoicegen.db]",
         show_default=False,
     ),
 ]
 Profile = Annotated[
-    str | None, typer.Option(help="Named profile from [tool.invoicegen.profiles] in pyproject.toml")
+    str | None,
+    typer.Option(
+        metavar="NAME",
+        autocompletion=lambda incomplete: [
+            name for name in settings.profile_names() if name.startswith(incomplete)
+        ],
+        help="A profile of \\[tool.invoicegen.profiles] in pyproject.toml, or of \\[profiles] "
+        "in invoicegen.toml. \\[env: INVOICEGEN_PROFILE]",
+    ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no notes on stderr.")]
+Quiet = Annotated[
+    bool,
+    typer.Option(
+        "--quiet", "-q", help="Print nothing but errors, warnings and the --json document."
+    ),
+]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show each setting and its source.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
 
@@ -54,6 +109,7 @@ def main(
     ] = False,
 ) -> None:
     """Seed a database with coherent users → clients → contracts → invoices."""
+    console.configure()
 
 
 @contextlib.contextmanager
@@ -80,12 +136,19 @@ def _handled(debug: bool, url: str | None = None) -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _resolve(options: dict[str, Any], *, profile: str | None, verbose: bool) -> settings.Settings:
-    resolved = settings.resolve(options, profile=profile)
+def _resolve(
+    options: dict[str, Any], *, profile: str | None, verbose: bool, quiet: bool = False
+) -> settings.Settings:
+    """Set up the output streams, then resolve the settings named in ``options`` (once)."""
+    console.configure(quiet=quiet)
+    resolved = settings.resolve(options, keys=options.keys(), profile=profile)
     for message in resolved.warnings:
         console.warning(message)
     if verbose:
-        console.settings_table(resolved.values, resolved.sources)
+        shown = dict(resolved.values)
+        if "database_url" in shown:
+            shown["database_url"] = db.mask(shown["database_url"])  # never the password
+        console.settings_table(shown, resolved.sources)
     return resolved
 
 
@@ -93,12 +156,15 @@ def _resolve(options: dict[str, Any], *, profile: str | None, verbose: bool) -> 
 def migrate(
     database_url: DatabaseUrl = None,
     profile: Profile = None,
+    quiet: Quiet = False,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
     """Upgrade invoicegen's schema to the newest revision."""
     with _handled(debug, database_url):
-        config = _resolve({"database_url": database_url}, profile=profile, verbose=verbose)
+        config = _resolve(
+            {"database_url": database_url}, profile=profile, verbose=verbose, quiet=quiet
+        )
         revision = db.upgrade(db.make_engine(config.database_url))
         console.done(f"schema of {db.mask(config.database_url)} is at revision {revision}")
 
@@ -106,29 +172,38 @@ def migrate(
 @app.command()
 def seed(
     users: Annotated[
-        str | None, typer.Option("--users", "-n", help="Users to create. [default: 50]")
+        str | None,
+        typer.Option("--users", "-n", metavar="N", help="Users to create. \\[default: 50]"),
     ] = None,
     clients_per_user: Annotated[
-        str | None, typer.Option(help="N or MIN-MAX. [default: 1-3]")
+        str | None, typer.Option(metavar="N|MIN-MAX", help="Clients per user. \\[default: 1-3]")
     ] = None,
     contracts_per_client: Annotated[
-        str | None, typer.Option(help="N or MIN-MAX. [default: 1-3]")
+        str | None, typer.Option(metavar="N|MIN-MAX", help="Contracts per client. \\[default: 1-3]")
     ] = None,
     invoices_per_contract: Annotated[
-        str | None, typer.Option(help="N or MIN-MAX. [default: 1-5]")
+        str | None,
+        typer.Option(metavar="N|MIN-MAX", help="Invoices per contract. \\[default: 1-5]"),
     ] = None,
     seed: Annotated[
-        str | None, typer.Option(help="Same seed, same rows. [default: random, printed]")
+        str | None,
+        typer.Option(metavar="INT", help="Same seed, same rows. \\[default: random, printed]"),
     ] = None,
     as_of: Annotated[
-        str | None, typer.Option(help="The 'today' dates are relative to (YYYY-MM-DD).")
+        str | None,
+        typer.Option(
+            metavar="DATE",
+            help="The 'today' dates are relative to (YYYY-MM-DD). \\[default: today]",
+        ),
     ] = None,
-    locale: Annotated[str | None, typer.Option(help="Faker locale. [default: en_US]")] = None,
+    locale: Annotated[
+        str | None, typer.Option(metavar="LOCALE", help="Faker locale. \\[default: en_US]")
+    ] = None,
     batch_size: Annotated[
-        str | None, typer.Option(help="Users per transaction. [default: 1000]")
+        str | None, typer.Option(metavar="N", help="Users per transaction. \\[default: 1000]")
     ] = None,
     workers: Annotated[
-        str | None, typer.Option(help="Generating processes. [default: CPU cores]")
+        str | None, typer.Option(metavar="N", help="Generating processes. \\[default: CPU cores]")
     ] = None,
     append: Annotated[
         bool, typer.Option("--append", help="Add USERS more user trees to the dataset there.")
@@ -150,7 +225,7 @@ def seed(
     """Migrate, then fill the database with USERS whole user trees."""
     options = {k: v for k, v in locals().items() if k in settings.OPTIONS}
     with _handled(debug, database_url):
-        config = _resolve(options, profile=profile, verbose=verbose)
+        config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
         engine = db.make_engine(config.database_url)
 
         def given(key: str) -> Any:  # unset options follow the dataset when adding to one
@@ -247,17 +322,36 @@ def reset(
 
 @app.command("stats")
 def show_stats(
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Verify the data against invoicegen's invariants instead; "
+            f"exit {CheckFailed.exit_code} listing each violation.",
+        ),
+    ] = False,
     database_url: DatabaseUrl = None,
     profile: Profile = None,
     json: Json = False,
+    quiet: Quiet = False,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
-    """What is in the database, at a glance. Never writes."""
+    """What is in the database, at a glance (or, with --check, whether it is sound). Never writes.
+
+    --check takes the expected children per parent and the as-of date from the run manifest;
+    for a database without one, from the settings (profile, environment, defaults).
+    """
     with _handled(debug, database_url):
-        config = _resolve({"database_url": database_url}, profile=profile, verbose=verbose)
-        data = stats.collect(db.make_engine(config.database_url, must_exist=True))
-        if json:
-            console.emit_json(data.to_json())
-        else:
-            console.stats(data)
+        options = {"database_url": database_url} | dict.fromkeys(
+            stats.EXPECTATION_KEYS if check else ()
+        )
+        config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
+        engine = db.make_engine(config.database_url, must_exist=True)
+        if not check:
+            data = stats.collect(engine)
+            console.emit_json(data.to_json()) if json else console.stats(data)
+            return
+        report = stats.check(engine, fallback=stats.Expectations.from_settings(config))
+        console.emit_json(report.to_json()) if json else console.check_report(report)
+        report.raise_for_violations()

@@ -1,17 +1,20 @@
 """Everything invoicegen shows a person: the only module that imports Rich.
 
-Results go to stdout, diagnostics and progress to stderr. Nothing is animated or coloured when
-the stream is not a terminal (Rich decides per stream, and honours NO_COLOR).
+Results go to stdout, diagnostics and progress to stderr. Nothing is animated or styled when
+the stream is not a terminal (Rich decides per stream), nor anywhere when NO_COLOR is set.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
+from rich import box
+from rich.columns import Columns
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -26,12 +29,35 @@ from rich.table import Table
 from rich.text import Text
 
 from invoicegen.db import TableRows
+from invoicegen.manifest import RunRecord
 from invoicegen.seeding import Progress as SeedProgress
 from invoicegen.seeding import SeedResult
-from invoicegen.stats import Stats
+from invoicegen.stats import (
+    CheckReport,
+    ChildrenPerParent,
+    DateRange,
+    Month,
+    Stats,
+    TopClient,
+)
 
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+_quiet = False
+
+
+def configure(*, quiet: bool = False) -> None:
+    """Set up both streams for this invocation.
+
+    ``quiet``: nothing on stdout but a ``--json`` document, nothing on stderr but warnings and
+    errors. ``NO_COLOR`` (any value): no escape sequences at all, not even bold. Rich already
+    leaves out styles and animation when a stream is not a terminal.
+    """
+    global out, err, _quiet
+    _quiet = quiet
+    colors: Literal["auto"] | None = None if os.environ.get("NO_COLOR") else "auto"
+    out = Console(highlight=False, soft_wrap=False, quiet=quiet, color_system=colors)
+    err = Console(stderr=True, highlight=False, soft_wrap=True, color_system=colors)
 
 
 def error(message: str) -> None:
@@ -44,7 +70,8 @@ def warning(message: str) -> None:
 
 
 def note(message: str) -> None:
-    err.print(Text(message, style="dim"))
+    if not _quiet:
+        err.print(Text(message, style="dim"))
 
 
 def emit_json(data: Mapping[str, Any]) -> None:
@@ -56,17 +83,17 @@ def emit_json(data: Mapping[str, Any]) -> None:
 def settings_table(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
     table = Table(title="settings", title_style="bold", box=None, pad_edge=False)
     table.add_column("setting", style="cyan")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
     table.add_column("from", style="dim")
     for key, value in values.items():
-        table.add_row(key, "" if value is None else str(value), sources[key])
+        table.add_row(key, Text("-" if value is None else str(value)), Text(sources[key]))
     err.print(table)
 
 
 @contextlib.contextmanager
 def seed_progress(total_users: int, *, enabled: bool) -> Iterator[Callable[[SeedProgress], None]]:
     """A live progress bar on a terminal; a no-op callback otherwise."""
-    if not enabled or not err.is_terminal:
+    if not enabled or _quiet or not err.is_terminal:
         yield lambda _event: None
         return
     columns = (
@@ -116,24 +143,116 @@ def seed_result(result: SeedResult, *, database: str, replay: str) -> None:
         f"{result.workers} worker{'s' if result.workers != 1 else ''}, "
         f"{result.batches} batch{'es' if result.batches != 1 else ''})"
     )
-    out.print(f"seed [bold]{result.seed}[/], as of {result.as_of}; to replay:")
+    out.print(f"seed [bold]{result.seed}[/], as of {result.as_of}; to replay this run:")
+    # Soft-wrapped: the terminal folds it, and a copy-paste gets one runnable line.
     out.print(Text(f"  {replay}", style="dim"), soft_wrap=True)
+
+
+_BLOCKS = " ▏▎▍▌▋▊▉█"
+
+
+def bar(value: float, maximum: float, width: int) -> str:
+    """A horizontal bar of ``width`` cells at ``maximum``, in eighths of a cell."""
+    if maximum <= 0 or value <= 0:
+        return ""
+    eighths = max(1, round(value / maximum * width * 8))
+    full, rest = divmod(eighths, 8)
+    return "█" * full + (_BLOCKS[rest] if rest else "")
+
+
+def _titled(title: str, **kwargs: Any) -> Table:
+    return Table(title=title, title_style="bold", title_justify="left", **kwargs)
+
+
+def _distribution_chart(level: ChildrenPerParent) -> Table:
+    table = _titled(f"{level.child} per {level.parent[:-1]}", box=None, pad_edge=False)
+    table.add_column(level.child, justify="right")
+    table.add_column("", style="cyan", min_width=16)
+    table.add_column(level.parent, justify="right")
+    largest = max(level.distribution.values(), default=0)
+    for children, parents in level.distribution.items():
+        table.add_row(str(children), bar(parents, largest, 16), f"{parents:,}")
+    table.caption = f"mean {level.mean:.2f}"
+    table.caption_justify = "left"
+    return table
+
+
+def _months_chart(months: Sequence[Month]) -> Table:
+    table = _titled("invoices per month (by period end)", box=None, pad_edge=False)
+    table.add_column("month")
+    table.add_column("invoices", justify="right")
+    table.add_column("billed", justify="right")
+    table.add_column("", style="green", min_width=30)
+    largest = max((m.billed for m in months), default=0)
+    for month in months:
+        table.add_row(
+            month.month,
+            f"{month.invoices:,}",
+            f"{month.billed:,}",
+            bar(float(month.billed), float(largest), 30),
+        )
+    return table
+
+
+def _runs_table(runs: Sequence[RunRecord]) -> Table:
+    table = _titled("run manifest", box=box.SIMPLE_HEAD, pad_edge=False)
+    sharded = any(run.shard for run in runs)
+    for column in ("run", "status", "seed", "as of", "users", "shard", "started"):
+        if column != "shard" or sharded:
+            table.add_column(column, justify="right" if column in ("run", "users") else "left")
+    table.add_column("options", overflow="fold", ratio=1)
+    for run in runs:
+        options = run.options
+        if isinstance(options, dict):
+            # clients_per_user=1-3 reads as clients=1-3: the column is narrow.
+            options = " ".join(f"{k.split('_per_')[0]}={v}" for k, v in options.items())
+        table.add_row(
+            str(run.id),
+            Text(run.status),
+            str(run.seed),
+            str(run.as_of or "-"),
+            f"{run.users_done:,}/{run.users:,}",
+            *([Text(run.shard or "-")] if sharded else []),
+            run.started_at.isoformat(sep=" ", timespec="minutes"),
+            Text("" if options is None else str(options)),
+        )
+    return table
+
+
+def _top_clients_table(clients: Sequence[TopClient]) -> Table:
+    rows = [
+        (
+            Text(f"#{c.id} {c.name}"),
+            Text(c.company_name),
+            f"#{c.user_id}",
+            f"{c.invoices:,}",
+            f"{c.billed:,}",
+        )
+        for c in clients
+    ]
+    table = _titled(
+        f"top {len(clients)} clients by billed amount", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    for column in ("client", "company"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=22)
+    for index, column in enumerate(("user", "invoices", "billed"), start=2):
+        widest = max(len(column), *(len(str(row[index])) for row in rows))
+        table.add_column(column, justify="right", no_wrap=True, min_width=widest)
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def stats(data: Stats) -> None:
     heading(f"{data.database}  (schema revision {data.revision})")
     out.print(_counts_table(data.counts))
-    children = Table(title="children per parent", title_style="bold", title_justify="left")
-    for column in ("parent → child", "min", "mean", "max"):
-        children.add_column(column, justify="left" if column.startswith("parent") else "right")
-    for level in data.children:
-        children.add_row(
-            f"{level.parent} → {level.child}", str(level.min), f"{level.mean:.2f}", str(level.max)
-        )
-    out.print(children)
-    money = Table(
-        title="invoices and contracts", title_style="bold", title_justify="left", show_header=False
-    )
+    if not data.counts.get("users"):
+        out.print(Text("no data yet: fill the database with `invoicegen seed`", style="dim"))
+        return
+    out.print()
+    charts = [_distribution_chart(level) for level in data.children if level.distribution]
+    out.print(Columns(charts, padding=(1, 4)))
+    money = _titled("invoices and contracts", show_header=False)
     money.add_column("", style="cyan")
     money.add_column("", justify="right")
     money.add_row("billed in total", f"{data.amount_total:,}")
@@ -142,10 +261,40 @@ def stats(data: Stats) -> None:
     money.add_row("invoice periods from / to", _range(data.invoice_periods))
     money.add_row("contracts still running", f"{data.ongoing_contracts:,}")
     out.print(money)
+    if data.months:
+        out.print()
+        out.print(_months_chart(data.months))
+    if data.top_clients:
+        out.print()
+        out.print(_top_clients_table(data.top_clients))
+    out.print()
+    if data.runs:
+        out.print(_runs_table(data.runs))
+    else:
+        out.print(Text("no run manifest: seeded by an older invoicegen or another tool", "dim"))
 
 
-def _range(value: Any) -> str:
+def _range(value: DateRange) -> str:
     return "-" if value.first is None else f"{value.first} → {value.last}"
+
+
+def check_report(report: CheckReport) -> None:
+    expect = report.expectations
+    heading(f"checking {report.database} (expectations from {expect.source})")
+    table = Table(box=None, pad_edge=False, show_header=False)
+    table.add_column("", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("", style="dim")
+    for result in report.results:
+        if result.violations is None:
+            mark = Text(f"skipped ({result.skipped})", style="dim")
+        elif result.ok:
+            mark = Text("ok", style="green")
+        else:
+            mark = Text(f"{result.violations:,} violation(s)", style="bold red")
+        examples = ", ".join(f"#{i}" for i in result.examples)
+        table.add_row(result.name, mark, f"{result.table} {examples}" if examples else "")
+    out.print(table)
 
 
 def drop_list(target: str, tables: Sequence[TableRows], *, dry_run: bool) -> None:

@@ -47,5 +47,11 @@ class LockTimeout(InvoicegenError):
     exit_code = 6
 
 
+class CheckFailed(InvoicegenError):
+    """``stats --check`` found data that breaks invoicegen's invariants."""
+
+    exit_code = 7
+
+
 class FactoryValueError(InvoicegenError, ValueError):
     """A factory cannot generate a coherent value from what it was given."""

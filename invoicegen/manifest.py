@@ -46,9 +46,10 @@ class RunRecord:
     users: int
     users_done: int
     shard: str | None
-    options: dict[str, Any]
-    versions: dict[str, str]
-    counts: dict[str, int] | None
+    # JSON columns, decoded; text that is not JSON (another version's?) is kept as it is.
+    options: Any
+    versions: Any
+    counts: Any
 
     @property
     def positions(self) -> range:
@@ -85,12 +86,23 @@ def _date(value: Any) -> Any:
     return value
 
 
-def runs(connection: Connection) -> list[RunRecord]:
-    """Every recorded run, oldest first; empty when the table is not there yet."""
+def _decode(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def runs(connection: Connection, *, limit: int | None = None) -> list[RunRecord]:
+    """The recorded runs (the newest ``limit`` of them), oldest first; none before the
+    manifest table exists."""
     if not sa.inspect(connection).has_table(RUNS.name):
         return []
+    newest = sa.select(RUNS).order_by(RUNS.c.id.desc()).limit(limit).subquery()
     records = []
-    for row in connection.execute(sa.select(RUNS).order_by(RUNS.c.id)).mappings():
+    for row in connection.execute(sa.select(newest).order_by(newest.c.id)).mappings():
         records.append(
             RunRecord(
                 id=row["id"],
@@ -103,9 +115,9 @@ def runs(connection: Connection) -> list[RunRecord]:
                 users=row["users"],
                 users_done=row["users_done"],
                 shard=row["shard"],
-                options=json.loads(row["options"]),
-                versions=json.loads(row["versions"]),
-                counts=json.loads(row["counts"]) if row["counts"] else None,
+                options=_decode(row["options"]),
+                versions=_decode(row["versions"]),
+                counts=_decode(row["counts"]),
             )
         )
     return records

@@ -364,7 +364,7 @@ def _resolve(
             return _Target(resolved, range(resolved.users), (1, 1, 1, 1))
         return _Target(resolved, resolved.shard.positions(resolved.users), None)
 
-    recorded = {k: _option(k, identity.options[k]) for k in SHAPING_DEFAULTS}
+    recorded = _recorded(identity, force=plan.force)
     wanted = {"seed": plan.seed, "as_of": plan.as_of, **plan.shaping()}
     have = {"seed": identity.seed, "as_of": identity.as_of, **recorded}
     differences = [
@@ -379,10 +379,11 @@ def _resolve(
         **{k: recorded[k] if v is None else v for k, v in plan.shaping().items()},
     )
     current = manifest.versions()
+    made_with = identity.versions if isinstance(identity.versions, dict) else {}
     version_differences = [
-        f"{name} {current.get(name)} (dataset: {made_with})"
-        for name, made_with in identity.versions.items()
-        if current.get(name) != made_with
+        f"{name} {current.get(name)} (dataset: {made_with.get(name, 'unknown')})"
+        for name in current
+        if current.get(name) != made_with.get(name)
     ]
     if plan.shard is not None:
         if identity.options.get("shards") not in (None, plan.shard.count) or (
@@ -425,8 +426,23 @@ def _resolve(
     return target
 
 
-def _option(key: str, value: Any) -> Any:
-    return CountRange.parse(value) if key != "locale" else value
+def _recorded(identity: manifest.RunRecord, *, force: bool) -> dict[str, Any]:
+    """The shaping options the dataset's first run recorded; unreadable ones are refused,
+    or with ``force`` taken as the defaults."""
+    options = identity.options if isinstance(identity.options, dict) else {}
+    recorded: dict[str, Any] = {}
+    for key, default in SHAPING_DEFAULTS.items():
+        try:
+            value = options[key]
+            recorded[key] = CountRange.parse(value) if key != "locale" else str(value)
+        except (KeyError, UsageError):
+            if not force:
+                raise RefusedError(
+                    f"run {identity.id} of the manifest does not record {key} in a form this "
+                    "invoicegen reads; --force takes the default, `invoicegen reset` starts over"
+                ) from None
+            recorded[key] = default
+    return recorded
 
 
 def seed(

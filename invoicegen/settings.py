@@ -11,7 +11,7 @@ import datetime as dt
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,10 @@ class CountRange:
     high: int
 
     @classmethod
-    def parse(cls, text: str | int, *, name: str = "count") -> CountRange:
-        """Read ``N`` or ``MIN-MAX``; a usage error names the option and the problem."""
+    def parse(cls, text: str | int | list[int], *, name: str = "count") -> CountRange:
+        """Read ``N``, ``MIN-MAX`` (or, from a file, ``[MIN, MAX]``); errors name the option."""
+        if isinstance(text, list) and len(text) == 2:
+            text = f"{text[0]}-{text[1]}"
         raw = str(text).strip()
         match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", raw)
         if not match:
@@ -157,71 +159,111 @@ class Settings:
             raise AttributeError(name) from None
 
 
-def _read_file_config(cwd: Path) -> tuple[dict[str, Any], str | None]:
+def _read_file_config(cwd: Path) -> tuple[dict[str, Any], str | None, list[str]]:
+    """The settings table, its label, and a warning when two files compete."""
     pyproject = cwd / "pyproject.toml"
     standalone = cwd / "invoicegen.toml"
     try:
-        if standalone.is_file():
-            return tomllib.loads(standalone.read_text("utf-8")), str(standalone.name)
+        section = None
         if pyproject.is_file():
-            data = tomllib.loads(pyproject.read_text("utf-8"))
-            section = data.get("tool", {}).get("invoicegen")
-            if isinstance(section, dict):
-                return section, "pyproject.toml [tool.invoicegen]"
+            section = tomllib.loads(pyproject.read_text("utf-8")).get("tool", {}).get("invoicegen")
+        if standalone.is_file():
+            ignored = ["pyproject.toml [tool.invoicegen] is ignored: invoicegen.toml wins"]
+            config = tomllib.loads(standalone.read_text("utf-8"))
+            return config, standalone.name, ignored if isinstance(section, dict) else []
+        if isinstance(section, dict):
+            return section, "pyproject.toml [tool.invoicegen]", []
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"cannot read invoicegen settings in {cwd}: {exc}") from None
-    return {}, None
+    return {}, None, []
+
+
+def profile_names(cwd: Path | None = None) -> list[str]:
+    """The profiles the settings file in ``cwd`` defines (none when it cannot be read)."""
+    try:
+        config, _, _ = _read_file_config(Path.cwd() if cwd is None else cwd)
+    except UsageError:
+        return []
+    profiles = config.get("profiles")
+    return sorted(profiles) if isinstance(profiles, dict) else []
 
 
 def resolve(
     options: Mapping[str, Any],
     *,
+    keys: Iterable[str] | None = None,
     profile: str | None = None,
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Resolve every known setting once. ``options`` holds command-line values (None = unset)."""
+    """Resolve settings once: ``keys`` (default: all) from the command line (``options``, None =
+    unset), then ``INVOICEGEN_*`` variables, then the profile, then the file, then the default.
+    """
     environ = os.environ if environ is None else environ
-    file_config, file_label = _read_file_config(Path.cwd() if cwd is None else cwd)
+    file_config, file_label, warnings = _read_file_config(Path.cwd() if cwd is None else cwd)
     profile = profile or environ.get(ENV_PREFIX + "PROFILE") or None
-    profiles = file_config.get("profiles", {})
-    profile_config: dict[str, Any] = {}
-    if profile is not None:
-        if profile not in profiles:
-            known = ", ".join(sorted(profiles)) or "none are defined"
-            raise UsageError(f"--profile: no profile {profile!r} ({known})")
-        profile_config = profiles[profile]
-    for label, table in ((file_label, file_config), (f"profile {profile}", profile_config)):
+    profile_config = _profile_table(file_config, file_label, profile)
+    profile_label = f"profile {profile} in {file_label}"
+    for label, table in ((str(file_label), file_config), (profile_label, profile_config)):
         unknown = set(table) - set(OPTIONS) - {"profiles"}
         if unknown:
-            raise UsageError(f"{label}: unknown setting(s) {', '.join(sorted(unknown))}")
+            raise UsageError(
+                f"{label}: unknown setting(s) {', '.join(sorted(unknown))} "
+                f"(known: {', '.join(OPTIONS)})"
+            )
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    warnings: list[str] = []
-    for key, option in OPTIONS.items():
+    for key in OPTIONS if keys is None else keys:
+        option = OPTIONS[key]
         env_name = ENV_PREFIX + key.upper()
         candidates = (
             ("command line", options.get(key)),
             (f"environment {env_name}", environ.get(env_name) or None),
-            (f"profile {profile} in {file_label}", profile_config.get(key)),
+            (profile_label, profile_config.get(key)),
             (str(file_label), file_config.get(key)),
         )
         for source, raw in candidates:
             if raw is not None:
-                values[key] = option.parse(raw)
+                values[key] = _parse(option, raw, source)
                 sources[key] = source
                 break
         else:
             values[key] = option.default
             sources[key] = "default"
-    from_file = not sources["database_url"].startswith(("command line", "environment", "default"))
-    if from_file and _has_password(values["database_url"]):
+    url_from_file = sources.get("database_url") in (profile_label, str(file_label))
+    if url_from_file and _has_password(values["database_url"]):
         warnings.append(
-            "the database URL in a settings file holds a password; "
-            "put it in INVOICEGEN_DATABASE_URL instead"
+            f"the database URL in {file_label} holds a password; "
+            "put the URL in INVOICEGEN_DATABASE_URL instead"
         )
     return Settings(values=values, sources=sources, warnings=tuple(warnings))
+
+
+def _profile_table(
+    file_config: Mapping[str, Any], file_label: str | None, profile: str | None
+) -> dict[str, Any]:
+    if profile is None:
+        return {}
+    profiles = file_config.get("profiles", {})
+    if not isinstance(profiles, dict) or profile not in profiles:
+        known = ", ".join(sorted(profiles)) if isinstance(profiles, dict) else ""
+        where = f"in {file_label}" if file_label else "(no pyproject.toml or invoicegen.toml here)"
+        raise UsageError(f"--profile: no profile {profile!r} {where} (known: {known or 'none'})")
+    table = profiles[profile]
+    if not isinstance(table, dict):
+        raise UsageError(f"profile {profile} in {file_label}: expected a table of settings")
+    return table
+
+
+def _parse(option: Option, raw: Any, source: str) -> Any:
+    """Parse one value; a bad value from a file or the environment says where it came from."""
+    try:
+        return option.parse(raw)
+    except UsageError as exc:
+        if source == "command line":
+            raise
+        raise UsageError(f"{source}: {exc}") from None
 
 
 def _has_password(url: str) -> bool:

@@ -1,0 +1,121 @@
+"""The README cannot drift from the CLI: generated reference, commands, options, JSON fields,
+exit codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from invoicegen import db, errors
+from invoicegen.cli import app
+from tests.manifest import replace_manifest
+from tests.readme import commands
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text("utf-8")
+runner = CliRunner()
+
+
+def section(title: str) -> str:
+    """The README text from heading ``title`` to the next heading of the same or a higher level."""
+    match = re.search(rf"^(#+) {re.escape(title)}.*?$", README, re.MULTILINE)
+    assert match, f"README has no heading {title!r}"
+    level = len(match.group(1))
+    rest = README[match.end() :]
+    end = re.search(rf"^#{{1,{level}}} ", rest, re.MULTILINE)
+    return rest[: end.start()] if end else rest
+
+
+def test_the_generated_reference_is_current() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "PY_COLORS")}
+    env.pop("GITHUB_ACTIONS", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "cogapp", "--check", "--diff", "-I", ".", "README.md"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, (
+        "README.md is stale: run `.venv/bin/cog -r -I . README.md`\n" + done.stdout + done.stderr
+    )
+
+
+@pytest.mark.parametrize("name", [name for name in commands() if name])
+def test_every_command_has_a_section_and_a_reference(name: str) -> None:
+    assert f"### `invoicegen {name}`" in README, f"no section on `invoicegen {name}`"
+    reference = section(f"`invoicegen {name}`\n")
+    for option in commands()[name]:
+        assert re.search(rf"{re.escape(option)}\b", reference), f"{name}: {option} undocumented"
+
+
+def test_the_group_options_are_in_the_reference() -> None:
+    reference = section("`invoicegen`\n")
+    for option in commands()[""]:
+        assert option in reference
+
+
+def test_every_settings_key_is_documented() -> None:
+    from invoicegen.settings import OPTIONS
+
+    text = section("Settings and profiles")
+    for key in OPTIONS:
+        assert f"`{key}`" in text, key
+
+
+def _keys(value: Any, prefix: str = "") -> set[str]:
+    """Every key of a JSON document, nested ones included (lists of objects: their keys)."""
+    if isinstance(value, dict):
+        found = set(value)
+        for item in value.values():
+            found |= _keys(item)
+        return found
+    if isinstance(value, list):
+        return set().union(*(_keys(item) for item in value)) if value else set()
+    return set()
+
+
+def test_every_json_field_is_documented(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'docs.db'}"
+    seeded = runner.invoke(app, ["seed", "-n", "3", "--seed", "1", "-d", url, "--json"])
+    # One manifest row, so that `runs` has fields to show.
+    replace_manifest(db.make_engine(url), options={}, as_of=dt.date(2026, 1, 1))
+    documents = {
+        "seed": json.loads(seeded.stdout),
+        "stats": json.loads(runner.invoke(app, ["stats", "-d", url, "--json"]).stdout),
+        "stats --check": json.loads(
+            runner.invoke(app, ["stats", "--check", "-d", url, "--json"]).stdout
+        ),
+    }
+    text = section("JSON output")
+    for command, document in documents.items():
+        table = text.split(f"`invoicegen {command} --json`", 1)[1].split("`invoicegen", 1)[0]
+        for key in _keys(document) - {"users", "clients", "contracts", "invoices"} - {"{}"}:
+            assert f"`{key}`" in table, f"`{command} --json`: field {key!r} undocumented"
+    assert {"users", "clients", "contracts", "invoices"} <= set(documents["seed"]["counts"])
+
+
+def test_every_exit_code_is_in_the_table() -> None:
+    table = section("Exit codes")
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \|", table, re.MULTILINE)}
+    codes = {0, 1, 2, 130} | {
+        cls.exit_code
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, errors.InvoicegenError)
+    }
+    assert documented == codes
+
+
+def test_the_test_command_is_still_marked_for_ci() -> None:
+    block = README.split("<!-- test-command -->", 1)[1].split("<!-- /test-command -->", 1)[0]
+    assert "pip install -q -e '.[test]'" in block and "python -m pytest" in block

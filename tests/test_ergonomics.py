@@ -1,0 +1,114 @@
+"""The command line as CI and a person at a terminal meet it: usage errors, completion, version."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from invoicegen import __version__
+from invoicegen.cli import app
+
+runner = CliRunner()
+SCRIPT = Path(sys.executable).with_name("invoicegen")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["seed", "--userz", "3"], "No such option: --userz"),
+        (["sed"], "No such command 'sed'. Did you mean 'seed'?"),
+        (["stats", "-d"], "Option '-d' requires an argument."),
+        (["stats", "--json=yes"], "Option '--json' does not take a value."),
+        (["reset", "extra"], "Got unexpected extra argument"),
+    ],
+)
+def test_usage_errors_are_one_line_on_stderr_with_exit_2(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {message}")
+    assert "\x1b[" not in result.stderr and "╭" not in result.stderr
+
+
+def test_usage_errors_point_to_the_commands_help() -> None:
+    line = runner.invoke(app, ["seed", "--userz", "3"]).stderr.strip()
+    assert line.endswith("(see 'invoicegen seed --help')")
+
+
+def test_no_command_shows_the_help() -> None:
+    result = runner.invoke(app, [])
+    assert result.exit_code == 2
+    assert "Commands" in result.stdout and "seed" in result.stdout
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert (result.exit_code, result.stdout) == (0, f"invoicegen {__version__}\n")
+
+
+def _installed(
+    *args: str, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    if not SCRIPT.exists():
+        pytest.skip(f"no installed invoicegen script next to {sys.executable}")
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=cwd,
+        check=False,
+    )
+
+
+def test_shell_completion_completes_commands_and_options() -> None:
+    commands = _installed(
+        env={
+            "_INVOICEGEN_COMPLETE": "complete_bash",
+            "COMP_WORDS": "invoicegen st",
+            "COMP_CWORD": "1",
+        }
+    )
+    assert commands.returncode == 0 and commands.stdout.split() == ["stats"]
+    options = _installed(
+        env={
+            "_INVOICEGEN_COMPLETE": "complete_bash",
+            "COMP_WORDS": "invoicegen stats --ch",
+            "COMP_CWORD": "2",
+        }
+    )
+    assert options.stdout.split() == ["--check"]
+
+
+def test_profile_names_complete_from_the_settings_file(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.invoicegen.profiles.demo]\nusers = 1\n[tool.invoicegen.profiles.load]\n"
+        "users = 2\n[tool.invoicegen.profiles.dev]\nusers = 3\n"
+    )
+    words = {"COMP_WORDS": "invoicegen seed --profile d", "COMP_CWORD": "3"}
+    done = _installed(env={"_INVOICEGEN_COMPLETE": "complete_bash", **words}, cwd=tmp_path)
+    assert done.stdout.split() == ["demo", "dev"]
+
+
+def test_quiet_migrate_prints_nothing(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["migrate", "-q", "-d", f"sqlite:///{tmp_path / 'm.db'}"])
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+    assert (tmp_path / "m.db").exists()
+
+
+def test_completion_script_for_bash() -> None:
+    result = _installed("--show-completion", "bash", env={})
+    assert result.returncode == 0 and "_INVOICEGEN_COMPLETE=complete_bash" in result.stdout
+
+
+def test_a_usage_error_in_a_pipe_is_one_plain_line() -> None:
+    result = _installed("seed", "--qqq", env={"TERM": "xterm-256color"})
+    assert result.returncode == 2
+    assert result.stderr == "error: No such option: --qqq (see 'invoicegen seed --help')\n"

@@ -1,0 +1,216 @@
+"""Settings from files and profiles: precedence, sources, and the password warning.
+
+Driven through the CLI in a temporary project folder (``monkeypatch.chdir``), plus the library's
+``settings.resolve`` where only the resolution itself is under test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from invoicegen import settings
+from invoicegen.cli import app
+from invoicegen.errors import UsageError
+from invoicegen.settings import CountRange
+
+runner = CliRunner()
+
+PYPROJECT = """\
+[project]
+name = "host-app"
+
+[tool.invoicegen]
+users = 3
+clients_per_user = "1"
+locale = "de_DE"
+
+[tool.invoicegen.profiles.demo]
+users = 4
+clients_per_user = [2, 2]
+contracts_per_client = "1"
+invoices_per_contract = "1-2"
+seed = 7
+as_of = 2025-06-30
+batch_size = 2
+
+[tool.invoicegen.profiles.load]
+users = 1000
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project folder as the current directory, with no INVOICEGEN_* in the way."""
+    monkeypatch.chdir(tmp_path)
+    for key in [*settings.OPTIONS, "profile"]:
+        monkeypatch.delenv(settings.ENV_PREFIX + key.upper(), raising=False)
+    return tmp_path
+
+
+def seed_json(*args: str, env: dict[str, str] | None = None) -> dict:  # type: ignore[type-arg]
+    result = runner.invoke(app, ["seed", "--json", "--workers", "1", *args], env=env)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def verbose_sources(*args: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    """setting -> the source `--verbose` names for it (the table on stderr)."""
+    result = runner.invoke(app, ["seed", "--json", "--verbose", *args], env=env)
+    assert result.exit_code == 0, result.stderr
+    rows = {}
+    for line in result.stderr.splitlines():
+        parts = line.split(maxsplit=1)
+        if parts and parts[0] in settings.OPTIONS:
+            rows[parts[0]] = parts[1].strip()
+    return rows
+
+
+def test_the_file_section_applies_without_a_profile(project: Path) -> None:
+    (project / "pyproject.toml").write_text(PYPROJECT)
+    data = seed_json()
+    assert data["counts"]["users"] == 3
+    assert data["counts"]["clients"] == 3  # clients_per_user = "1"
+    assert (project / "invoicegen.db").exists()
+
+
+def test_a_profile_overrides_the_file_and_sets_every_kind_of_value(project: Path) -> None:
+    (project / "pyproject.toml").write_text(PYPROJECT)
+    data = seed_json("--profile", "demo")
+    assert data["counts"]["users"] == 4
+    assert data["counts"]["clients"] == 8  # [2, 2] from TOML as a range
+    assert data["counts"]["contracts"] == 8
+    assert data["seed"] == 7
+    assert data["as_of"] == "2025-06-30"  # a TOML date
+    assert data["batches"] == 2  # batch_size = 2
+
+
+def test_precedence_command_line_then_environment_then_profile_then_file(project: Path) -> None:
+    (project / "pyproject.toml").write_text(PYPROJECT)
+    env = {"INVOICEGEN_USERS": "5", "INVOICEGEN_SEED": "9"}
+    sources = verbose_sources("--profile", "demo", "--users", "6", env=env)
+    assert sources["users"].startswith("6") and sources["users"].endswith("command line")
+    assert sources["seed"].startswith("9") and "environment INVOICEGEN_SEED" in sources["seed"]
+    assert "profile demo in pyproject.toml" in sources["batch_size"]
+    assert sources["locale"].startswith("de_DE") and "[tool.invoicegen]" in sources["locale"]
+    assert "profile" not in sources["locale"]
+    assert sources["workers"].endswith("default")
+
+
+def test_precedence_is_what_seeding_uses(project: Path) -> None:
+    (project / "pyproject.toml").write_text(PYPROJECT)
+    assert seed_json("--profile", "demo", env={"INVOICEGEN_USERS": "5"})["counts"]["users"] == 5
+    (project / "invoicegen.db").unlink()
+    data = seed_json("--profile", "demo", "-n", "6", env={"INVOICEGEN_USERS": "5"})
+    assert data["counts"]["users"] == 6
+
+
+def test_the_profile_can_come_from_the_environment(project: Path) -> None:
+    (project / "pyproject.toml").write_text(PYPROJECT)
+    assert seed_json(env={"INVOICEGEN_PROFILE": "demo"})["seed"] == 7
+
+
+def test_invoicegen_toml_holds_settings_at_its_top_level(project: Path) -> None:
+    (project / "invoicegen.toml").write_text(
+        'users = 2\n[profiles.ci]\nusers = 1\nclients_per_user = "3"\n'
+    )
+    assert seed_json()["counts"]["users"] == 2
+    (project / "invoicegen.db").unlink()
+    data = seed_json("--profile", "ci")
+    assert data["counts"] == {**data["counts"], "users": 1, "clients": 3}
+
+
+def test_invoicegen_toml_wins_over_pyproject_with_a_warning(project: Path) -> None:
+    (project / "pyproject.toml").write_text(PYPROJECT)
+    (project / "invoicegen.toml").write_text("users = 2\n")
+    result = runner.invoke(app, ["seed", "--json"])
+    assert json.loads(result.stdout)["counts"]["users"] == 2
+    assert "warning: pyproject.toml [tool.invoicegen] is ignored" in result.stderr
+
+
+def _error_line(result) -> str:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 2, (result.exit_code, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_an_unknown_profile_names_the_known_ones(project: Path) -> None:
+    (project / "pyproject.toml").write_text(PYPROJECT)
+    line = _error_line(runner.invoke(app, ["seed", "--profile", "dmeo"]))
+    assert "'dmeo'" in line and "demo, load" in line
+    assert not (project / "invoicegen.db").exists()
+
+
+def test_a_profile_without_a_settings_file_is_a_usage_error(project: Path) -> None:
+    line = _error_line(runner.invoke(app, ["stats", "--profile", "demo"]))
+    assert "no pyproject.toml or invoicegen.toml" in line
+
+
+def test_a_bad_value_in_a_profile_says_where_it_is(project: Path) -> None:
+    (project / "invoicegen.toml").write_text('[profiles.bad]\ninvoices_per_contract = "5-1"\n')
+    line = _error_line(runner.invoke(app, ["seed", "--profile", "bad"]))
+    assert "profile bad in invoicegen.toml" in line and "5-1" in line
+
+
+def test_a_misspelt_setting_in_the_file_is_refused(project: Path) -> None:
+    (project / "pyproject.toml").write_text("[tool.invoicegen]\nuser = 3\n")
+    line = _error_line(runner.invoke(app, ["seed"]))
+    assert "unknown setting(s) user" in line
+
+
+def test_a_password_in_a_file_warns_and_is_never_shown(project: Path) -> None:
+    url = f"sqlite:///{project / 'file.db'}"
+    (project / "pyproject.toml").write_text(
+        f'[tool.invoicegen.profiles.remote]\ndatabase_url = "{url}"\n'
+        '[tool.invoicegen.profiles.secret]\ndatabase_url = "postgresql://app:hunter2@127.0.0.1:1/x"\n'
+    )
+    quiet = runner.invoke(app, ["seed", "-n", "1", "--json", "--profile", "remote"])
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr
+    result = runner.invoke(app, ["stats", "--profile", "secret"])
+    assert "warning: the database URL in pyproject.toml" in result.stderr
+    assert "INVOICEGEN_DATABASE_URL" in result.stderr
+    assert "hunter2" not in result.output
+
+
+def test_a_password_in_the_environment_does_not_warn(project: Path) -> None:
+    env = {"INVOICEGEN_DATABASE_URL": "postgresql://app:hunter2@127.0.0.1:1/x"}
+    result = runner.invoke(app, ["stats"], env=env)
+    assert result.exit_code == 4
+    assert "warning" not in result.stderr and "hunter2" not in result.output
+
+
+def test_verbose_shows_the_url_without_its_password(project: Path) -> None:
+    env = {"INVOICEGEN_DATABASE_URL": "postgresql://app:hunter2@127.0.0.1:1/x"}
+    result = runner.invoke(app, ["stats", "--verbose"], env=env)
+    assert "postgresql://app:***@127.0.0.1:1/x" in result.stderr
+    assert "hunter2" not in result.output
+
+
+def test_resolve_reports_each_source(tmp_path: Path) -> None:
+    (tmp_path / "invoicegen.toml").write_text(
+        'locale = "fr_FR"\nseed = 1\n[profiles.p]\nseed = 2\nas_of = "2024-02-29"\n'
+    )
+    resolved = settings.resolve(
+        {"users": "8"}, profile="p", cwd=tmp_path, environ={"INVOICEGEN_BATCH_SIZE": "10"}
+    )
+    assert resolved.values["users"] == 8 and resolved.sources["users"] == "command line"
+    assert resolved.batch_size == 10
+    assert resolved.sources["batch_size"] == "environment INVOICEGEN_BATCH_SIZE"
+    assert (resolved.seed, resolved.sources["seed"]) == (2, "profile p in invoicegen.toml")
+    assert resolved.as_of == dt.date(2024, 2, 29)
+    assert (resolved.locale, resolved.sources["locale"]) == ("fr_FR", "invoicegen.toml")
+    assert resolved.clients_per_user == CountRange(1, 3)
+    assert resolved.sources["clients_per_user"] == "default"
+
+
+def test_resolve_only_the_keys_asked_for(tmp_path: Path) -> None:
+    (tmp_path / "invoicegen.toml").write_text('locale = "nowhere"\n')
+    resolved = settings.resolve({}, keys=["database_url"], cwd=tmp_path, environ={})
+    assert set(resolved.values) == {"database_url"}
+    with pytest.raises(UsageError, match="invoicegen.toml: --locale"):
+        settings.resolve({}, cwd=tmp_path, environ={})

@@ -1,0 +1,339 @@
+"""`invoicegen stats` and `stats --check` on SQLite, PostgreSQL and MariaDB.
+
+Every number in the JSON is compared with SQL written here, independently of invoicegen's own
+queries; the check is proven by corrupting a seeded database with SQL the schema allows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from invoicegen import db
+from invoicegen.cli import app
+from invoicegen.errors import CheckFailed
+from tests.invariants import scalar
+from tests.manifest import replace_manifest
+
+runner = CliRunner()
+AS_OF = dt.date(2026, 3, 31)
+LEVELS = (("users", "clients", "user_id"), ("clients", "contracts", "client_id"))
+LEVELS += (("contracts", "invoices", "contract_id"),)
+
+
+def cli(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, list(args), env=env)
+
+
+def seeded(url: str, *ranges: str, users: int = 12) -> sa.Engine:
+    result = cli(
+        "seed", "-n", str(users), "--seed", "3", "--as-of", AS_OF.isoformat(), "-d", url, "--json",
+        *ranges,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    return db.make_engine(url)
+
+
+def rows(engine: sa.Engine, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(sa.text(sql), params)]
+
+
+def cents(value: Any) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+def as_date(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def test_stats_json_numbers_match_sql(database_url: str) -> None:
+    engine = seeded(database_url)
+    result = cli("stats", "-d", database_url, "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+
+    for table in ("users", "clients", "contracts", "invoices"):
+        assert data["counts"][table] == scalar(engine, f"SELECT COUNT(*) FROM {table}")
+
+    for level, (parent, child, fk) in zip(data["children"], LEVELS, strict=True):
+        per_parent = rows(
+            engine, f"SELECT (SELECT COUNT(*) FROM {child} c WHERE c.{fk} = p.id) FROM {parent} p"
+        )
+        expected = Counter(n for (n,) in per_parent)
+        assert (level["parent"], level["child"]) == (parent, child)
+        got = {d["children"]: d["parents"] for d in level["distribution"]}
+        assert got == dict(expected)
+        assert level["min"] == min(expected) and level["max"] == max(expected)
+        assert level["mean"] == pytest.approx(sum(n for (n,) in per_parent) / len(per_parent))
+
+    total = scalar(engine, "SELECT SUM(amount) FROM invoices")
+    assert Decimal(data["amount_total"]) == cents(total)
+
+    months = data["months"]
+    assert sum(m["invoices"] for m in months) == data["counts"]["invoices"]
+    first_end, last_end = rows(engine, "SELECT MIN(period_end), MAX(period_end) FROM invoices")[0]
+    assert months[0]["month"] == as_date(first_end).isoformat()[:7]
+    assert months[-1]["month"] == as_date(last_end).isoformat()[:7]
+    for month in months:
+        start = dt.date.fromisoformat(month["month"] + "-01")
+        after = (start + dt.timedelta(days=32)).replace(day=1)
+        n, billed = rows(
+            engine,
+            "SELECT COUNT(*), SUM(amount) FROM invoices WHERE period_end >= :a AND period_end < :b",
+            a=start,
+            b=after,
+        )[0]
+        assert month["invoices"] == n
+        assert Decimal(month["billed"]) == cents(billed or 0)
+
+    per_client = rows(
+        engine,
+        "SELECT k.client_id, SUM(i.amount), COUNT(*) FROM invoices i "
+        "JOIN contracts k ON k.id = i.contract_id GROUP BY k.client_id",
+    )
+    ranked = sorted(per_client, key=lambda r: (-cents(r[1]), r[0]))[:10]
+    top = data["top_clients"]
+    assert [(c["id"], Decimal(c["billed"]), c["invoices"]) for c in top] == [
+        (client, cents(billed), n) for client, billed, n in ranked
+    ]
+    assert top[0]["company_name"] == scalar(
+        engine, "SELECT company_name FROM clients WHERE id = :i", i=top[0]["id"]
+    )
+
+
+def test_stats_shows_the_run_manifest(database_url: str) -> None:
+    engine = seeded(database_url, users=2)
+    options = {"clients_per_user": "1-3", "locale": "en_US"}
+    replace_manifest(
+        engine, options=options, as_of=AS_OF, seed=424242, shard="1/2", versions="not json"
+    )
+    data = json.loads(cli("stats", "-d", database_url, "--json").stdout)
+    run = next(r for r in data["runs"] if r["seed"] == 424242)
+    assert run["options"] == options and run["versions"] == "not json" and run["counts"] is None
+    assert (run["as_of"], run["shard"], run["status"]) == (AS_OF.isoformat(), "1/2", "done")
+    shown = cli("stats", "-d", database_url)
+    assert "run manifest" in shown.stdout and "424242" in shown.stdout
+    assert "clients=1-3" in shown.stdout and "1/2" in shown.stdout
+
+
+def _report(url: str, *args: str, code: int, env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = cli("stats", "--check", "--json", "-d", url, *args, env=env)
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    if code:
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def _failures(report: dict[str, Any]) -> dict[str, tuple[int, list[int]]]:
+    return {c["name"]: (c["violations"], c["examples"]) for c in report["checks"] if not c["ok"]}
+
+
+RANGES = ("--clients-per-user", "2", "--contracts-per-client", "1-2")
+RANGES += ("--invoices-per-contract", "2-4")
+# The same, for `stats --check` on a database whose manifest does not record them.
+RANGES_ENV = {"INVOICEGEN_CLIENTS_PER_USER": "2", "INVOICEGEN_CONTRACTS_PER_CLIENT": "1-2"}
+RANGES_ENV |= {"INVOICEGEN_INVOICES_PER_CONTRACT": "2-4"}
+
+
+def test_check_passes_on_seeded_data(database_url: str) -> None:
+    seeded(database_url, *RANGES)
+    report = _report(database_url, code=0)
+    assert report["ok"] is True
+    assert all(c["violations"] in (0, None) for c in report["checks"])
+    assert sum(c["violations"] == 0 for c in report["checks"]) >= 13
+
+
+def _unchecked(connection: sa.Connection, dialect: str) -> None:
+    """Let this connection break foreign keys and CHECK constraints (as a bad import might)."""
+    if dialect == "sqlite":
+        connection.exec_driver_sql("PRAGMA ignore_check_constraints = ON")
+    elif dialect == "postgresql":
+        connection.exec_driver_sql("SET session_replication_role = replica")
+        connection.exec_driver_sql(
+            "ALTER TABLE invoices DROP CONSTRAINT ck_invoices_amount_not_negative"
+        )
+    else:
+        connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+        connection.exec_driver_sql(
+            "ALTER TABLE invoices DROP CONSTRAINT ck_invoices_amount_not_negative"
+        )
+
+
+def test_check_lists_each_violation_and_exits_7(database_url: str) -> None:
+    engine = seeded(database_url, *RANGES)
+    dialect = engine.dialect.name
+    # Targets from different users' trees, so that the corruptions do not overlap.
+    k1, k2 = (
+        k
+        for (k,) in rows(
+            engine,
+            "SELECT k.id FROM contracts k JOIN clients c ON c.id = k.client_id WHERE c.user_id IN (3, 4) ORDER BY k.id",
+        )[:2]
+    )
+    (lonely,) = rows(engine, "SELECT MIN(id) FROM clients WHERE user_id = 5")[0]
+    (negative,) = rows(
+        engine,
+        "SELECT MIN(i.id) FROM invoices i JOIN contracts k ON k.id = i.contract_id JOIN clients c ON c.id = k.client_id WHERE c.user_id = 6",
+    )[0]
+    orphans = scalar(engine, "SELECT COUNT(*) FROM clients WHERE user_id = 1")
+    gap, gap_start = rows(  # the last period of a contract, to start a day late
+        engine,
+        "SELECT i.id, i.period_start FROM invoices i JOIN contracts k ON k.id = i.contract_id JOIN clients c ON c.id = k.client_id WHERE c.user_id = 7 ORDER BY k.id, i.period_start DESC",
+    )[0]
+    first, second = rows(
+        engine,
+        "SELECT id, period_start FROM invoices WHERE contract_id = :k ORDER BY period_start",
+        k=k1,
+    )[:2]
+    early, k2_start = rows(
+        engine,
+        "SELECT i.id, k.start_date FROM invoices i JOIN contracts k ON k.id = i.contract_id WHERE k.id = :k ORDER BY i.period_start",
+        k=k2,
+    )[0]
+
+    with engine.begin() as connection:  # cascades to the contracts' invoices
+        connection.execute(sa.text("DELETE FROM contracts WHERE client_id = :c"), {"c": lonely})
+    raw = sa.create_engine(engine.url)  # without invoicegen's PRAGMA foreign_keys = ON
+    with raw.begin() as connection:
+        _unchecked(connection, dialect)
+        update = "UPDATE invoices SET {} WHERE id = :i"
+        connection.execute(
+            sa.text(update.format("period_start = :d")), {"d": as_date(first[1]), "i": second[0]}
+        )
+        moved = as_date(k2_start) - dt.timedelta(days=10)
+        connection.execute(sa.text(update.format("period_start = :d")), {"d": moved, "i": early})
+        connection.execute(sa.text(update.format("amount = -1")), {"i": negative})
+        late = as_date(gap_start) + dt.timedelta(days=1)
+        connection.execute(sa.text(update.format("period_start = :d")), {"d": late, "i": gap})
+        connection.execute(sa.text("DELETE FROM users WHERE id = 1"))
+    raw.dispose()
+
+    report = _report(database_url, code=CheckFailed.exit_code, env=RANGES_ENV)
+    assert report["ok"] is False
+    failures = _failures(report)
+    orphan_ids = [
+        i for (i,) in rows(engine, "SELECT id FROM clients WHERE user_id = 1 ORDER BY id")
+    ]
+    assert failures == {
+        "clients without their user": (orphans, orphan_ids[:5]),
+        "clients with contracts outside 1-2": (1, [lonely]),
+        "invoice periods overlapping an earlier one": (1, [second[0]]),
+        "invoices outside their contract's dates": (1, [early]),
+        "invoices with a negative amount": (1, [negative]),
+        "gaps between consecutive invoice periods": (1, [gap]),
+    }
+    text = cli("stats", "--check", "-d", database_url, env=RANGES_ENV)
+    assert text.exit_code == CheckFailed.exit_code
+    assert "6 of 14 checks failed" in text.stderr
+    assert "1 violation(s)" in text.stdout and f"#{lonely}" in text.stdout
+
+
+def test_check_reads_its_expectations_from_the_manifest(database_url: str) -> None:
+    engine = seeded(database_url, *RANGES)
+    before = AS_OF - dt.timedelta(days=200)
+    replace_manifest(
+        engine,
+        as_of=before,
+        options={
+            "clients_per_user": "1",  # the data has 2 per user
+            "contracts_per_client": [1, 2],
+            "invoices_per_contract": {"low": 2, "high": 4},
+        },
+    )
+    # Settings that would pass everything are overridden by what the manifest recorded.
+    report = _report(database_url, code=CheckFailed.exit_code)
+    assert report["expectations"]["source"].startswith("run manifest")
+    assert report["expectations"]["as_of"] == before.isoformat()
+    assert "from settings" not in report["expectations"]["source"]
+    late = scalar(engine, "SELECT COUNT(*) FROM invoices WHERE period_end > :d", d=before)
+    failures = _failures(report)
+    assert set(failures) == {
+        "users with clients outside 1",
+        f"invoices after the as-of date {before}",
+    }
+    assert failures["users with clients outside 1"][0] == 12
+    assert failures[f"invoices after the as-of date {before}"][0] == late > 0
+
+
+def test_check_without_a_manifest_uses_the_settings(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = seeded(sqlite_url, *RANGES)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM invoicegen_runs"))
+    monkeypatch.setenv("INVOICEGEN_CLIENTS_PER_USER", "3")
+    report = _report(sqlite_url, code=CheckFailed.exit_code)
+    assert "environment INVOICEGEN_CLIENTS_PER_USER" in report["expectations"]["source"]
+    assert _failures(report) == {"users with clients outside 3": (12, list(range(1, 6)))}
+    skipped = [c["name"] for c in report["checks"] if c["violations"] is None]
+    assert skipped == ["invoices after the as-of date"]
+    monkeypatch.setenv("INVOICEGEN_AS_OF", "2000-01-01")
+    assert "invoices after the as-of date 2000-01-01" in _failures(
+        _report(sqlite_url, code=CheckFailed.exit_code)
+    )
+
+
+def test_check_quiet_prints_only_the_error(sqlite_url: str) -> None:
+    seeded(sqlite_url, *RANGES)
+    result = cli("stats", "--check", "-q", "-d", sqlite_url, env={"INVOICEGEN_AS_OF": "2000-01-01"})
+    assert result.exit_code == CheckFailed.exit_code
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: 1 of 14 checks failed: invoices after")
+
+
+@pytest.mark.parametrize("env", [{}, {"NO_COLOR": "1"}, {"NO_COLOR": "1", "FORCE_COLOR": "1"}])
+def test_no_escape_sequences_off_a_terminal_or_with_no_color(
+    sqlite_url: str, env: dict[str, str]
+) -> None:
+    seeded(sqlite_url, users=3)
+    for args in (["stats"], ["stats", "--check"], ["migrate"], ["stats", "--verbose"]):
+        result = cli(*args, "-d", sqlite_url, env=env)
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout and "\x1b[" not in result.output
+    error = cli("stats", "-d", "sqlite:///nowhere/x.db", env=env)
+    assert error.exit_code == 4 and "\x1b[" not in error.stderr
+
+
+def test_force_color_alone_does_colour(sqlite_url: str) -> None:
+    """The counterpart of the test above: the assertion can fail."""
+    seeded(sqlite_url, users=3)
+    assert "\x1b[" in cli("stats", "-d", sqlite_url, env={"FORCE_COLOR": "1"}).stdout
+
+
+def test_quiet_seed_prints_nothing_but_json_still_works(tmp_path: Any) -> None:
+    quiet = cli("seed", "-n", "2", "-q", "-d", f"sqlite:///{tmp_path / 'q.db'}")
+    assert quiet.exit_code == 0 and quiet.stdout == "" and quiet.stderr == ""
+    both = cli("seed", "-n", "2", "-q", "--json", "-d", f"sqlite:///{tmp_path / 'j.db'}")
+    assert json.loads(both.stdout)["counts"]["users"] == 2
+
+
+def test_stats_of_an_empty_schema_says_how_to_fill_it(sqlite_url: str) -> None:
+    assert cli("migrate", "-d", sqlite_url).exit_code == 0
+    result = cli("stats", "-d", sqlite_url)
+    assert result.exit_code == 0
+    assert "no data yet" in result.stdout and "per user" not in result.stdout
+    data = json.loads(cli("stats", "-d", sqlite_url, "--json").stdout)
+    assert data["months"] == [] and data["top_clients"] == [] and data["amount_mean"] is None
+    assert _report(sqlite_url, code=0)["ok"] is True
+
+
+def test_check_falls_back_on_the_settings_for_what_a_run_did_not_record(sqlite_url: str) -> None:
+    engine = seeded(sqlite_url, *RANGES)
+    replace_manifest(engine, options={"clients_per_user": "2"}, as_of=AS_OF)
+    report = _report(
+        sqlite_url, code=CheckFailed.exit_code, env={"INVOICEGEN_INVOICES_PER_CONTRACT": "1"}
+    )
+    source = report["expectations"]["source"]
+    assert source.startswith(
+        "run manifest (1 run); contracts_per_client, invoices_per_contract from settings"
+    )
+    assert set(_failures(report)) == {"contracts with invoices outside 1"}
