@@ -92,3 +92,11 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
     engine = db.make_engine(database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def plugin_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest runs inside a test (pytester) see no outside settings for the invoicegen plugin."""
+    names = ("INVOICEGEN_TEST_DATABASE_URL", "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_ADDOPTS")
+    for name in names:
+        monkeypatch.delenv(name, raising=False)

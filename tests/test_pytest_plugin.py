@@ -14,6 +14,7 @@ from invoicegen import db
 from invoicegen.models import User
 
 pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.usefixtures("plugin_environment")
 
 ROLLBACK_MODULE = """
 import pytest
@@ -77,16 +78,6 @@ USES_SESSION = """
 def test_uses_the_session(invoicegen_session):
     assert invoicegen_session.is_active
 """
-
-
-@pytest.fixture(autouse=True)
-def _no_outside_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "INVOICEGEN_TEST_DATABASE_URL",
-        "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
-        "PYTEST_ADDOPTS",
-    ):
-        monkeypatch.delenv(name, raising=False)
 
 
 def _count_users(engine: sa.Engine) -> int:
