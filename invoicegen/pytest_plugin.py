@@ -121,7 +121,12 @@ def _worker_database(url: URL, name: str) -> Iterator[str]:
         yield url.set(database=name).render_as_string(hide_password=False)
         if created:
             with database_errors(url), admin.connect() as connection:
-                force = " WITH (FORCE)" if admin.dialect.name == "postgresql" else ""
+                version = admin.dialect.server_version_info or ()
+                force = (
+                    " WITH (FORCE)"
+                    if admin.dialect.name == "postgresql" and version >= (13,)
+                    else ""
+                )
                 connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {preparer.quote(name)}{force}")
     finally:
         admin.dispose()

@@ -195,6 +195,13 @@ def test_under_xdist_each_worker_gets_its_own_database(
         assert _databases_like(engine, f"{url.database}_gw") == set()
 
 
+@pytest.mark.slow
+def test_under_xdist_the_default_sqlite_file_is_per_worker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_workers=XDIST_MODULE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=6)
+
+
 def test_importing_the_plugin_imports_no_database_code() -> None:
     code = (
         "import sys, invoicegen.pytest_plugin; "
