@@ -31,7 +31,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from decimal import Decimal
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import factory
 import factory.random
@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from factory.alchemy import SQLAlchemyModelFactory
 from sqlalchemy.orm import Session
 
+from invoicegen import factory_signatures as sig
 from invoicegen.errors import FactoryValueError
 from invoicegen.models import Client, Contract, Invoice, User
 
@@ -251,6 +252,10 @@ class InvoicegenFactory(SQLAlchemyModelFactory, Generic[M]):
 class IsolatedUserFactory(InvoicegenFactory[User]):
     """A user with no clients."""
 
+    # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
+    create: ClassVar[sig.MakeUser[list[Client]]]
+    build: ClassVar[sig.MakeUser[list[Client]]]
+
     class Meta:
         model = User
 
@@ -266,6 +271,10 @@ class IsolatedUserFactory(InvoicegenFactory[User]):
 
 class IsolatedClientFactory(InvoicegenFactory[Client]):
     """A client, with its user (an isolated one unless given), and no contracts."""
+
+    # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
+    create: ClassVar[sig.MakeClient[list[Contract]]]
+    build: ClassVar[sig.MakeClient[list[Contract]]]
 
     class Meta:
         model = Client
@@ -316,6 +325,10 @@ class IsolatedContractFactory(InvoicegenFactory[Contract]):
     ``as_of``. Given only a ``start_date``, the end keeps the drawn length from that start.
     """
 
+    # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
+    create: ClassVar[sig.MakeContract[list[Invoice]]]
+    build: ClassVar[sig.MakeContract[list[Invoice]]]
+
     class Meta:
         model = Contract
 
@@ -360,6 +373,10 @@ class IsolatedInvoiceFactory(InvoicegenFactory[Invoice]):
     ``LONG_AGO_MONTHS`` or more before ``as_of`` (its own contract is dated to match; a contract
     you pass must have room for it that early).
     """
+
+    # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
+    create: ClassVar[sig.MakeInvoice]
+    build: ClassVar[sig.MakeInvoice]
 
     class Meta:
         model = Invoice
@@ -429,6 +446,10 @@ class UserFactory(IsolatedUserFactory):
     ``clients=0`` gives a user with no clients (as ``IsolatedUserFactory`` does).
     """
 
+    # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
+    create: ClassVar[sig.MakeUser[sig.Children[Client]]]
+    build: ClassVar[sig.MakeUser[sig.Children[Client]]]
+
     @classmethod
     def _generate(cls, strategy: str, params: dict[str, Any]) -> Any:
         params.setdefault("clients", DEFAULT_CLIENTS)
@@ -441,6 +462,10 @@ class UserFactory(IsolatedUserFactory):
 
 class ClientFactory(IsolatedClientFactory):
     """A client with contracts and their invoices: ``ClientFactory(contracts=(1, 3))``."""
+
+    # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
+    create: ClassVar[sig.MakeClient[sig.Children[Contract]]]
+    build: ClassVar[sig.MakeClient[sig.Children[Contract]]]
 
     user = factory.SubFactory("invoicegen.factories.IsolatedUserFactory")
 
@@ -456,6 +481,10 @@ class ClientFactory(IsolatedClientFactory):
 
 class ContractFactory(IsolatedContractFactory):
     """A contract with invoices: ``ContractFactory(invoices=4)``; its dates leave room for them."""
+
+    # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
+    create: ClassVar[sig.MakeContract[sig.Children[Invoice]]]
+    build: ClassVar[sig.MakeContract[sig.Children[Invoice]]]
 
     @classmethod
     def _generate(cls, strategy: str, params: dict[str, Any]) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import re
 import subprocess
@@ -10,6 +11,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import factory
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -179,9 +181,10 @@ def test_create_and_build_are_typed_for_editors_and_mypy(tmp_path: Path) -> None
     snippet = tmp_path / "snippet.py"
     snippet.write_text(
         "from invoicegen.factories import InvoiceFactory, UserFactory\n"
-        "reveal_type(UserFactory.create(clients=2))\n"
+        "reveal_type(UserFactory.create(clients=2, clients__contracts=1))\n"
         "reveal_type(UserFactory.build_batch(2))\n"
         "reveal_type(InvoiceFactory.build().contract.client.user.email)\n"
+        "reveal_type(UserFactory.create)\n"
     )
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", "pyproject.toml", "--no-incremental"]
@@ -192,7 +195,54 @@ def test_create_and_build_are_typed_for_editors_and_mypy(tmp_path: Path) -> None
         check=False,
     )
     revealed = re.findall(r'Revealed type is "([^"]+)"', done.stdout)
-    assert revealed == ["invoicegen.models.User", "list[invoicegen.models.User]", "str"]
+    assert revealed == [
+        "invoicegen.models.User",
+        "list[invoicegen.models.User]",
+        "str",
+        "invoicegen.factory_signatures.MakeUser["
+        "int | tuple[int, int] | range | list[invoicegen.models.Client]]",
+    ]
+
+
+INTERNAL = {"dates", "billed_by", "period", "invoices__as_of"}  # derived, not for callers
+
+
+def _signature_keywords() -> dict[str, set[str]]:
+    """Each protocol in factory_signatures.py -> the keywords of its first overload."""
+    tree = ast.parse((REPO / "invoicegen" / "factory_signatures.py").read_text("utf-8"))
+    keywords = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            first = next(f for f in node.body if isinstance(f, ast.FunctionDef))
+            keywords[node.name] = {arg.arg for arg in first.args.kwonlyargs}
+    return keywords
+
+
+@pytest.mark.parametrize(
+    ("factory_class", "protocol", "children"),
+    [
+        (IsolatedUserFactory, "MakeUser[list[Client]]", "clients"),
+        (UserFactory, "MakeUser[sig.Children[Client]]", "clients"),
+        (IsolatedClientFactory, "MakeClient[list[Contract]]", "contracts"),
+        (ClientFactory, "MakeClient[sig.Children[Contract]]", "contracts"),
+        (IsolatedContractFactory, "MakeContract[list[Invoice]]", "invoices"),
+        (ContractFactory, "MakeContract[sig.Children[Invoice]]", "invoices"),
+        (IsolatedInvoiceFactory, "MakeInvoice", None),
+    ],
+)
+def test_the_editor_signatures_list_every_keyword_a_factory_takes(
+    factory_class: type[factory.Factory], protocol: str, children: str | None
+) -> None:
+    meta = factory_class._meta
+    declared = (
+        set(meta.pre_declarations.as_dict())
+        | set(meta.post_declarations.as_dict())
+        | set(meta.parameters)
+    )
+    expected = declared - INTERNAL | {"id"} | ({children} if children else set())
+    assert _signature_keywords()[protocol.split("[")[0]] == expected
+    annotations = factory_class.__annotations__
+    assert annotations["create"] == annotations["build"] == f"ClassVar[sig.{protocol}]"
 
 
 def test_values_are_coherent_over_many_trees() -> None:
