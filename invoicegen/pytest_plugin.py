@@ -16,6 +16,7 @@ dropped at the end of the run. Without xdist, the named database is used as it i
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import re
@@ -65,15 +66,26 @@ def _worker_id(config: pytest.Config) -> str | None:
     return None if workerinput is None else str(workerinput["workerid"])
 
 
-def _parse(text: str, source: str) -> URL:
-    from invoicegen.db import parse_url
-    from invoicegen.errors import UsageError
+@contextlib.contextmanager
+def _failing_tests(source: str) -> Iterator[None]:
+    """An invoicegen error fails the tests that need the database, in one line, no traceback."""
+    from invoicegen.errors import InvoicegenError
 
     try:
-        return parse_url(text)
-    except UsageError as exc:
+        yield
+    except InvoicegenError as exc:
         detail = str(exc).removeprefix("--database-url: ")
-        pytest.fail(f"invoicegen: {source}: {detail}", pytrace=False)
+        raise pytest.fail.Exception(f"invoicegen: {source}: {detail}", pytrace=False) from None
+
+
+def _parse(text: str, source: str) -> URL:
+    from invoicegen.db import parse_url
+
+    url: URL | None = None
+    with _failing_tests(source):
+        url = parse_url(text)
+    assert url is not None  # _failing_tests raised otherwise
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -98,19 +110,21 @@ def invoicegen_database_url(
             url = url.set(database=str(path.with_name(f"{path.stem}-{worker}{path.suffix}")))
         yield url.render_as_string(hide_password=False)
         return
-    yield from _worker_database(url, f"{url.database}_{worker}")
+    with _failing_tests(f"the database of xdist worker {worker}"):
+        yield from _worker_database(url, f"{url.database}_{worker}")
 
 
 def _worker_database(url: URL, name: str) -> Iterator[str]:
     """Create database ``name`` on ``url``'s server if missing; drop it afterwards if created."""
     import sqlalchemy as sa
 
-    from invoicegen.db import database_errors
+    from invoicegen.db import connect, make_engine
 
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    engine = make_engine(url)
+    admin = engine.execution_options(isolation_level="AUTOCOMMIT")
     preparer = admin.dialect.identifier_preparer
     try:
-        with database_errors(url), admin.connect() as connection:
+        with connect(admin) as connection:
             if admin.dialect.name == "postgresql":
                 query = "SELECT 1 FROM pg_database WHERE datname = :name"
             else:
@@ -120,7 +134,7 @@ def _worker_database(url: URL, name: str) -> Iterator[str]:
                 connection.exec_driver_sql(f"CREATE DATABASE {preparer.quote(name)}")
         yield url.set(database=name).render_as_string(hide_password=False)
         if created:
-            with database_errors(url), admin.connect() as connection:
+            with connect(admin) as connection:
                 version = admin.dialect.server_version_info or ()
                 force = (
                     " WITH (FORCE)"
@@ -129,7 +143,7 @@ def _worker_database(url: URL, name: str) -> Iterator[str]:
                 )
                 connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {preparer.quote(name)}{force}")
     finally:
-        admin.dispose()
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -137,11 +151,13 @@ def invoicegen_engine(invoicegen_database_url: str) -> Iterator[Engine]:
     """An engine on the test database, migrated to invoicegen's newest schema once per run."""
     from invoicegen.db import make_engine, upgrade
 
-    engine = make_engine(invoicegen_database_url)
+    with _failing_tests("invoicegen_engine"):
+        engine = make_engine(invoicegen_database_url)
     if engine.dialect.name == "sqlite":
         _sqlite_real_transactions(engine)
     try:
-        upgrade(engine)
+        with _failing_tests("invoicegen_engine"):
+            upgrade(engine)
         yield engine
     finally:
         engine.dispose()

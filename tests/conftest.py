@@ -13,10 +13,17 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg  # noqa: F401  # see below
+import pymysql  # noqa: F401
 import pytest
 import sqlalchemy as sa
 
+import invoicegen.factories  # noqa: F401
 from invoicegen import db
+
+# The drivers and the factories are imported here, before any in-process pytester run: modules
+# first imported during such a run are dropped after it, and imported again, psycopg's Python
+# classes no longer match its compiled part, and a test module's factories are not the plugin's.
 
 SERVER_URLS = {
     "postgresql": os.environ.get(

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-import invoicegen.factories  # noqa: F401  # imported once here, not in each in-process run
 from tests.conftest import fresh_database
 
 pytest_plugins = ["pytester"]

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-import invoicegen.factories  # noqa: F401  # imported once here, not in each in-process run
 from invoicegen import db
 from invoicegen.models import User
 
@@ -117,13 +116,25 @@ def test_the_url_comes_from_the_option_then_ini_then_environment(
     )
 
 
-def test_a_bad_url_fails_the_tests_naming_where_it_came_from(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("nosuch://db", "invoicegen: --invoicegen-db-url: unsupported or malformed URL*"),
+        (
+            "postgresql://nobody@127.0.0.1:1/nothing",
+            "invoicegen: invoicegen_engine: cannot connect to postgresql://nobody@127.0.0.1:1/*",
+        ),
+    ],
+)
+def test_a_database_problem_fails_the_tests_in_one_line(
+    pytester: pytest.Pytester, url: str, message: str
+) -> None:
     pytester.makepyfile(test_session=USES_SESSION)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--invoicegen-db-url", "nosuch://db")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--invoicegen-db-url", url)
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
-        ["*invoicegen: --invoicegen-db-url: unsupported or malformed URL (scheme 'nosuch')*"]
-    )
+    result.stdout.fnmatch_lines([message])
+    result.stdout.no_fnmatch_line("*pytest_plugin.py:*")  # no traceback into the plugin
+    result.stdout.no_fnmatch_line("*During handling of the above exception*")
 
 
 def test_p_no_invoicegen_disables_the_plugin(pytester: pytest.Pytester) -> None:
