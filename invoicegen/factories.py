@@ -11,8 +11,15 @@ Values are coherent: emails derive from names (users' are unique: ``number`` is 
 contracts start before they end; invoices are consecutive, non-overlapping periods inside their
 contract and never in the future relative to ``as_of``; amounts are positive with two decimals.
 
+Situations tests often need: ``ContractFactory(ongoing=True)`` (no end date),
+``ContractFactory(ended=True)`` (ended before ``as_of``), ``InvoiceFactory(zero=True)``
+(amount 0.00), ``InvoiceFactory(long_ago=True)`` (its period ended a year or more before
+``as_of``), and a user with no clients: ``IsolatedUserFactory()`` or ``UserFactory(clients=0)``.
+
 ``build()`` needs no database. ``create()`` adds and flushes through the session bound with
-:func:`bind_session` (the pytest plugin does this); the caller owns the transaction.
+:func:`bind_session` (the pytest plugin does this); the caller owns the transaction. A value that
+cannot be made coherent raises :class:`~invoicegen.errors.FactoryValueError` naming the factory and
+the field. ``create()``/``build()`` are typed: ``UserFactory.create()`` is a ``User``.
 """
 
 from __future__ import annotations
@@ -25,13 +32,15 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import factory
 import factory.random
+import sqlalchemy as sa
 from factory.alchemy import SQLAlchemyModelFactory
 from sqlalchemy.orm import Session
 
+from invoicegen import factory_signatures as sig
 from invoicegen.errors import FactoryValueError
 from invoicegen.models import Client, Contract, Invoice, User
 
@@ -41,6 +50,10 @@ DEFAULT_CONTRACTS = (1, 3)
 DEFAULT_INVOICES = (1, 5)
 
 EMAIL_DOMAINS = ("example.com", "example.net", "example.org")  # reserved: mail never leaves
+MAX_AMOUNT = Decimal("9999999999.99")  # NUMERIC(12, 2)
+LONG_AGO_MONTHS = 12
+
+M = TypeVar("M")
 _session: ContextVar[Session | None] = ContextVar("invoicegen_factory_session", default=None)
 
 
@@ -148,10 +161,14 @@ def random_amount() -> Decimal:
 
 
 def count_from(value: Any, *, name: str) -> int:
-    """A child count from an int, a (low, high) pair or range, or a list of ready objects."""
+    """A child count from an int, a (low, high) pair or range, or a list of ready objects.
+
+    ``name`` is the factory and field the value was given for, e.g. ``UserFactory.clients``.
+    """
     rand = factory.random.randgen
+    expected = f"{name}: expected a count, a (low, high) range or a list of objects, got {value!r}"
     if isinstance(value, bool):
-        raise FactoryValueError(f"{name}: expected a count, a (low, high) range or a list")
+        raise FactoryValueError(expected)
     if isinstance(value, int):
         count = value
     elif isinstance(value, range):
@@ -162,7 +179,7 @@ def count_from(value: Any, *, name: str) -> int:
     elif isinstance(value, list):
         return len(value)
     else:
-        raise FactoryValueError(f"{name}: expected a count, a (low, high) range or a list")
+        raise FactoryValueError(expected)
     if count < 0:
         raise FactoryValueError(f"{name}: cannot create {value!r} children")
     return count
@@ -171,17 +188,75 @@ def count_from(value: Any, *, name: str) -> int:
 # --- factories ----------------------------------------------------------------------------------
 
 
-class InvoicegenFactory(SQLAlchemyModelFactory):
-    """Base of invoicegen's factories: flushes through the bound session, never commits."""
+class InvoicegenFactory(SQLAlchemyModelFactory, Generic[M]):
+    """Base of invoicegen's factories: flushes through the bound session, never commits.
+
+    The classmethods below add types (``UserFactory.create()`` is a ``User`` to mypy and to
+    editors) and check the final values before the object is made, so a mistake names the
+    factory and the field instead of surfacing later as a database error.
+    """
 
     class Meta:
         abstract = True
         sqlalchemy_session_factory = _current_session
         sqlalchemy_session_persistence = "flush"
 
+    #: (earlier, later) field pairs: the later may not come before the earlier.
+    _ordered: tuple[tuple[str, str], ...] = ()
 
-class IsolatedUserFactory(InvoicegenFactory):
+    @classmethod
+    def build(cls, **kwargs: Any) -> M:
+        """One object in memory, with its parents (and children, for full factories)."""
+        return cast(M, super().build(**kwargs))
+
+    @classmethod
+    def create(cls, **kwargs: Any) -> M:
+        """One object added and flushed through the bound session (never committed)."""
+        return cast(M, super().create(**kwargs))
+
+    @classmethod
+    def build_batch(cls, size: int, **kwargs: Any) -> list[M]:
+        return cast(list[M], super().build_batch(size, **kwargs))
+
+    @classmethod
+    def create_batch(cls, size: int, **kwargs: Any) -> list[M]:
+        return cast(list[M], super().create_batch(size, **kwargs))
+
+    @classmethod
+    def _build(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        cls._check(model_class, kwargs)
+        return super()._build(model_class, *args, **kwargs)
+
+    @classmethod
+    def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        cls._check(model_class, kwargs)
+        return super()._create(model_class, *args, **kwargs)
+
+    @classmethod
+    def _check(cls, model_class: type[Any], values: dict[str, Any]) -> None:
+        """Refuse values the model cannot take; subclasses add their own coherence rules."""
+        mapper = sa.inspect(model_class, raiseerr=False)
+        if mapper is None:  # not a mapped class (seeding builds plain rows)
+            return
+        unknown = sorted(set(values) - set(mapper.attrs.keys()))
+        if unknown:
+            known = ", ".join(mapper.attrs.keys())
+            raise FactoryValueError(
+                f"{cls.__name__}.{unknown[0]}: {model_class.__name__} has no such field "
+                f"(fields: {known})"
+            )
+        for first, second in cls._ordered:
+            start, end = values.get(first), values.get(second)
+            if start is not None and end is not None and end < start:
+                raise FactoryValueError(f"{cls.__name__}.{second}: {end} is before {first} {start}")
+
+
+class IsolatedUserFactory(InvoicegenFactory[User]):
     """A user with no clients."""
+
+    # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
+    create: ClassVar[sig.MakeUser[list[Client]]]
+    build: ClassVar[sig.MakeUser[list[Client]]]
 
     class Meta:
         model = User
@@ -196,8 +271,12 @@ class IsolatedUserFactory(InvoicegenFactory):
     phone = factory.Faker("phone_number")
 
 
-class IsolatedClientFactory(InvoicegenFactory):
+class IsolatedClientFactory(InvoicegenFactory[Client]):
     """A client, with its user (an isolated one unless given), and no contracts."""
+
+    # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
+    create: ClassVar[sig.MakeClient[list[Contract]]]
+    build: ClassVar[sig.MakeClient[list[Contract]]]
 
     class Meta:
         model = Client
@@ -213,18 +292,44 @@ class IsolatedClientFactory(InvoicegenFactory):
 
 
 def _contract_dates(o: Any) -> tuple[dt.date, dt.date | None]:
+    if o.ongoing and o.ended:
+        raise FactoryValueError("ContractFactory.end_date: a contract cannot be ongoing and ended")
     start, end = contract_dates(o.as_of, o.invoice_count)
     if o.ongoing:
         end = None
+    elif o.ended:  # the dates leave room for the invoices before as_of, so this stays >= start
+        day_before = o.as_of - dt.timedelta(days=1)
+        end = day_before if end is None else min(end, day_before)
     return start, end
 
 
-class IsolatedContractFactory(InvoicegenFactory):
+def _contract_end(o: Any) -> dt.date | None:
+    """The drawn end; when the caller gave ``start_date``, the same length from that start."""
+    start: dt.date = o.dates[0]
+    end: dt.date | None = o.dates[1]
+    given_start: dt.date = o.start_date
+    if end is None or given_start == start:
+        return end
+    end = given_start + (end - start)
+    if o.ended and end >= o.as_of:
+        raise FactoryValueError(
+            f"ContractFactory.end_date: a contract starting {o.start_date} cannot have ended "
+            f"before as_of {o.as_of}; give end_date too, or an earlier start_date"
+        )
+    return end
+
+
+class IsolatedContractFactory(InvoicegenFactory[Contract]):
     """A contract, with its client, and no invoices.
 
     ``invoice_count`` is the number of monthly periods the dates leave room for;
-    ``ongoing=True`` gives a contract with no end date.
+    ``ongoing=True`` gives a contract with no end date, ``ended=True`` one that ended before
+    ``as_of``. Given only a ``start_date``, the end keeps the drawn length from that start.
     """
+
+    # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
+    create: ClassVar[sig.MakeContract[list[Invoice]]]
+    build: ClassVar[sig.MakeContract[list[Invoice]]]
 
     class Meta:
         model = Contract
@@ -233,6 +338,7 @@ class IsolatedContractFactory(InvoicegenFactory):
         as_of = factory.LazyFunction(dt.date.today)
         invoice_count = DEFAULT_INVOICES[1]
         ongoing = False
+        ended = False
         dates = factory.LazyAttribute(_contract_dates)
 
     client = factory.SubFactory("invoicegen.factories.IsolatedClientFactory")
@@ -242,7 +348,9 @@ class IsolatedContractFactory(InvoicegenFactory):
         no_declaration=None,
     )
     start_date = factory.LazyAttribute(lambda o: o.dates[0])
-    end_date = factory.LazyAttribute(lambda o: o.dates[1])
+    end_date = factory.LazyAttribute(_contract_end)
+
+    _ordered = (("start_date", "end_date"),)
 
 
 def _period(o: Any) -> tuple[dt.date, dt.date]:
@@ -250,7 +358,7 @@ def _period(o: Any) -> tuple[dt.date, dt.date]:
     index = o.index
     count = o.count if o.count is not None else index + 1
     try:
-        return invoice_period(contract.start_date, contract.end_date, o.as_of, index, count)
+        return invoice_period(contract.start_date, contract.end_date, o.billed_by, index, count)
     except ValueError as exc:
         raise FactoryValueError(f"InvoiceFactory.period_start: {exc}") from None
 
@@ -259,12 +367,18 @@ def _existing_invoices(o: Any) -> int:
     return len(getattr(o.contract, "invoices", None) or ())
 
 
-class IsolatedInvoiceFactory(InvoicegenFactory):
+class IsolatedInvoiceFactory(InvoicegenFactory[Invoice]):
     """An invoice, with its contract: the contract's next free period unless ``index`` is given.
 
     ``count`` is how many invoices the contract gets in all (they share one cadence);
-    ``zero=True`` gives a zero-amount invoice.
+    ``zero=True`` gives a zero-amount invoice; ``long_ago=True`` one whose period ended
+    ``LONG_AGO_MONTHS`` or more before ``as_of`` (its own contract is dated to match; a contract
+    you pass must have room for it that early).
     """
+
+    # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
+    create: ClassVar[sig.MakeInvoice]
+    build: ClassVar[sig.MakeInvoice]
 
     class Meta:
         model = Invoice
@@ -273,15 +387,35 @@ class IsolatedInvoiceFactory(InvoicegenFactory):
         as_of = factory.LazyFunction(dt.date.today)
         index = factory.LazyAttribute(_existing_invoices)
         count = None
+        long_ago = False
+        # Periods end on or before this day.
+        billed_by = factory.LazyAttribute(
+            lambda o: add_months(o.as_of, -LONG_AGO_MONTHS) if o.long_ago else o.as_of
+        )
         period = factory.LazyAttribute(_period)
         zero = factory.Trait(amount=Decimal("0.00"))
 
     contract = factory.SubFactory(
-        "invoicegen.factories.IsolatedContractFactory", as_of=factory.SelfAttribute("..as_of")
+        "invoicegen.factories.IsolatedContractFactory", as_of=factory.SelfAttribute("..billed_by")
     )
     period_start = factory.LazyAttribute(lambda o: o.period[0])
     period_end = factory.LazyAttribute(lambda o: o.period[1])
     amount = factory.LazyFunction(random_amount)
+
+    _ordered = (("period_start", "period_end"),)
+
+    @classmethod
+    def _check(cls, model_class: type[Any], values: dict[str, Any]) -> None:
+        super()._check(model_class, values)
+        amount = values.get("amount")
+        if amount is not None and not (
+            0 <= amount <= MAX_AMOUNT
+            and Decimal(amount) == Decimal(amount).quantize(Decimal("0.01"))
+        ):
+            raise FactoryValueError(
+                f"{cls.__name__}.amount: {amount!r} is not an amount from 0.00 to {MAX_AMOUNT} "
+                "with at most two decimals"
+            )
 
 
 # --- full factories: the "many" side too ---------------------------------------------------------
@@ -290,17 +424,18 @@ class IsolatedInvoiceFactory(InvoicegenFactory):
 def _children(
     child_factory: type[factory.Factory],
     parent: Any,
-    parent_field: str,
+    field: str,
     create: bool,
     extracted: Any,
     kwargs: dict[str, Any],
 ) -> None:
     """Attach ready objects, or build/create the requested number of children."""
+    parent_field = type(parent).__name__.lower()
     if isinstance(extracted, list):
         for child in extracted:
             setattr(child, parent_field, parent)
         return
-    count = count_from(extracted, name=f"{child_factory.__name__} count")
+    count = count_from(extracted, name=field)
     strategy = factory.CREATE_STRATEGY if create else factory.BUILD_STRATEGY
     for index in range(count):
         extra = {"index": index, "count": count} if child_factory is IsolatedInvoiceFactory else {}
@@ -308,7 +443,14 @@ def _children(
 
 
 class UserFactory(IsolatedUserFactory):
-    """A user with clients, their contracts and invoices: ``UserFactory(clients=3)``."""
+    """A user with clients, their contracts and invoices: ``UserFactory(clients=3)``.
+
+    ``clients=0`` gives a user with no clients (as ``IsolatedUserFactory`` does).
+    """
+
+    # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
+    create: ClassVar[sig.MakeUser[sig.Children[Client]]]
+    build: ClassVar[sig.MakeUser[sig.Children[Client]]]
 
     @classmethod
     def _generate(cls, strategy: str, params: dict[str, Any]) -> Any:
@@ -317,11 +459,15 @@ class UserFactory(IsolatedUserFactory):
 
     @factory.post_generation
     def clients(obj: User, create: bool, extracted: Any, **kwargs: Any) -> None:
-        _children(ClientFactory, obj, "user", create, extracted, kwargs)
+        _children(ClientFactory, obj, "UserFactory.clients", create, extracted, kwargs)
 
 
 class ClientFactory(IsolatedClientFactory):
     """A client with contracts and their invoices: ``ClientFactory(contracts=(1, 3))``."""
+
+    # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
+    create: ClassVar[sig.MakeClient[sig.Children[Contract]]]
+    build: ClassVar[sig.MakeClient[sig.Children[Contract]]]
 
     user = factory.SubFactory("invoicegen.factories.IsolatedUserFactory")
 
@@ -332,18 +478,22 @@ class ClientFactory(IsolatedClientFactory):
 
     @factory.post_generation
     def contracts(obj: Client, create: bool, extracted: Any, **kwargs: Any) -> None:
-        _children(ContractFactory, obj, "client", create, extracted, kwargs)
+        _children(ContractFactory, obj, "ClientFactory.contracts", create, extracted, kwargs)
 
 
 class ContractFactory(IsolatedContractFactory):
     """A contract with invoices: ``ContractFactory(invoices=4)``; its dates leave room for them."""
+
+    # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
+    create: ClassVar[sig.MakeContract[sig.Children[Invoice]]]
+    build: ClassVar[sig.MakeContract[sig.Children[Invoice]]]
 
     @classmethod
     def _generate(cls, strategy: str, params: dict[str, Any]) -> Any:
         # The count is decided here, before the dates, so the dates can leave room for it.
         invoices = params.get("invoices", DEFAULT_INVOICES)
         if not isinstance(invoices, list):
-            invoices = count_from(invoices, name="ContractFactory invoices")
+            invoices = count_from(invoices, name="ContractFactory.invoices")
         params["invoices"] = invoices
         if not isinstance(invoices, list):
             params.setdefault("invoice_count", invoices)
@@ -351,7 +501,9 @@ class ContractFactory(IsolatedContractFactory):
 
     @factory.post_generation
     def invoices(obj: Contract, create: bool, extracted: Any, **kwargs: Any) -> None:
-        _children(IsolatedInvoiceFactory, obj, "contract", create, extracted, kwargs)
+        _children(
+            IsolatedInvoiceFactory, obj, "ContractFactory.invoices", create, extracted, kwargs
+        )
 
     # Invoices are dated relative to the same "today" as their contract.
     invoices__as_of = factory.SelfAttribute("..as_of")

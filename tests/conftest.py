@@ -13,10 +13,17 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg  # noqa: F401  # see below
+import pymysql  # noqa: F401
 import pytest
 import sqlalchemy as sa
 
+import invoicegen.factories  # noqa: F401
 from invoicegen import db
+
+# The drivers and the factories are imported here, before any in-process pytester run: modules
+# first imported during such a run are dropped after it, and imported again, psycopg's Python
+# classes no longer match its compiled part, and a test module's factories are not the plugin's.
 
 SERVER_URLS = {
     "postgresql": os.environ.get(
@@ -92,3 +99,11 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
     engine = db.make_engine(database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def plugin_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest runs inside a test (pytester) see no outside settings for the invoicegen plugin."""
+    names = ("INVOICEGEN_TEST_DATABASE_URL", "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_ADDOPTS")
+    for name in names:
+        monkeypatch.delenv(name, raising=False)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
-from collections.abc import Iterator
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 
+import factory
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -29,6 +35,7 @@ from invoicegen.factories import (
 from invoicegen.models import Client, Contract, Invoice, User
 
 AS_OF = dt.date(2026, 6, 15)
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -88,11 +95,154 @@ def test_ready_children_are_attached_not_generated() -> None:
     assert all(client.user is user for client in ready)
 
 
-def test_bad_counts_fail_with_the_factory_name() -> None:
-    with pytest.raises(FactoryValueError, match="ClientFactory count"):
+def test_bad_counts_fail_naming_the_factory_and_field() -> None:
+    with pytest.raises(FactoryValueError, match=r"^UserFactory\.clients: cannot create \(3, 1\)"):
         UserFactory.build(clients=(3, 1))
-    with pytest.raises(FactoryValueError, match="ClientFactory count"):
+    with pytest.raises(FactoryValueError, match=r"^UserFactory\.clients: expected .* got 'many'"):
         UserFactory.build(clients="many")
+    with pytest.raises(FactoryValueError, match=r"^ClientFactory\.contracts: .* got True"):
+        UserFactory.build(clients=1, clients__contracts=True)
+    with pytest.raises(FactoryValueError, match=r"^ContractFactory\.invoices: cannot create -1"):
+        ContractFactory.build(invoices=-1)
+
+
+def test_an_unknown_field_names_the_factory_and_the_models_fields() -> None:
+    with pytest.raises(
+        FactoryValueError, match=r"^IsolatedUserFactory\.nmae: User has no such field"
+    ):
+        IsolatedUserFactory.build(nmae="Ada")
+    with pytest.raises(FactoryValueError, match=r"^UserFactory\.nmae: .*\(fields: .*\bemail\b"):
+        UserFactory.build(nmae="Ada")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: IsolatedContractFactory.build(
+                start_date=dt.date(2026, 2, 1), end_date=dt.date(2026, 1, 1)
+            ),
+            r"^IsolatedContractFactory\.end_date: 2026-01-01 is before start_date 2026-02-01",
+        ),
+        (
+            lambda: InvoiceFactory.build(
+                period_start=dt.date(2026, 2, 1), period_end=dt.date(2026, 1, 1)
+            ),
+            r"^IsolatedInvoiceFactory\.period_end: 2026-01-01 is before period_start",
+        ),
+        (lambda: InvoiceFactory.build(amount=Decimal("-1.00")), r"^IsolatedInvoiceFactory\.amount"),
+        (lambda: InvoiceFactory.build(amount=Decimal("1.005")), r"at most two decimals"),
+        (lambda: ContractFactory.build(ongoing=True, ended=True), r"ongoing and ended"),
+        (
+            lambda: ContractFactory.build(ended=True, start_date=AS_OF, as_of=AS_OF),
+            r"^ContractFactory\.end_date: a contract starting 2026-06-15 cannot have ended",
+        ),
+    ],
+)
+def test_values_that_cannot_be_coherent_name_the_factory_and_field(
+    make: Callable[[], object], message: str
+) -> None:
+    with pytest.raises(FactoryValueError, match=message):
+        make()
+
+
+def test_a_given_start_date_keeps_the_end_after_it() -> None:
+    start = dt.date(2019, 3, 10)
+    for _ in range(40):
+        contract = IsolatedContractFactory.build(start_date=start, as_of=AS_OF)
+        assert contract.start_date == start
+        assert contract.end_date is None or contract.end_date >= start
+
+
+def test_ended_trait_ends_before_as_of_with_room_for_the_invoices() -> None:
+    for _ in range(40):
+        contract = ContractFactory.build(ended=True, invoices=(0, 6), as_of=AS_OF)
+        assert contract.end_date is not None and contract.end_date < AS_OF
+        _check_contract(contract, AS_OF)
+    plain = [ContractFactory.build(as_of=AS_OF).end_date for _ in range(40)]
+    assert any(end is None or end >= AS_OF for end in plain)  # without it, some run on
+
+
+def test_long_ago_trait_bills_a_period_a_year_or_more_back() -> None:
+    for _ in range(40):
+        invoice = InvoiceFactory.build(long_ago=True, as_of=AS_OF)
+        assert invoice.period_end <= add_months(AS_OF, -12)
+        _check_contract(invoice.contract, AS_OF)
+    recent = [InvoiceFactory.build(as_of=AS_OF).period_end for _ in range(40)]
+    assert max(recent) > add_months(AS_OF, -12)
+
+
+def test_a_user_with_no_clients() -> None:
+    assert UserFactory.build(clients=0).clients == []
+    assert IsolatedUserFactory.build().clients == []
+
+
+def test_create_and_build_are_typed_for_editors_and_mypy(tmp_path: Path) -> None:
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(
+        "from invoicegen.factories import InvoiceFactory, UserFactory\n"
+        "reveal_type(UserFactory.create(clients=2, clients__contracts=1))\n"
+        "reveal_type(UserFactory.build_batch(2))\n"
+        "reveal_type(InvoiceFactory.build().contract.client.user.email)\n"
+        "reveal_type(UserFactory.create)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", "pyproject.toml", "--no-incremental"]
+        + ["--cache-dir", str(tmp_path / "cache"), str(snippet)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    revealed = re.findall(r'Revealed type is "([^"]+)"', done.stdout)
+    assert revealed == [
+        "invoicegen.models.User",
+        "list[invoicegen.models.User]",
+        "str",
+        "invoicegen.factory_signatures.MakeUser["
+        "int | tuple[int, int] | range | list[invoicegen.models.Client]]",
+    ]
+
+
+INTERNAL = {"dates", "billed_by", "period", "invoices__as_of"}  # derived, not for callers
+
+
+def _signature_keywords() -> dict[str, set[str]]:
+    """Each protocol in factory_signatures.py -> the keywords of its first overload."""
+    tree = ast.parse((REPO / "invoicegen" / "factory_signatures.py").read_text("utf-8"))
+    keywords = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            first = next(f for f in node.body if isinstance(f, ast.FunctionDef))
+            keywords[node.name] = {arg.arg for arg in first.args.kwonlyargs}
+    return keywords
+
+
+@pytest.mark.parametrize(
+    ("factory_class", "protocol", "children"),
+    [
+        (IsolatedUserFactory, "MakeUser[list[Client]]", "clients"),
+        (UserFactory, "MakeUser[sig.Children[Client]]", "clients"),
+        (IsolatedClientFactory, "MakeClient[list[Contract]]", "contracts"),
+        (ClientFactory, "MakeClient[sig.Children[Contract]]", "contracts"),
+        (IsolatedContractFactory, "MakeContract[list[Invoice]]", "invoices"),
+        (ContractFactory, "MakeContract[sig.Children[Invoice]]", "invoices"),
+        (IsolatedInvoiceFactory, "MakeInvoice", None),
+    ],
+)
+def test_the_editor_signatures_list_every_keyword_a_factory_takes(
+    factory_class: type[factory.Factory], protocol: str, children: str | None
+) -> None:
+    meta = factory_class._meta
+    declared = (
+        set(meta.pre_declarations.as_dict())
+        | set(meta.post_declarations.as_dict())
+        | set(meta.parameters)
+    )
+    expected = declared - INTERNAL | {"id"} | ({children} if children else set())
+    assert _signature_keywords()[protocol.split("[")[0]] == expected
+    annotations = factory_class.__annotations__
+    assert annotations["create"] == annotations["build"] == f"ClassVar[sig.{protocol}]"
 
 
 def test_values_are_coherent_over_many_trees() -> None:
@@ -118,7 +268,7 @@ def test_contracts_leave_room_for_many_monthly_invoices() -> None:
     assert contract.invoices[1].period_start == add_months(contract.start_date, 1)
 
 
-def test_ongoing_trait_and_zero_amount_trait() -> None:
+def test_ongoing_param_and_zero_amount_trait() -> None:
     assert ContractFactory.build(ongoing=True).end_date is None
     assert InvoiceFactory.build(zero=True).amount == Decimal("0.00")
 

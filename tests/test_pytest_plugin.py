@@ -1,0 +1,226 @@
+"""The pytest plugin, from the outside: real pytest runs (pytester) against real databases."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from invoicegen import db
+from invoicegen.models import User
+
+pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.usefixtures("plugin_environment")
+
+ROLLBACK_MODULE = """
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from invoicegen import factories
+from invoicegen.models import Invoice, User
+
+
+def count(session, model):
+    return session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def test_a_full_factory_creates_a_tree(user_factory, invoicegen_session):
+    user = user_factory.create(clients=2, clients__contracts=1, clients__contracts__invoices=3)
+    assert user.id is not None
+    assert count(invoicegen_session, Invoice) == 6
+
+
+def test_rows_of_the_previous_test_are_gone(invoicegen_session):
+    assert count(invoicegen_session, User) == 0
+
+
+def test_code_under_test_may_commit_and_roll_back(isolated_user_factory, invoicegen_session):
+    isolated_user_factory.create(email="committed@example.com")
+    invoicegen_session.commit()
+    invoicegen_session.add(isolated_user_factory.build(email="committed@example.com"))
+    with pytest.raises(IntegrityError):
+        invoicegen_session.commit()
+    invoicegen_session.rollback()
+    assert count(invoicegen_session, User) == 1
+
+
+def test_committed_rows_are_gone_too(invoicegen_session):
+    assert count(invoicegen_session, User) == 0
+
+
+@pytest.mark.parametrize(
+    "name", ["user", "client", "contract", "invoice"] + ["isolated_" + n for n in
+    ("user", "client", "contract", "invoice")]
+)
+def test_each_factory_fixture_creates_through_the_session(name, request, invoicegen_session):
+    made = request.getfixturevalue(name + "_factory").create()
+    class_name = "".join(part.title() for part in name.split("_")) + "Factory"
+    assert request.getfixturevalue(name + "_factory") is getattr(factories, class_name)
+    assert made in invoicegen_session and made.id is not None
+"""
+
+URL_MODULE = """
+def test_url(invoicegen_database_url, invoicegen_engine, tmp_path_factory):
+    assert invoicegen_database_url == {expected!r} or (
+        {expected!r} is None
+        and invoicegen_database_url.startswith("sqlite:///")
+        and invoicegen_database_url.endswith("invoicegen.db")
+        and str(tmp_path_factory.getbasetemp()) in invoicegen_database_url
+    )
+"""
+
+USES_SESSION = """
+def test_uses_the_session(invoicegen_session):
+    assert invoicegen_session.is_active
+"""
+
+
+def _count_users(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.count()).select_from(User)).scalar_one()
+
+
+def test_fixtures_roll_back_every_test_even_one_that_commits(
+    pytester: pytest.Pytester, database_url: str, engine: sa.Engine
+) -> None:
+    pytester.makepyfile(test_rollback=ROLLBACK_MODULE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--invoicegen-db-url", database_url)
+    result.assert_outcomes(passed=12)
+    with db.connect(engine) as connection:  # migrated by the plugin, and left empty
+        assert db.inspect_schema(connection).is_current
+    assert _count_users(engine) == 0
+
+
+@pytest.mark.parametrize("given", ["option", "ini", "environment", "nothing"])
+def test_the_url_comes_from_the_option_then_ini_then_environment(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    sources = ["option", "ini", "environment"]
+    files = {source: pytester.path / f"{source}.db" for source in sources}
+    urls = {source: f"sqlite:///{path}" for source, path in files.items()}
+    active = sources[sources.index(given) :] if given in sources else []
+    args = ["--invoicegen-db-url", urls["option"]] if "option" in active else []
+    if "ini" in active:
+        pytester.makeini(f"[pytest]\ninvoicegen_db_url = {urls['ini']}\n")
+    if "environment" in active:
+        monkeypatch.setenv("INVOICEGEN_TEST_DATABASE_URL", urls["environment"])
+    pytester.makepyfile(test_url=URL_MODULE.format(expected=urls.get(given)))
+    result = pytester.runpytest("-p", "no:cacheprovider", *args)
+    result.assert_outcomes(passed=1)
+    assert {source for source, path in files.items() if path.exists()} == (
+        {given} if given in sources else set()
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("nosuch://db", "invoicegen: --invoicegen-db-url: unsupported or malformed URL*"),
+        (
+            "postgresql://nobody@127.0.0.1:1/nothing",
+            "invoicegen: invoicegen_engine: cannot connect to postgresql://nobody@127.0.0.1:1/*",
+        ),
+    ],
+)
+def test_a_database_problem_fails_the_tests_in_one_line(
+    pytester: pytest.Pytester, url: str, message: str
+) -> None:
+    pytester.makepyfile(test_session=USES_SESSION)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--invoicegen-db-url", url)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([message])
+    result.stdout.no_fnmatch_line("*pytest_plugin.py:*")  # no traceback into the plugin
+    result.stdout.no_fnmatch_line("*During handling of the above exception*")
+
+
+def test_p_no_invoicegen_disables_the_plugin(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_session=USES_SESSION)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:invoicegen")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'invoicegen_session' not found*"])
+    refused = pytester.runpytest("-p", "no:invoicegen", "--invoicegen-db-url", "sqlite://")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*unrecognized arguments: --invoicegen-db-url*"])
+
+
+def test_with_autoloading_off_p_enables_the_plugin(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makepyfile(test_session=USES_SESSION)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(errors=1)
+    enabled = pytester.runpytest("-p", "no:cacheprovider", "-p", "invoicegen.pytest_plugin")
+    enabled.assert_outcomes(passed=1)
+
+
+XDIST_MODULE = """
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from invoicegen.models import User
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_each_worker_has_its_own_database(
+    n, worker_id, invoicegen_database_url, isolated_user_factory, invoicegen_session
+):
+    assert worker_id in make_url(invoicegen_database_url).database
+    isolated_user_factory.create_batch(n + 1)
+    invoicegen_session.commit()
+    assert invoicegen_session.scalar(sa.select(sa.func.count()).select_from(User)) == n + 1
+"""
+
+
+def _databases_like(engine: sa.Engine, prefix: str) -> set[str]:
+    query = {
+        "postgresql": "SELECT datname FROM pg_database WHERE datname LIKE :pattern",
+        "mysql": "SELECT schema_name FROM information_schema.schemata "
+        "WHERE schema_name LIKE :pattern",
+    }[engine.dialect.name]
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text(query), {"pattern": prefix + "%"})
+        return {row[0] for row in rows}
+
+
+@pytest.mark.slow
+def test_under_xdist_each_worker_gets_its_own_database(
+    pytester: pytest.Pytester, database_url: str, engine: sa.Engine
+) -> None:
+    pytester.makepyfile(test_workers=XDIST_MODULE)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--invoicegen-db-url", database_url
+    )
+    result.assert_outcomes(passed=6)
+    url = sa.make_url(database_url)
+    path = db.sqlite_path(url)
+    if path is not None:  # SQLite: one file per worker, next to the one named
+        assert not path.exists()
+        workers = {p.name for p in path.parent.glob(f"{path.stem}-gw*{path.suffix}")}
+        assert workers == {f"{path.stem}-gw0{path.suffix}", f"{path.stem}-gw1{path.suffix}"}
+    else:  # a server: NAME_gw0 and NAME_gw1 were created, then dropped at the end
+        assert _databases_like(engine, f"{url.database}_gw") == set()
+
+
+@pytest.mark.slow
+def test_under_xdist_the_default_sqlite_file_is_per_worker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_workers=XDIST_MODULE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=6)
+
+
+def test_importing_the_plugin_imports_no_database_code() -> None:
+    code = (
+        "import sys, invoicegen.pytest_plugin; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sqlalchemy', 'alembic', 'factory', 'faker', 'rich', 'typer') "
+        "or m.startswith('invoicegen.')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd()
+    )
+    assert done.stdout.strip() == "['invoicegen.pytest_plugin']"
