@@ -35,16 +35,30 @@ class MissingDriver(ConnectionFailed):
     """The Python driver for this kind of database is not installed."""
 
 
+class WriteDenied(ConnectionFailed):
+    """The account or the file may be read but not written."""
+
+
 class SchemaStateError(InvoicegenError):
     """The database's invoicegen schema is foreign, newer, or not what the migrations made."""
 
     exit_code = 5
 
 
+class IncompleteSchema(SchemaStateError):
+    """invoicegen's own tables do not match any revision: a migration stopped part-way."""
+
+
 class LockTimeout(InvoicegenError):
     """Another invoicegen run holds the database's lock."""
 
     exit_code = 6
+
+
+class Interrupted(InvoicegenError):
+    """Ctrl-C or SIGTERM stopped a run; the message says what was committed."""
+
+    exit_code = 130
 
 
 class FactoryValueError(InvoicegenError, ValueError):

@@ -30,7 +30,7 @@ import factory.random
 from sqlalchemy.engine import Connection, Engine
 
 from invoicegen import db
-from invoicegen.errors import RefusedError
+from invoicegen.errors import Interrupted, RefusedError
 from invoicegen.factories import (
     IsolatedClientFactory,
     IsolatedContractFactory,
@@ -314,8 +314,39 @@ def seed(
     plan: SeedPlan,
     *,
     on_progress: Callable[[Progress], None] | None = None,
+    lock_timeout: float = db.LOCK_TIMEOUT_SECONDS,
 ) -> SeedResult:
-    """Migrate, then write ``plan.users`` whole user trees in batches; returns what was written."""
+    """Migrate, then write ``plan.users`` whole user trees in batches; returns what was written.
+
+    Holds the database's run lock throughout (:func:`db.run_lock`). Ctrl-C (or SIGTERM turned
+    into KeyboardInterrupt) rolls back the batch in progress and raises :class:`Interrupted`
+    saying how many user trees were committed.
+    """
+    committed = Progress(0, plan.users, 0)
+
+    def track(event: Progress) -> None:
+        nonlocal committed
+        committed = event
+        if on_progress is not None:
+            on_progress(event)
+
+    try:
+        with db.run_lock(engine, timeout=lock_timeout):
+            return _seed(engine, plan, on_progress=track)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: {committed.users_done:,} of {plan.users:,} user trees "
+            f"({committed.rows_done:,} rows) are committed in {db.mask(engine.url)}, whole; "
+            "the batch in progress was rolled back"
+        ) from None
+
+
+def _seed(
+    engine: Engine,
+    plan: SeedPlan,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> SeedResult:
     started = time.perf_counter()
     seed_value = plan.seed if plan.seed is not None else secrets.randbelow(2**31)
     as_of = plan.as_of or dt.date.today()
