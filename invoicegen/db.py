@@ -150,10 +150,21 @@ def make_engine(
         connect_args["timeout"] = busy_timeout
     elif "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    bound_handshake = module == "pymysql" and "read_timeout" not in url.query
+    if bound_handshake:
+        # PyMySQL's connect_timeout covers the TCP connect only; a host that accepts and stays
+        # silent would hang the handshake forever. Bound it, then lift the bound for queries.
+        connect_args["read_timeout"] = CONNECT_TIMEOUT_SECONDS
     engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=False)
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_on_connect)
+    if bound_handshake:
+        sa.event.listen(engine, "connect", _pymysql_on_connect)
     return engine
+
+
+def _pymysql_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection._read_timeout = None  # PyMySQL applies it at the next read
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
