@@ -101,7 +101,9 @@ def assert_whole_trees(engine: sa.Engine, tmp_path: Path, *, seed_value: int = S
     return int(users)
 
 
-def seed_args(url: str, users: int, *extra: str, seed_value: int = SEED) -> list[str]:
+def seed_args(
+    url: str, users: int, *extra: str, seed_value: int = SEED, workers: int = 1
+) -> list[str]:
     return [
         "seed",
         "-n",
@@ -111,7 +113,7 @@ def seed_args(url: str, users: int, *extra: str, seed_value: int = SEED) -> list
         "--as-of",
         AS_OF,
         "--workers",
-        "1",
+        str(workers),
         "-q",
         "-d",
         url,
@@ -317,6 +319,20 @@ def test_an_interrupted_seed_leaves_only_whole_user_trees(
         assert out == ""
 
 
+def test_ctrl_c_on_a_terminal_reaches_the_workers_too_and_stays_one_line(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A terminal's Ctrl-C signals the whole process group, generating workers included."""
+    args = seed_args(sqlite_url, 20_000, "--batch-size", "20", workers=2)
+    process = cli(*args, start_new_session=True)
+    wait_for_users(sqlite_url, 60, process)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "rolled back" in one_line_error(err)
+    assert assert_whole_trees(db.make_engine(sqlite_url), tmp_path) >= 60
+
+
 def test_two_runs_at_once_write_one_dataset(database_url: str, tmp_path: Path) -> None:
     runs = [
         cli(*seed_args(database_url, 600, "--batch-size", "200", "--json", seed_value=s))
@@ -520,12 +536,6 @@ def test_a_postgresql_role_without_write_rights_creates_nothing(postgresql_url: 
         with admin.connect() as connection:
             connection.exec_driver_sql(f"DROP ROLE {role}")
         admin.dispose()
-
-
-def test_a_missing_sqlite_folder_creates_nothing(tmp_path: Path) -> None:
-    result = invoke(*seed_args(f"sqlite:///{tmp_path / 'nope' / 'x.db'}", 1))
-    assert "does not exist" in _assert_one_line_error(result, 4)
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_full_sqlite_database_keeps_whole_trees_and_integrity(
