@@ -13,6 +13,7 @@ import importlib
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -225,7 +226,8 @@ def connect(engine: Engine) -> Iterator[Connection]:
 
 # --- the run lock -------------------------------------------------------------------------------
 
-_HELD_LOCKS: set[str] = set()  # locks this process holds, so nested services do not wait on them
+# lock -> the thread holding it, so that services nested in one run do not wait on themselves
+_LOCK_HOLDERS: dict[str, int] = {}
 _PG_LOCK_KEY = int.from_bytes(b"invoiceg", "big")  # one advisory-lock key per database
 
 
@@ -236,19 +238,19 @@ def run_lock(engine: Engine, *, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterat
     PostgreSQL: a session advisory lock; MariaDB/MySQL: ``GET_LOCK`` on a name of the database;
     SQLite: ``flock`` on the file. The server or the OS releases it when the process dies, even
     by ``kill -9``. Waits up to ``timeout`` seconds, then raises :class:`LockTimeout`.
-    Re-entrant within a process.
+    Re-entrant within a thread.
     """
     key = mask(engine.url)
-    if key in _HELD_LOCKS:
+    if _LOCK_HOLDERS.get(key) == threading.get_ident():
         yield
         return
     backend = engine.url.get_backend_name()
     with (_file_lock if backend == "sqlite" else _server_lock)(engine, timeout):
-        _HELD_LOCKS.add(key)
+        _LOCK_HOLDERS[key] = threading.get_ident()
         try:
             yield
         finally:
-            _HELD_LOCKS.discard(key)
+            del _LOCK_HOLDERS[key]
 
 
 def _wait_for(try_lock: Any, url: URL, timeout: float) -> None:

@@ -349,6 +349,18 @@ def test_two_runs_at_once_write_one_dataset(database_url: str, tmp_path: Path) -
     assert_whole_trees(engine, tmp_path, seed_value=(1, 2)[winner])
 
 
+def test_two_threads_of_one_process_take_turns_too(database_url: str, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    plan = SeedPlan(users=400, seed=SEED, as_of=dt.date.fromisoformat(AS_OF), batch_size=200)
+    engine = db.make_engine(database_url)
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(seed, engine, plan) for _ in range(2)]
+    outcomes = sorted(type(f.exception()).__name__ for f in futures)
+    assert outcomes == ["NoneType", "RefusedError"]
+    assert assert_whole_trees(engine, tmp_path) == 400
+
+
 def test_a_second_run_gives_up_after_the_lock_timeout(database_url: str, tmp_path: Path) -> None:
     first = cli(*seed_args(database_url, 20_000, "--batch-size", "20"))
     try:
