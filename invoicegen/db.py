@@ -278,7 +278,9 @@ def _server_lock(engine: Engine, timeout: float) -> Iterator[None]:
         try:
             yield
         finally:
-            connection.execute(sa.text(release), params)
+            # A connection that broke during the run has lost its session, and the lock with it.
+            with contextlib.suppress(SQLAlchemyError):
+                connection.execute(sa.text(release), params)
 
 
 @contextlib.contextmanager
