@@ -537,6 +537,8 @@ def test_a_postgresql_role_without_write_rights_creates_nothing(postgresql_url: 
     admin = _admin("postgresql")
     with admin.connect() as connection:
         connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+    with db.make_engine(database).begin() as connection:  # PostgreSQL < 15 grants it to all
+        connection.exec_driver_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     try:
         url = db.parse_url(database).set(username=role).render_as_string(False)
         process = cli(*seed_args(url, 2))
