@@ -6,11 +6,15 @@ The only module that imports Typer. Errors are translated in one place, :func:`_
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import Annotated, Any, NoReturn
 
 import typer
+from sqlalchemy import Engine
 from typer.core import TyperGroup
 
 from invoicegen import __version__, console, db, seeding, settings, stats
@@ -94,6 +98,13 @@ Quiet = Annotated[
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show each setting and its source.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
+LockTimeout = Annotated[
+    str | None,
+    typer.Option(
+        "--lock-timeout",
+        help="Seconds to wait for another invoicegen run on the same database. [default: 60]",
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -112,11 +123,59 @@ def main(
     console.configure()
 
 
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM takes the same clean path as Ctrl-C while a command runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _StopRequest:
+    """During seed, the first Ctrl-C or SIGTERM asks the engine to stop at the next batch
+    boundary (the batch in progress is rolled back); a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, _signum: int, _frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __bool__(self) -> bool:
+        return self.requested
+
+
+@contextlib.contextmanager
+def _stop_requests() -> Iterator[_StopRequest]:
+    request = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    previous = [signal.signal(s, request) for s in (signal.SIGINT, signal.SIGTERM)]
+    try:
+        yield request
+    finally:
+        for signum, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
+            signal.signal(signum, handler)
+
+
 @contextlib.contextmanager
 def _handled(debug: bool, url: str | None = None) -> Iterator[None]:
     """The one place errors become a line on stderr and an exit code."""
     try:
-        yield
+        with _sigterm_interrupts():
+            yield
     except InvoicegenError as exc:
         if debug:
             raise
@@ -152,21 +211,36 @@ def _resolve(
     return resolved
 
 
+def _target(
+    database_url: str | None,
+    lock_timeout: str | None,
+    *,
+    profile: str | None,
+    verbose: bool,
+    quiet: bool = False,
+) -> tuple[settings.Settings, Engine]:
+    """Settings and engine of the commands that only need a database."""
+    options = {"database_url": database_url, "lock_timeout": lock_timeout}
+    config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
+    return config, db.make_engine(config.database_url, busy_timeout=config.lock_timeout)
+
+
 @app.command()
 def migrate(
     database_url: DatabaseUrl = None,
     profile: Profile = None,
     quiet: Quiet = False,
+    lock_timeout: LockTimeout = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
     """Upgrade invoicegen's schema to the newest revision."""
     with _handled(debug, database_url):
-        config = _resolve(
-            {"database_url": database_url}, profile=profile, verbose=verbose, quiet=quiet
+        config, engine = _target(
+            database_url, lock_timeout, profile=profile, verbose=verbose, quiet=quiet
         )
-        revision = db.upgrade(db.make_engine(config.database_url))
-        console.done(f"schema of {db.mask(config.database_url)} is at revision {revision}")
+        revision = db.upgrade(engine, lock_timeout=config.lock_timeout)
+        console.done(f"schema of {db.mask(engine.url)} is at revision {revision}")
 
 
 @app.command()
@@ -215,6 +289,7 @@ def seed(
     force: Annotated[
         bool, typer.Option("--force", help="Add to a dataset made with other options or versions.")
     ] = False,
+    lock_timeout: LockTimeout = None,
     database_url: DatabaseUrl = None,
     profile: Profile = None,
     json: Json = False,
@@ -226,7 +301,7 @@ def seed(
     options = {k: v for k, v in locals().items() if k in settings.OPTIONS}
     with _handled(debug, database_url):
         config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
-        engine = db.make_engine(config.database_url)
+        engine = db.make_engine(config.database_url, busy_timeout=config.lock_timeout)
 
         def given(key: str) -> Any:  # unset options follow the dataset when adding to one
             return None if config.sources[key] == "default" else config.values[key]
@@ -246,7 +321,14 @@ def seed(
             force=force,
         )
         with console.seed_progress(plan.users, enabled=not (quiet or json)) as on_progress:
-            result = seeding.seed(engine, plan, on_progress=on_progress)
+            with _stop_requests() as stop:
+                result = seeding.seed(
+                    engine,
+                    plan,
+                    on_progress=on_progress,
+                    lock_timeout=config.lock_timeout,
+                    stop=stop.__bool__,
+                )
         resolved = result.plan
         replay = (
             f"invoicegen seed --users {resolved.users} --seed {result.seed} --as-of {result.as_of} "
@@ -290,34 +372,75 @@ def reset(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would be dropped; change nothing.")
     ] = False,
+    force_protected: Annotated[
+        str | None,
+        typer.Option(metavar="DATABASE", help="Reset a protected database; its name confirms it."),
+    ] = None,
     database_url: DatabaseUrl = None,
     profile: Profile = None,
+    lock_timeout: LockTimeout = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
     """Drop invoicegen's tables (nothing else) and migrate again to an empty schema."""
     with _handled(debug, database_url):
-        config = _resolve({"database_url": database_url}, profile=profile, verbose=verbose)
-        engine = db.make_engine(config.database_url)
+        config, engine = _target(database_url, lock_timeout, profile=profile, verbose=verbose)
         target = db.mask(engine.url)
-        tables = db.drop_plan(engine)
-        if dry_run:
-            console.drop_list(target, tables, dry_run=True)
-            return
-        if not yes:
-            if not sys.stdin.isatty():
+        plan = db.drop_plan(engine)
+        if not dry_run:
+            db.refuse_if_protected(
+                engine.url, protected=plan.protected, force_protected=force_protected
+            )
+            if not yes and not sys.stdin.isatty():
                 raise RefusedError(
                     f"reset drops invoicegen's tables in {target}; pass --yes to confirm"
                 )
-            console.drop_list(target, tables, dry_run=False)
-            expected = engine.url.database or "reset"
+        console.target(db.describe_target(engine.url))
+        if dry_run:
+            console.drop_list(target, plan.tables, dry_run=True, protected=plan.protected)
+            return
+        if not yes:
+            console.drop_list(target, plan.tables, dry_run=False, protected=plan.protected)
+            expected = db.confirmation_name(engine.url)
             if not console.confirm_by_typing(expected, f"This drops the tables above in {target}."):
                 raise RefusedError("reset cancelled; nothing was dropped")
-        dropped = db.reset(engine)
+        dropped = db.reset(
+            engine, force_protected=force_protected, lock_timeout=config.lock_timeout
+        )
         rows = sum(t.rows for t in dropped)
         console.done(
             f"dropped {len(dropped)} tables ({rows:,} rows) and re-created the schema in {target}"
         )
+
+
+@app.command()
+def protect(
+    database_url: DatabaseUrl = None,
+    profile: Profile = None,
+    lock_timeout: LockTimeout = None,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> None:
+    """Mark the database protected: reset refuses it, even with --yes."""
+    with _handled(debug, database_url):
+        config, engine = _target(database_url, lock_timeout, profile=profile, verbose=verbose)
+        db.set_protected(engine, True, lock_timeout=config.lock_timeout)
+        console.done(f"{db.mask(engine.url)} is protected: reset refuses it")
+
+
+@app.command()
+def unprotect(
+    database_url: DatabaseUrl = None,
+    profile: Profile = None,
+    lock_timeout: LockTimeout = None,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> None:
+    """Remove the protected mark, so that reset (with confirmation) may drop the data again."""
+    with _handled(debug, database_url):
+        config, engine = _target(database_url, lock_timeout, profile=profile, verbose=verbose)
+        db.set_protected(engine, False, lock_timeout=config.lock_timeout)
+        console.done(f"{db.mask(engine.url)} is not protected")
 
 
 @app.command("stats")

@@ -297,7 +297,14 @@ def check_report(report: CheckReport) -> None:
     out.print(table)
 
 
-def drop_list(target: str, tables: Sequence[TableRows], *, dry_run: bool) -> None:
+def target(description: str) -> None:
+    """What a destructive command acts on, said before it acts."""
+    err.print(Text.assemble(("target: ", "bold"), description))
+
+
+def drop_list(
+    target: str, tables: Sequence[TableRows], *, dry_run: bool, protected: bool = False
+) -> None:
     table = Table(
         title=f"{'Would drop' if dry_run else 'Dropping'} from {target}",
         title_style="bold",
@@ -308,6 +315,8 @@ def drop_list(target: str, tables: Sequence[TableRows], *, dry_run: bool) -> Non
     for item in tables:
         table.add_row(item.name, f"{item.rows:,}")
     (out if dry_run else err).print(table if tables else f"nothing of invoicegen's in {target}")
+    if protected:
+        warning(f"{target} is protected: reset refuses it without --force-protected")
 
 
 def confirm_by_typing(expected: str, prompt: str) -> bool:

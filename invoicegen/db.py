@@ -7,8 +7,14 @@ whose message never contains a password.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import datetime as dt
+import functools
+import importlib
+import os
 import re
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.resources import files
@@ -18,6 +24,7 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -26,16 +33,24 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from invoicegen.errors import (
     ConnectionFailed,
+    IncompleteSchema,
     InvoicegenError,
+    LockTimeout,
     MissingDriver,
+    RefusedError,
     SchemaStateError,
     UsageError,
+    WriteDenied,
 )
-from invoicegen.models import Base
+from invoicegen.models import Base, Setting
+
+if sys.platform != "win32":
+    import fcntl
 
 VERSION_TABLE = "invoicegen_alembic_version"
 CONNECT_TIMEOUT_SECONDS = 10
-SQLITE_BUSY_TIMEOUT_SECONDS = 15
+LOCK_TIMEOUT_SECONDS = 60  # also SQLite's busy timeout
+PROTECTED_KEY = "protected"  # in invoicegen_meta: present = reset refuses the database
 
 # backend name -> (driver invoicegen uses, importable module, extra that installs it)
 _DRIVERS = {
@@ -102,20 +117,25 @@ def sqlite_path(url: URL) -> Path | None:
     return Path(url.database or "")
 
 
-def make_engine(url: URL | str, *, must_exist: bool = False) -> Engine:
+def make_engine(
+    url: URL | str, *, must_exist: bool = False, busy_timeout: float = LOCK_TIMEOUT_SECONDS
+) -> Engine:
     """An engine for ``url``, with invoicegen's connection settings; nothing is connected yet.
 
     ``must_exist``: a SQLite file that is not there is an error rather than created
-    (for commands that only read).
+    (for commands that only read). ``busy_timeout``: how long SQLite waits for another
+    connection's write lock before giving up.
     """
     url = parse_url(url) if isinstance(url, str) else url
     backend = url.get_backend_name()
     _, module, extra = _DRIVERS[backend]
-    if importlib.util.find_spec(module) is None:
+    try:
+        importlib.import_module(module)
+    except ImportError:
         raise MissingDriver(
             f"the {backend} driver ({module}) is not installed; "
             f"run: pip install 'invoicegen[{extra}]'"
-        )
+        ) from None
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
         path = sqlite_path(url)
@@ -128,19 +148,44 @@ def make_engine(url: URL | str, *, must_exist: bool = False) -> Engine:
                 raise SchemaStateError(
                     f"no database at {path}; run `invoicegen seed` or `invoicegen migrate` first"
                 )
-        connect_args["timeout"] = SQLITE_BUSY_TIMEOUT_SECONDS
+        connect_args["timeout"] = busy_timeout
     elif "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    bound_handshake = module == "pymysql" and "read_timeout" not in url.query
+    if bound_handshake:
+        # PyMySQL's connect_timeout covers the TCP connect only; a host that accepts and stays
+        # silent would hang the handshake forever. Bound it, then lift the bound for queries.
+        connect_args["read_timeout"] = CONNECT_TIMEOUT_SECONDS
     engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=False)
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_on_connect)
+    if bound_handshake:
+        sa.event.listen(engine, "connect", _pymysql_on_connect)
     return engine
+
+
+def _pymysql_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection._read_timeout = None  # PyMySQL applies it at the next read
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+
+
+# Driver error codes (SQLite's error name, PostgreSQL's SQLSTATE, MariaDB's error number).
+_LOCKED = ("SQLITE_BUSY", "SQLITE_LOCKED", "55P03", "1205")
+_WRITE_DENIED = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "42501", "25006", "1142", "1290")
+
+
+def _error_code(orig: BaseException | None) -> str:
+    for attribute in ("sqlite_errorname", "sqlstate"):
+        code = getattr(orig, attribute, None)
+        if code:
+            return str(code)
+    args = getattr(orig, "args", ())
+    return str(args[0]) if args else ""
 
 
 @contextlib.contextmanager
@@ -152,6 +197,14 @@ def database_errors(url: URL) -> Iterator[None]:
         raise
     except DBAPIError as exc:
         detail = scrub(str(exc.orig) if exc.orig is not None else str(exc), url)
+        code = _error_code(exc.orig)
+        if code.startswith(_LOCKED):
+            raise LockTimeout(
+                f"{mask(url)} is locked by another connection; gave up waiting "
+                f"(--lock-timeout): {detail}"
+            ) from None
+        if code.startswith(_WRITE_DENIED):
+            raise WriteDenied(f"cannot write to {mask(url)}: {detail}") from None
         if exc.connection_invalidated or _is_connect_error(exc):
             raise ConnectionFailed(f"cannot connect to {mask(url)}: {detail}") from None
         raise InvoicegenError(f"database error on {mask(url)}: {detail}") from None
@@ -169,6 +222,93 @@ def connect(engine: Engine) -> Iterator[Connection]:
     """A connection inside a transaction, with errors translated."""
     with database_errors(engine.url), engine.begin() as connection:
         yield connection
+
+
+# --- the run lock -------------------------------------------------------------------------------
+
+# lock -> the thread holding it, so that services nested in one run do not wait on themselves
+_LOCK_HOLDERS: dict[str, int] = {}
+_PG_LOCK_KEY = int.from_bytes(b"invoiceg", "big")  # one advisory-lock key per database
+
+
+@contextlib.contextmanager
+def run_lock(engine: Engine, *, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
+    """One invoicegen run at a time per database: hold the lock for the block.
+
+    PostgreSQL: a session advisory lock; MariaDB/MySQL: ``GET_LOCK`` on a name of the database;
+    SQLite: ``flock`` on the file. The server or the OS releases it when the process dies, even
+    by ``kill -9``. Waits up to ``timeout`` seconds, then raises :class:`LockTimeout`.
+    Re-entrant within a thread.
+    """
+    key = mask(engine.url)
+    if _LOCK_HOLDERS.get(key) == threading.get_ident():
+        yield
+        return
+    backend = engine.url.get_backend_name()
+    with (_file_lock if backend == "sqlite" else _server_lock)(engine, timeout):
+        _LOCK_HOLDERS[key] = threading.get_ident()
+        try:
+            yield
+        finally:
+            del _LOCK_HOLDERS[key]
+
+
+def _wait_for(try_lock: Any, url: URL, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not try_lock():
+        if time.monotonic() >= deadline:
+            raise LockTimeout(
+                f"another invoicegen run is using {mask(url)}; gave up waiting after "
+                f"{timeout:g} s (raise --lock-timeout to wait longer)"
+            )
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _server_lock(engine: Engine, timeout: float) -> Iterator[None]:
+    if engine.url.get_backend_name() == "postgresql":
+        take, release = "SELECT pg_try_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"
+        params: dict[str, Any] = {"key": _PG_LOCK_KEY}
+    else:  # lock names are server-wide: name the database
+        take, release = "SELECT GET_LOCK(:key, 0)", "SELECT RELEASE_LOCK(:key)"
+        params = {"key": f"invoicegen:{engine.url.database}"[:64]}
+    with database_errors(engine.url), engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        _wait_for(lambda: connection.execute(sa.text(take), params).scalar(), engine.url, timeout)
+        try:
+            yield
+        finally:
+            # A connection that broke during the run has lost its session, and the lock with it.
+            with contextlib.suppress(SQLAlchemyError):
+                connection.execute(sa.text(release), params)
+
+
+@contextlib.contextmanager
+def _file_lock(engine: Engine, timeout: float) -> Iterator[None]:
+    path = sqlite_path(engine.url)
+    if path is None or sys.platform == "win32":  # in memory, or no flock: the busy timeout only
+        yield
+        return
+    try:
+        # An empty file is an empty SQLite database; SQLite ignores flock locks.
+        descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise WriteDenied(f"cannot open {mask(engine.url)}: {exc.strerror}") from None
+
+    def try_lock() -> bool:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    try:
+        _wait_for(try_lock, engine.url, timeout)
+        yield
+    finally:
+        # Closing a descriptor drops the process's POSIX locks on the file, SQLite's too: this
+        # runs after the block, when no transaction of this run is open any more.
+        os.close(descriptor)
 
 
 # --- Alembic ---------------------------------------------------------------------------------
@@ -198,6 +338,24 @@ def owned_table_names() -> list[str]:
     return [table.name for table in reversed(Base.metadata.sorted_tables)] + [VERSION_TABLE]
 
 
+@functools.cache
+def tables_at(revision: str | None) -> frozenset[str]:
+    """invoicegen's tables (its version table aside) in a database migrated to ``revision``.
+
+    Found by running the migrations on an in-memory SQLite database, so it cannot drift from them.
+    """
+    if revision is None:
+        return frozenset()
+    if revision == head_revision():
+        return frozenset(Base.metadata.tables)
+    scratch = sa.create_engine("sqlite://")
+    with scratch.begin() as connection:
+        command.upgrade(alembic_config(connection), revision)
+        names = set(sa.inspect(connection).get_table_names())
+    scratch.dispose()
+    return frozenset(names - {VERSION_TABLE})
+
+
 @dataclass(frozen=True)
 class SchemaState:
     revision: str | None
@@ -209,36 +367,152 @@ class SchemaState:
         return self.revision == self.head
 
 
-def inspect_schema(connection: Connection) -> SchemaState:
-    """Where invoicegen's schema stands in this database; refuses foreign or newer schemas."""
+def inspect_schema(connection: Connection, *, allow_incomplete: bool = False) -> SchemaState:
+    """Where invoicegen's schema stands in this database.
+
+    Refuses (:class:`SchemaStateError`) tables of invoicegen's names that invoicegen did not
+    create, and a revision newer than this invoicegen. A schema left half-way by an interrupted
+    migration (MariaDB and MySQL cannot roll back DDL) raises :class:`IncompleteSchema`, unless
+    ``allow_incomplete`` (for ``reset``, which repairs it).
+    """
     existing = set(sa.inspect(connection).get_table_names())
     present = tuple(name for name in owned_table_names() if name in existing)
-    revision = current_revision(connection) if VERSION_TABLE in existing else None
-    script = ScriptDirectory.from_config(alembic_config())
     head = head_revision()
+    target = mask(connection.engine.url)
+    if VERSION_TABLE not in existing:
+        if present:
+            raise SchemaStateError(
+                f"table(s) {', '.join(present)} in {target} exist but were not created by "
+                "invoicegen; point invoicegen at another database"
+            )
+        return SchemaState(revision=None, head=head, present_tables=present)
+    revision = current_revision(connection)
     if revision is not None:
         try:
-            script.get_revision(revision)
+            ScriptDirectory.from_config(alembic_config()).get_revision(revision)
         except Exception:
             raise SchemaStateError(
-                f"the database's invoicegen schema is at revision {revision}, which this "
+                f"the invoicegen schema in {target} is at revision {revision}, which this "
                 "version of invoicegen does not know (newer?); upgrade invoicegen"
             ) from None
-    elif present and present != (VERSION_TABLE,):
-        raise SchemaStateError(
-            f"table(s) {', '.join(n for n in present if n != VERSION_TABLE)} exist but were not "
-            "created by invoicegen; point invoicegen at another database"
+    expected = tables_at(revision)
+    found = set(present) - {VERSION_TABLE}
+    if found != expected and not allow_incomplete:
+        problems = []
+        if found - expected:
+            problems.append(f"{', '.join(sorted(found - expected))} already exist")
+        if expected - found:
+            problems.append(f"{', '.join(sorted(expected - found))} are missing")
+        raise IncompleteSchema(
+            f"the invoicegen schema in {target} is incomplete: revision {revision or '(none)'} "
+            f"is recorded, but {' and '.join(problems)} (an interrupted migration?); run "
+            "`invoicegen reset --yes` to drop invoicegen's tables and migrate again"
         )
     return SchemaState(revision=revision, head=head, present_tables=present)
 
 
-def upgrade(engine: Engine) -> str:
-    """Bring invoicegen's schema to the newest revision; returns that revision."""
-    with connect(engine) as connection:
+def _only_invoicegen_tables(name: str | None, type_: str, _parents: Any) -> bool:
+    return type_ != "table" or name in Base.metadata.tables
+
+
+def schema_differences(connection: Connection) -> list[str]:
+    """How invoicegen's tables differ from its models (= its migrations at head), in words."""
+    context = MigrationContext.configure(
+        connection,
+        opts={
+            "version_table": VERSION_TABLE,
+            "compare_type": True,
+            "include_name": _only_invoicegen_tables,
+        },
+    )
+    return [_describe_difference(diff) for diff in compare_metadata(context, Base.metadata)]
+
+
+def _describe_difference(diff: Any) -> str:
+    if isinstance(diff, list):  # modify_type, modify_nullable, ...: one list per column
+        kind, _schema, table, column, _existing, found, wanted = diff[0]
+        return f"{table}.{column}: {kind.removeprefix('modify_')} is {found}, expected {wanted}"
+    kind, *args = diff
+    thing = args[-1]
+    table = args[-2] if len(args) >= 2 else getattr(getattr(thing, "table", None), "name", None)
+    label = ".".join(str(part) for part in (table, getattr(thing, "name", None)) if part)
+    verb, _, what = kind.partition("_")
+    return f"{what} {label} " + ("is missing" if verb == "add" else "is not invoicegen's")
+
+
+def upgrade(engine: Engine, *, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> str:
+    """Bring invoicegen's schema to the newest revision; returns that revision.
+
+    Refuses a database whose invoicegen tables are at the newest revision but differ from it.
+    """
+    with run_lock(engine, timeout=lock_timeout), connect(engine) as connection:
         state = inspect_schema(connection)
         if not state.is_current:
             command.upgrade(alembic_config(connection), "head")
+        elif differences := schema_differences(connection):
+            raise SchemaStateError(
+                f"invoicegen's tables in {mask(engine.url)} differ from its migrations: "
+                f"{'; '.join(differences[:3])}{' …' if len(differences) > 3 else ''}; "
+                "run `invoicegen reset` to re-create them"
+            )
     return state.head
+
+
+# --- reset and its guards ---------------------------------------------------------------------
+
+
+def describe_target(url: URL) -> str:
+    """What a destructive command is about to act on: dialect, host, database; no password."""
+    if url.get_backend_name() == "sqlite":
+        path = sqlite_path(url)
+        return f"sqlite file {path.resolve() if path else ':memory:'}"
+    where = f"{url.host}:{url.port}" if url.port else url.host
+    return f"{url.get_backend_name()} database {url.database} on {where} ({mask(url)})"
+
+
+def confirmation_name(url: URL) -> str:
+    """What a person types to confirm a reset: the database name (a SQLite file's name)."""
+    path = sqlite_path(url)
+    return path.name if path is not None else str(url.database or "memory")
+
+
+def is_protected(connection: Connection) -> bool:
+    if Setting.__tablename__ not in sa.inspect(connection).get_table_names():
+        return False
+    query = sa.select(Setting.value).where(Setting.key == PROTECTED_KEY)
+    return connection.execute(query).first() is not None
+
+
+def set_protected(
+    engine: Engine, protected: bool, *, lock_timeout: float = LOCK_TIMEOUT_SECONDS
+) -> None:
+    """Mark the database protected (migrating invoicegen's schema first: it holds the mark),
+    or remove the mark."""
+    with run_lock(engine, timeout=lock_timeout):
+        if protected:
+            upgrade(engine)
+        with connect(engine) as connection:
+            if is_protected(connection):
+                connection.execute(sa.delete(Setting).where(Setting.key == PROTECTED_KEY))
+            if protected:
+                stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+                connection.execute(sa.insert(Setting).values(key=PROTECTED_KEY, value=stamp))
+
+
+def refuse_if_protected(url: URL, *, protected: bool, force_protected: str | None) -> None:
+    """A protected database is reset only when ``force_protected`` is its name."""
+    name = confirmation_name(url)
+    if not protected or force_protected == name:
+        return
+    if force_protected is None:
+        raise RefusedError(
+            f"{mask(url)} is protected (`invoicegen protect`), so reset refuses it even with "
+            f"--yes; to reset it anyway: invoicegen reset --yes --force-protected {name}"
+        )
+    raise RefusedError(
+        f"--force-protected {force_protected!r} does not name this database ({name!r}); "
+        "nothing was dropped"
+    )
 
 
 @dataclass(frozen=True)
@@ -247,23 +521,49 @@ class TableRows:
     rows: int
 
 
-def drop_plan(engine: Engine) -> list[TableRows]:
+@dataclass(frozen=True)
+class ResetPlan:
+    """What a reset would drop, and whether the database is protected against it."""
+
+    tables: list[TableRows]
+    protected: bool
+
+
+def _reset_plan(connection: Connection) -> ResetPlan:
+    state = inspect_schema(connection, allow_incomplete=True)
+    tables = [
+        TableRows(name, connection.execute(sa.text(f"SELECT COUNT(*) FROM {name}")).scalar_one())
+        for name in state.present_tables
+    ]
+    return ResetPlan(tables=tables, protected=is_protected(connection))
+
+
+def drop_plan(engine: Engine) -> ResetPlan:
     """The invoicegen tables that a reset would drop, with their row counts."""
     with connect(engine) as connection:
-        state = inspect_schema(connection)
-        return [
-            TableRows(
-                name, connection.execute(sa.text(f"SELECT COUNT(*) FROM {name}")).scalar_one()
+        return _reset_plan(connection)
+
+
+def reset(
+    engine: Engine,
+    *,
+    force_protected: str | None = None,
+    lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+) -> list[TableRows]:
+    """Drop invoicegen's tables (and nothing else), then migrate to an empty schema.
+
+    Refuses a protected database unless ``force_protected`` is its name; the mark survives.
+    """
+    with run_lock(engine, timeout=lock_timeout):
+        with connect(engine) as connection:
+            plan = _reset_plan(connection)
+            refuse_if_protected(
+                engine.url, protected=plan.protected, force_protected=force_protected
             )
-            for name in state.present_tables
-        ]
-
-
-def reset(engine: Engine) -> list[TableRows]:
-    """Drop invoicegen's tables (and nothing else), then migrate to an empty schema."""
-    dropped = drop_plan(engine)
-    with connect(engine) as connection:
-        for table in dropped:
-            connection.execute(sa.text(f"DROP TABLE {table.name}"))
-    upgrade(engine)
-    return dropped
+            for table in plan.tables:
+                connection.execute(sa.text(f"DROP TABLE {table.name}"))
+        if plan.protected:
+            set_protected(engine, True)
+        else:
+            upgrade(engine)
+    return plan.tables

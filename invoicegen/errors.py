@@ -35,10 +35,18 @@ class MissingDriver(ConnectionFailed):
     """The Python driver for this kind of database is not installed."""
 
 
+class WriteDenied(ConnectionFailed):
+    """The account or the file may be read but not written."""
+
+
 class SchemaStateError(InvoicegenError):
     """The database's invoicegen schema is foreign, newer, or not what the migrations made."""
 
     exit_code = 5
+
+
+class IncompleteSchema(SchemaStateError):
+    """invoicegen's own tables do not match any revision: a migration stopped part-way."""
 
 
 class LockTimeout(InvoicegenError):
@@ -51,6 +59,12 @@ class CheckFailed(InvoicegenError):
     """``stats --check`` found data that breaks invoicegen's invariants."""
 
     exit_code = 7
+
+
+class Interrupted(InvoicegenError):
+    """Ctrl-C or SIGTERM stopped a run; the message says what was committed."""
+
+    exit_code = 130
 
 
 class FactoryValueError(InvoicegenError, ValueError):

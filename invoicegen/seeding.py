@@ -19,9 +19,11 @@ import hashlib
 import os
 import random
 import secrets
+import signal
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
@@ -34,7 +36,7 @@ import faker.generator
 from sqlalchemy.engine import Connection, Engine
 
 from invoicegen import db, manifest, writers
-from invoicegen.errors import RefusedError, UsageError
+from invoicegen.errors import Interrupted, RefusedError, UsageError
 from invoicegen.factories import (
     IsolatedClientFactory,
     IsolatedContractFactory,
@@ -310,22 +312,60 @@ def _batch_rows(
     batches: Iterator[Batch],
     workers: int,
     dialect: str,
-) -> Iterator[tuple[Batch, Prepared]]:
+) -> Generator[tuple[Batch, Prepared], None, None]:
     """Rows of each batch, in order; generated in ``workers`` processes when more than one."""
     if workers <= 1:
         for batch in batches:
             yield batch, _generate_for(plan, seed, as_of, batch, dialect)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        window: deque[tuple[Batch, Future[Prepared]]] = deque()
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init
+    )
+    window: deque[tuple[Batch, Future[Prepared]]] = deque()
+    try:
         for batch in batches:
-            window.append((batch, pool.submit(_generate_for, plan, seed, as_of, batch, dialect)))
+            with _signals_ignored():  # a worker started now inherits that it ignores them
+                future = pool.submit(_generate_for, plan, seed, as_of, batch, dialect)
+            window.append((batch, future))
             if len(window) > 2 * workers:
                 done, future = window.popleft()
                 yield done, future.result()
         while window:
             done, future = window.popleft()
             yield done, future.result()
+    except BaseException:
+        # Interrupted (or the consumer stopped): drop the queued batches rather than wait for
+        # them; a worker finishes at most the one batch it is generating.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C and SIGTERM for the block, when this is the main thread.
+
+    Ctrl-C on a terminal signals the whole process group: the writing process alone decides
+    what an interrupt means. A spawned worker inherits "ignored" across exec, so it is never
+    interrupted, not even while it is still importing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = [signal.signal(signum, signal.SIG_IGN) for signum in _STOP_SIGNALS]
+    try:
+        yield
+    finally:
+        for signum, handler in zip(_STOP_SIGNALS, previous, strict=True):
+            signal.signal(signum, handler)
+
+
+def _worker_init() -> None:
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def default_workers() -> int:
@@ -450,6 +490,44 @@ def seed(
     plan: SeedPlan,
     *,
     on_progress: Callable[[Progress], None] | None = None,
+    lock_timeout: float = db.LOCK_TIMEOUT_SECONDS,
+    stop: Callable[[], bool] | None = None,
+) -> SeedResult:
+    """Migrate, then write ``plan.users`` whole user trees in batches; returns what was written.
+
+    Holds the database's run lock throughout (:func:`db.run_lock`). Ctrl-C (or SIGTERM turned
+    into KeyboardInterrupt) rolls back the batch in progress and raises :class:`Interrupted`
+    saying how many user trees were committed.
+    """
+    committed = Progress(0, plan.users, 0)
+
+    def track(event: Progress) -> None:
+        nonlocal committed
+        committed = event
+        if on_progress is not None:
+            on_progress(event)
+
+    try:
+        with db.run_lock(engine, timeout=lock_timeout):
+            return _seed(engine, plan, on_progress=track, stop=stop or _never)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: {committed.users_done:,} of {plan.users:,} user trees "
+            f"({committed.rows_done:,} rows) are committed in {db.mask(engine.url)}, whole; "
+            "the batch in progress was rolled back"
+        ) from None
+
+
+def _never() -> bool:
+    return False
+
+
+def _seed(
+    engine: Engine,
+    plan: SeedPlan,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    stop: Callable[[], bool] = _never,
 ) -> SeedResult:
     """Migrate, then write whole user trees in batches, one transaction each; returns a summary.
 
@@ -487,15 +565,21 @@ def seed(
         with db.database_errors(engine.url):
             batches = plan_batches(plan, plan.seed, positions, first_ids)
             dialect = engine.dialect.name
-            for batch, rows in _batch_rows(plan, plan.seed, plan.as_of, batches, workers, dialect):
-                with engine.begin() as connection:
-                    writers.write_batch(connection, rows)
-                    manifest.committed(connection, run_id, users_done + batch.size)
-                users_done += batch.size
-                for table, table_rows in zip(TABLES, rows, strict=True):
-                    written[table] += len(table_rows)
-                if on_progress is not None:
-                    on_progress(Progress(users_done, len(positions), sum(written.values())))
+            generated = _batch_rows(plan, plan.seed, plan.as_of, batches, workers, dialect)
+            with contextlib.closing(generated):  # stops the workers however the loop ends
+                for batch, rows in generated:
+                    if stop():  # asked to stop: nothing of this batch is written
+                        raise KeyboardInterrupt
+                    with engine.begin() as connection:
+                        writers.write_batch(connection, rows)
+                        manifest.committed(connection, run_id, users_done + batch.size)
+                        if stop():  # asked while writing: roll this batch back
+                            raise KeyboardInterrupt
+                    users_done += batch.size
+                    for table, table_rows in zip(TABLES, rows, strict=True):
+                        written[table] += len(table_rows)
+                    if on_progress is not None:
+                        on_progress(Progress(users_done, len(positions), sum(written.values())))
             with engine.begin() as connection:
                 sync_sequences(connection)
                 counts = count_rows(connection)

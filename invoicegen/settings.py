@@ -141,6 +141,7 @@ OPTIONS: dict[str, Option] = {
     "locale": Option(parse_locale, "en_US"),
     "batch_size": Option(_int("--batch-size", 1, MAX_BATCH_SIZE), 1000),
     "workers": Option(_int("--workers", 1, 256), None),
+    "lock_timeout": Option(_int("--lock-timeout", 0, 86_400), 60),
 }
 
 
