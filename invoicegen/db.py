@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import hashlib
 import importlib
 import os
 import re
@@ -232,25 +233,43 @@ _PG_LOCK_KEY = int.from_bytes(b"invoiceg", "big")  # one advisory-lock key per d
 
 
 @contextlib.contextmanager
-def run_lock(engine: Engine, *, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
+def run_lock(
+    engine: Engine, *, timeout: float = LOCK_TIMEOUT_SECONDS, name: str = ""
+) -> Iterator[None]:
     """One invoicegen run at a time per database: hold the lock for the block.
 
     PostgreSQL: a session advisory lock; MariaDB/MySQL: ``GET_LOCK`` on a name of the database;
     SQLite: ``flock`` on the file. The server or the OS releases it when the process dies, even
     by ``kill -9``. Waits up to ``timeout`` seconds, then raises :class:`LockTimeout`.
-    Re-entrant within a thread.
+    Re-entrant within a thread. ``name`` picks another lock of the same database on the
+    servers (a shard's own); SQLite has the one lock.
     """
-    key = mask(engine.url)
+    if engine.url.get_backend_name() == "sqlite":
+        name = ""
+    key = f"{mask(engine.url)}#{name}"
     if _LOCK_HOLDERS.get(key) == threading.get_ident():
         yield
         return
     backend = engine.url.get_backend_name()
-    with (_file_lock if backend == "sqlite" else _server_lock)(engine, timeout):
+    if backend == "sqlite":
+        lock = _file_lock(engine, timeout)
+    else:
+        lock = _server_lock(engine, timeout, name)
+    with lock:
         _LOCK_HOLDERS[key] = threading.get_ident()
         try:
             yield
         finally:
             del _LOCK_HOLDERS[key]
+
+
+def lock_is_free(engine: Engine, name: str) -> bool:
+    """Whether nobody holds the server lock ``name`` now (a run that holds it is alive)."""
+    try:
+        with _server_lock(engine, 0, name):
+            return True
+    except LockTimeout:
+        return False
 
 
 def _wait_for(try_lock: Any, url: URL, timeout: float) -> None:
@@ -265,13 +284,17 @@ def _wait_for(try_lock: Any, url: URL, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def _server_lock(engine: Engine, timeout: float) -> Iterator[None]:
+def _server_lock(engine: Engine, timeout: float, name: str = "") -> Iterator[None]:
     if engine.url.get_backend_name() == "postgresql":
         take, release = "SELECT pg_try_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"
-        params: dict[str, Any] = {"key": _PG_LOCK_KEY}
+        key = _PG_LOCK_KEY
+        if name:  # advisory locks are per database: a key per name
+            digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+            key = int.from_bytes(digest, "big", signed=True)
+        params: dict[str, Any] = {"key": key}
     else:  # lock names are server-wide: name the database
         take, release = "SELECT GET_LOCK(:key, 0)", "SELECT RELEASE_LOCK(:key)"
-        params = {"key": f"invoicegen:{engine.url.database}"[:64]}
+        params = {"key": f"invoicegen:{engine.url.database}:{name}"[:64]}
     with database_errors(engine.url), engine.connect() as connection:
         connection.execution_options(isolation_level="AUTOCOMMIT")
         _wait_for(lambda: connection.execute(sa.text(take), params).scalar(), engine.url, timeout)

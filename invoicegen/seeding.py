@@ -388,6 +388,12 @@ def _resolve(
 ) -> _Target:
     """Check the run against the dataset already there; fill unset options from it."""
     identity = next((r for r in runs if r.users_done > 0 or r.status == "running"), None)
+    writing = [r for r in runs if r.status == "running"]  # alive: dead ones are marked
+    if writing and plan.shard is None:
+        raise RefusedError(
+            f"run {writing[0].id} (shard {writing[0].shard}) is still writing into {where}; "
+            "wait for the shards to finish"
+        )
     if identity is None or (not plan.append and plan.shard is None):
         if users_in_db:
             raise RefusedError(
@@ -507,9 +513,29 @@ def seed(
         if on_progress is not None:
             on_progress(event)
 
+    database_lock = db.run_lock(engine, timeout=lock_timeout)
+    held = [database_lock]
+
+    def registered(shard: Shard | None) -> None:
+        # A shard writes beside the other shards: once its run is in the manifest it takes its
+        # own lock, then lets the database's go. SQLite has one writer anyway: it keeps it.
+        if shard is None or engine.url.get_backend_name() == "sqlite":
+            return
+        shard_lock = db.run_lock(engine, timeout=lock_timeout, name=f"shard {shard}")
+        shard_lock.__enter__()
+        held.append(shard_lock)
+        held.remove(database_lock)
+        database_lock.__exit__(None, None, None)
+
     try:
-        with db.run_lock(engine, timeout=lock_timeout):
-            return _seed(engine, plan, on_progress=track, stop=stop or _never)
+        database_lock.__enter__()
+        try:
+            return _seed(
+                engine, plan, on_progress=track, stop=stop or _never, registered=registered
+            )
+        finally:
+            for lock in reversed(held):
+                lock.__exit__(None, None, None)
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted: {committed.users_done:,} of {plan.users:,} user trees "
@@ -528,6 +554,7 @@ def _seed(
     *,
     on_progress: Callable[[Progress], None] | None = None,
     stop: Callable[[], bool] = _never,
+    registered: Callable[[Shard | None], None] | None = None,
 ) -> SeedResult:
     """Migrate, then write whole user trees in batches, one transaction each; returns a summary.
 
@@ -537,7 +564,12 @@ def _seed(
     revision = db.upgrade(engine)
     where = db.mask(engine.url)
     with db.connect(engine) as connection:
-        target = _resolve(plan, manifest.runs(connection), count_rows(connection)["users"], where)
+        runs = manifest.runs(connection)
+        dead = [run.id for run in runs if run.status == "running" and not _alive(engine, run)]
+        if dead:  # their processes died without saying so (kill -9, a lost machine)
+            manifest.mark_interrupted(connection, dead)
+            runs = manifest.runs(connection)
+        target = _resolve(plan, runs, count_rows(connection)["users"], where)
         plan = target.plan
         assert plan.seed is not None and plan.as_of is not None
         positions = target.positions
@@ -553,6 +585,8 @@ def _seed(
             shard=str(plan.shard) if plan.shard else None,
             options=_recorded_options(plan),
         )
+    if registered is not None:
+        registered(plan.shard)
     if first_ids is None:
         first_ids = first_ids_at(plan, plan.seed, positions.start)
     started = time.perf_counter()  # rows/s covers generating and writing, not migrating
@@ -601,6 +635,14 @@ def _seed(
         run_id=run_id,
         plan=plan,
     )
+
+
+def _alive(engine: Engine, run: manifest.RunRecord) -> bool:
+    """Whether a run the manifest calls running still is. Called with the database's lock
+    held, which a live run that is not a shard would hold; a live shard holds its own."""
+    if run.shard is None or engine.url.get_backend_name() == "sqlite":
+        return False
+    return not db.lock_is_free(engine, f"shard {run.shard}")
 
 
 def _recorded_options(plan: SeedPlan) -> dict[str, Any]:

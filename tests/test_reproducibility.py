@@ -226,3 +226,38 @@ def test_append_and_shard_together_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["seed", "--append", "--shard", "0/2", "-d", url])
     assert result.exit_code == 2
     assert not (tmp_path / "never.db").exists()
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_shards_write_at_the_same_time(kind: str, tmp_path: Path) -> None:
+    """Three processes write their slices at once. Each writes for longer than the lock
+    timeout, so a shard that waited for another's whole run would fail with exit 6."""
+    import subprocess
+    import sys
+
+    from tests.conftest import fresh_database
+
+    users = 4_500
+    single = db.make_engine(f"sqlite:///{tmp_path / 'single.db'}")
+    _seed(single, users)
+    for url in fresh_database(kind, tmp_path):
+        db.upgrade(db.make_engine(url))  # migrate once, as the README's CI example does
+        command = [sys.executable, "-m", "invoicegen", "seed", "-n", str(users), "--seed",
+                   str(SEED), "--as-of", AS_OF.isoformat(), "--batch-size", "50", "--workers",
+                   "1", "--lock-timeout", "1", "-q", "--json", "-d", url]  # fmt: skip
+        shards = [
+            subprocess.Popen(
+                [*command, "--shard", f"{k}/3"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            for k in range(3)
+        ]
+        outputs = [shard.communicate(timeout=600) for shard in shards]
+        assert [shard.returncode for shard in shards] == [0, 0, 0], outputs
+        seconds = [json.loads(out)["seconds"] for out, _ in outputs]
+        assert min(seconds) > 1, f"shards too quick to prove anything: {seconds}"
+        assert dump(db.make_engine(url)) == dump(single)
+        with db.make_engine(url).connect() as connection:
+            assert sorted(r.shard for r in manifest.runs(connection)) == ["0/3", "1/3", "2/3"]

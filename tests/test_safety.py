@@ -30,7 +30,7 @@ from invoicegen import db
 from invoicegen.errors import InvoicegenError
 from invoicegen.seeding import TABLES, SeedPlan, seed
 from tests.conftest import SERVER_URLS, _admin, fresh_database, require_server
-from tests.invariants import children_range, scalar, violations
+from tests.invariants import children_range, dump, scalar, violations
 from tests.test_cli import _assert_one_line_error, invoke
 
 AS_OF = "2026-03-31"
@@ -581,3 +581,39 @@ def test_foreign_tables_are_left_alone_next_to_invoicegen_s(database_url: str) -
     ours = {*TABLES, "invoicegen_meta", "invoicegen_runs", db.VERSION_TABLE}
     assert set(sa.inspect(engine).get_table_names()) == ours | set(foreign)
     assert users_in(database_url) == 3
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
+def test_append_after_an_interrupt_continues_cleanly(
+    database_url: str, signum: signal.Signals, tmp_path: Path
+) -> None:
+    process = cli(*seed_args(database_url, 20_000, "--batch-size", "20", "--json"))
+    wait_for_users(database_url, 60, process)
+    process.send_signal(signum)
+    process.communicate(timeout=60)
+    engine = db.make_engine(database_url)
+    committed = assert_whole_trees(engine, tmp_path)
+    appended = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "invoicegen",
+            "seed",
+            "--append",
+            "-n",
+            "25",
+            "-q",
+            "-d",
+            database_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert appended.returncode == 0, appended.stderr
+    # The interrupted run plus the append equal one uninterrupted run of their total.
+    assert assert_whole_trees(engine, tmp_path) == committed + 25
+    reference = db.make_engine(f"sqlite:///{tmp_path / 'single.db'}")
+    seed(reference, SeedPlan(users=committed + 25, seed=SEED, as_of=dt.date.fromisoformat(AS_OF)))
+    assert dump(engine) == dump(reference)
