@@ -647,7 +647,7 @@ def _run(
                             raise KeyboardInterrupt
                     users_done += batch.size
                     for table, table_rows in zip(TABLES, rows, strict=True):
-                        written[table] += len(table_rows)
+                        written[table] += writers.row_count(table_rows)
                     if on_progress is not None:
                         on_progress(Progress(users_done, len(positions), sum(written.values())))
             with engine.begin() as connection:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from invoicegen.models import DATA_TABLES
@@ -23,21 +25,12 @@ from invoicegen.models import DATA_TABLES
 Rows = list[tuple[Any, ...]]
 
 
-class CopyText(bytes):
-    """Rows already encoded in PostgreSQL's COPY text format."""
+@dataclass(frozen=True)
+class CopyText:
+    """Rows already encoded in PostgreSQL's COPY text format, and how many they are."""
 
+    data: bytes
     rows: int
-
-    def __new__(cls, data: bytes, rows: int) -> CopyText:
-        obj = super().__new__(cls, data)
-        obj.rows = rows
-        return obj
-
-    def __reduce__(self) -> Any:  # keep the row count when sent between processes
-        return (CopyText, (bytes(self), self.rows))
-
-    def __len__(self) -> int:
-        return self.rows
 
 
 Prepared = Rows | CopyText
@@ -86,6 +79,10 @@ def encode_copy(rows: Rows) -> CopyText:
     return CopyText(("\n".join(lines) + "\n").encode() if lines else b"", len(rows))
 
 
+def row_count(prepared: Prepared) -> int:
+    return prepared.rows if isinstance(prepared, CopyText) else len(prepared)
+
+
 def adapter(dialect: str) -> Callable[[Rows], Prepared]:
     """What rows become before this dialect's writer takes them."""
     if dialect == "postgresql":
@@ -93,12 +90,15 @@ def adapter(dialect: str) -> Callable[[Rows], Prepared]:
     return _adapt_sqlite if dialect == "sqlite" else _unchanged
 
 
-def _copy(connection: Connection, table: str, rows: Prepared) -> None:
+def _copy(connection: Connection, table: str, rows: CopyText) -> None:
     driver_connection: Any = connection.connection.driver_connection
     statement = f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN"
-    data = rows if isinstance(rows, CopyText) else encode_copy(rows)
-    with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.write(data)
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.write(rows.data)
+    except dbapi.Error as exc:  # as SQLAlchemy would wrap it: errors map to exit codes alike
+        raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
 
 
 def _executemany(connection: Connection, table: str, rows: Rows) -> None:
@@ -113,10 +113,9 @@ def _executemany(connection: Connection, table: str, rows: Rows) -> None:
 def write_batch(connection: Connection, rows: Sequence[Prepared]) -> None:
     """Insert one batch, parents first, inside the caller's transaction."""
     for table, table_rows in zip(TABLES, rows, strict=True):
-        if not len(table_rows):
+        if not row_count(table_rows):
             continue
-        if connection.dialect.name == "postgresql":
+        if isinstance(table_rows, CopyText):
             _copy(connection, table, table_rows)
         else:
-            assert not isinstance(table_rows, CopyText), "COPY text is for PostgreSQL only"
             _executemany(connection, table, table_rows)

@@ -31,7 +31,7 @@ def test_awkward_strings_dates_and_amounts_round_trip(engine: sa.Engine) -> None
     prepare = writers.adapter(engine.dialect.name)
     prepared = [prepare(rows) for rows in (users, clients, contracts, invoices)]
     prepared = pickle.loads(pickle.dumps(prepared))  # as sent back by a worker process
-    assert [len(p) for p in prepared] == [len(AWKWARD), 1, 2, 2]
+    assert [writers.row_count(p) for p in prepared] == [len(AWKWARD), 1, 2, 2]
     with engine.begin() as connection:
         writers.write_batch(connection, prepared)
     with engine.connect() as connection:
@@ -46,3 +46,22 @@ def test_awkward_strings_dates_and_amounts_round_trip(engine: sa.Engine) -> None
             Decimal("0.00"),
             Decimal("1234567890.99"),
         ]
+
+
+def test_a_table_larger_than_the_drivers_buffer_is_written_whole(engine: sa.Engine) -> None:
+    """psycopg sends COPY data in 128 KiB chunks: a batch's table can be many times that."""
+    db.upgrade(engine)
+    day = dt.date(2024, 1, 1)
+    prepare = writers.adapter(engine.dialect.name)
+    invoices = [(i, day, day, Decimal("12.34"), 1) for i in range(1, 140_001)]
+    batch = [
+        prepare([(1, "A", "a@example.com", "1")]),
+        prepare([(1, "C", "Co", "c@example.com", 1)]),
+        prepare([(1, None, day, None, 1)]),
+        prepare(invoices),
+    ]
+    with engine.begin() as connection:
+        writers.write_batch(connection, batch)
+    with engine.connect() as connection:
+        count, top = connection.exec_driver_sql("SELECT COUNT(*), MAX(id) FROM invoices").one()
+    assert (count, top) == (140_000, 140_000)
