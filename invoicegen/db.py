@@ -263,6 +263,39 @@ def run_lock(
             del _LOCK_HOLDERS[key]
 
 
+def live_shard_runs(engine: Engine) -> list[str]:
+    """The shards still writing ("K/N"), by the run manifest and their locks.
+
+    Call with the database's lock held: a run that is not a shard holds it while it runs, so
+    one the manifest still calls running died without saying so (kill -9, a lost machine),
+    and so did a shard whose own lock is free. Those are marked interrupted.
+    """
+    runs = Base.metadata.tables["invoicegen_runs"]
+    with connect(engine) as connection:
+        if not sa.inspect(connection).has_table(runs.name):
+            return []
+        running = connection.execute(
+            sa.select(runs.c.id, runs.c.shard).where(runs.c.status == "running")
+        ).all()
+        server = engine.url.get_backend_name() != "sqlite"
+        alive = [
+            (run_id, shard)
+            for run_id, shard in running
+            if shard and server and not lock_is_free(engine, f"shard {shard}")
+        ]
+        dead = [run_id for run_id, _ in running if (run_id, _) not in alive]
+        if dead:
+            connection.execute(
+                runs.update().where(runs.c.id.in_(dead)).values(status="interrupted")
+            )
+    return [shard for _, shard in alive]
+
+
+def wait_for_shards(engine: Engine, *, timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
+    """With the database's lock held: wait until no shard is writing, or raise LockTimeout."""
+    _wait_for(lambda: not live_shard_runs(engine), engine.url, timeout)
+
+
 def lock_is_free(engine: Engine, name: str) -> bool:
     """Whether nobody holds the server lock ``name`` now (a run that holds it is alive)."""
     try:
@@ -294,7 +327,9 @@ def _server_lock(engine: Engine, timeout: float, name: str = "") -> Iterator[Non
         params: dict[str, Any] = {"key": key}
     else:  # lock names are server-wide: name the database
         take, release = "SELECT GET_LOCK(:key, 0)", "SELECT RELEASE_LOCK(:key)"
-        params = {"key": f"invoicegen:{engine.url.database}:{name}"[:64]}
+        # GET_LOCK names are at most 64 characters: hash, so long names never collide
+        lock_name = hashlib.blake2b(f"{engine.url.database}:{name}".encode(), digest_size=20)
+        params = {"key": f"invoicegen:{lock_name.hexdigest()}"}
     with database_errors(engine.url), engine.connect() as connection:
         connection.execution_options(isolation_level="AUTOCOMMIT")
         _wait_for(lambda: connection.execute(sa.text(take), params).scalar(), engine.url, timeout)
@@ -578,6 +613,7 @@ def reset(
     Refuses a protected database unless ``force_protected`` is its name; the mark survives.
     """
     with run_lock(engine, timeout=lock_timeout):
+        wait_for_shards(engine, timeout=lock_timeout)
         with connect(engine) as connection:
             plan = _reset_plan(connection)
             refuse_if_protected(

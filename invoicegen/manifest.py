@@ -168,8 +168,3 @@ def finish(connection: Connection, run_id: int, status: str, counts: dict[str, i
             counts=json.dumps(counts, sort_keys=True) if counts is not None else None,
         )
     )
-
-
-def mark_interrupted(connection: Connection, run_ids: list[int]) -> None:
-    """Runs recorded as running whose process is gone."""
-    connection.execute(RUNS.update().where(RUNS.c.id.in_(run_ids)).values(status="interrupted"))

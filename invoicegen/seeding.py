@@ -407,12 +407,6 @@ def _resolve(
 ) -> _Target:
     """Check the run against the dataset already there; fill unset options from it."""
     identity = next((r for r in runs if r.users_done > 0 or r.status == "running"), None)
-    writing = [r for r in runs if r.status == "running"]  # alive: dead ones are marked
-    if writing and plan.shard is None:
-        raise RefusedError(
-            f"run {writing[0].id} (shard {writing[0].shard}) is still writing into {where}; "
-            "wait for the shards to finish"
-        )
     if identity is None or (not plan.append and plan.shard is None):
         if users_in_db:
             raise RefusedError(
@@ -550,7 +544,12 @@ def seed(
         database_lock.__enter__()
         try:
             return _seed(
-                engine, plan, on_progress=track, stop=stop or _never, registered=registered
+                engine,
+                plan,
+                on_progress=track,
+                stop=stop or _never,
+                registered=registered,
+                lock_timeout=lock_timeout,
             )
         finally:
             for lock in reversed(held):
@@ -574,6 +573,7 @@ def _seed(
     on_progress: Callable[[Progress], None] | None = None,
     stop: Callable[[], bool] = _never,
     registered: Callable[[Shard | None], None] | None = None,
+    lock_timeout: float,
 ) -> SeedResult:
     """Migrate, then write whole user trees in batches, one transaction each; returns a summary.
 
@@ -584,7 +584,14 @@ def _seed(
     workers = max(1, min(plan.workers, -(-to_write // plan.batch_size)))
     with _worker_pool(workers) as pool:
         return _run(
-            engine, plan, pool, workers, on_progress=on_progress, stop=stop, registered=registered
+            engine,
+            plan,
+            pool,
+            workers,
+            on_progress=on_progress,
+            stop=stop,
+            registered=registered,
+            lock_timeout=lock_timeout,
         )
 
 
@@ -597,16 +604,16 @@ def _run(
     on_progress: Callable[[Progress], None] | None,
     stop: Callable[[], bool],
     registered: Callable[[Shard | None], None] | None,
+    lock_timeout: float,
 ) -> SeedResult:
     revision = db.upgrade(engine)
     where = db.mask(engine.url)
+    if plan.shard is None:  # a run that is not a shard waits for the shards to finish
+        db.wait_for_shards(engine, timeout=lock_timeout)
+    else:  # a shard writes beside the others; dead runs are marked interrupted
+        db.live_shard_runs(engine)
     with db.connect(engine) as connection:
-        runs = manifest.runs(connection)
-        dead = [run.id for run in runs if run.status == "running" and not _alive(engine, run)]
-        if dead:  # their processes died without saying so (kill -9, a lost machine)
-            manifest.mark_interrupted(connection, dead)
-            runs = manifest.runs(connection)
-        target = _resolve(plan, runs, count_rows(connection)["users"], where)
+        target = _resolve(plan, manifest.runs(connection), count_rows(connection)["users"], where)
         plan = target.plan
         assert plan.seed is not None and plan.as_of is not None
         positions = target.positions
@@ -671,14 +678,6 @@ def _run(
         run_id=run_id,
         plan=plan,
     )
-
-
-def _alive(engine: Engine, run: manifest.RunRecord) -> bool:
-    """Whether a run the manifest calls running still is. Called with the database's lock
-    held, which a live run that is not a shard would hold; a live shard holds its own."""
-    if run.shard is None or engine.url.get_backend_name() == "sqlite":
-        return False
-    return not db.lock_is_free(engine, f"shard {run.shard}")
 
 
 def _recorded_options(plan: SeedPlan) -> dict[str, Any]:

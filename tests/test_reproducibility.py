@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -228,36 +232,69 @@ def test_append_and_shard_together_is_a_usage_error(tmp_path: Path) -> None:
     assert not (tmp_path / "never.db").exists()
 
 
-@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
-def test_shards_write_at_the_same_time(kind: str, tmp_path: Path) -> None:
-    """Three processes write their slices at once. Each writes for longer than the lock
-    timeout, so a shard that waited for another's whole run would fail with exit 6."""
-    import subprocess
-    import sys
+def _seed_process(url: str, users: int, *extra: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "invoicegen", "seed", "-n", str(users), "--seed", str(SEED),
+               "--as-of", AS_OF.isoformat(), "--batch-size", "50", "--workers", "1", "-q",
+               "--json", "-d", url, *extra]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     from tests.conftest import fresh_database
 
-    users = 4_500
+    yield from fresh_database(request.param, tmp_path)
+
+
+def test_shards_write_at_the_same_time(server_url: str, tmp_path: Path) -> None:
+    """Three processes write their slices at once, and together make the single run.
+    Each writes for seconds: the manifest's timestamps (whole seconds) show the overlap."""
+    users = 30_000
     single = db.make_engine(f"sqlite:///{tmp_path / 'single.db'}")
     _seed(single, users)
-    for url in fresh_database(kind, tmp_path):
-        db.upgrade(db.make_engine(url))  # migrate once, as the README's CI example does
-        command = [sys.executable, "-m", "invoicegen", "seed", "-n", str(users), "--seed",
-                   str(SEED), "--as-of", AS_OF.isoformat(), "--batch-size", "50", "--workers",
-                   "1", "--lock-timeout", "1", "-q", "--json", "-d", url]  # fmt: skip
-        shards = [
-            subprocess.Popen(
-                [*command, "--shard", f"{k}/3"],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )  # fmt: skip
-            for k in range(3)
-        ]
+    db.upgrade(db.make_engine(server_url))  # migrate once, as the README's CI example does
+    shards = [_seed_process(server_url, users, "--shard", f"{k}/3") for k in range(3)]
+    try:
         outputs = [shard.communicate(timeout=600) for shard in shards]
-        assert [shard.returncode for shard in shards] == [0, 0, 0], outputs
-        seconds = [json.loads(out)["seconds"] for out, _ in outputs]
-        assert min(seconds) > 1, f"shards too quick to prove anything: {seconds}"
-        assert dump(db.make_engine(url)) == dump(single)
-        with db.make_engine(url).connect() as connection:
-            assert sorted(r.shard for r in manifest.runs(connection)) == ["0/3", "1/3", "2/3"]
+    finally:
+        for shard in shards:
+            shard.kill()
+    assert [shard.returncode for shard in shards] == [0, 0, 0], outputs
+    engine = db.make_engine(server_url)
+    assert dump(engine) == dump(single)
+    with engine.connect() as connection:
+        runs = manifest.runs(connection)
+    assert sorted(r.shard for r in runs) == ["0/3", "1/3", "2/3"]
+    # Each started before any finished: they ran side by side, not one after another.
+    assert max(r.started_at for r in runs) < min(r.finished_at for r in runs if r.finished_at)
+
+
+def test_reset_and_plain_seed_wait_for_running_shards(server_url: str) -> None:
+    shard = _seed_process(server_url, 50_000, "--shard", "0/2")
+    try:
+        engine = db.make_engine(server_url)
+        deadline = time.monotonic() + 120
+        while _users(engine) < 100:
+            assert shard.poll() is None and time.monotonic() < deadline, shard.communicate()
+            time.sleep(0.05)
+        runner = CliRunner()
+        reset = runner.invoke(app, ["reset", "--yes", "--lock-timeout", "1", "-d", server_url])
+        assert reset.exit_code == 6, reset.output
+        plain = runner.invoke(
+            app, ["seed", "-n", "5", "--workers", "1", "--lock-timeout", "1", "-d", server_url]
+        )
+        assert plain.exit_code == 6, plain.output
+        out, err = shard.communicate(timeout=600)
+    finally:
+        shard.kill()
+    assert shard.returncode == 0, err
+    assert _users(engine) == 25_000  # the shard finished whole: nothing was dropped under it
+    assert runner.invoke(app, ["reset", "--yes", "-d", server_url]).exit_code == 0
+    assert _users(engine) == 0
+
+
+def _users(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        if not sa.inspect(connection).has_table("users"):
+            return 0
+        return int(connection.exec_driver_sql("SELECT COUNT(*) FROM users").scalar_one())
