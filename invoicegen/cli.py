@@ -6,10 +6,12 @@ The only module that imports Typer. Errors are translated in one place, :func:`_
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from types import FrameType
 from typing import Annotated, Any, NoReturn
 
@@ -170,6 +172,9 @@ def _stop_requests() -> Iterator[_StopRequest]:
             signal.signal(signum, handler)
 
 
+_resolved_url: ContextVar[str | None] = ContextVar("invoicegen_resolved_url", default=None)
+
+
 @contextlib.contextmanager
 def _handled(debug: bool, url: str | None = None) -> Iterator[None]:
     """The one place errors become a line on stderr and an exit code."""
@@ -188,9 +193,11 @@ def _handled(debug: bool, url: str | None = None) -> Iterator[None]:
         if debug:
             raise
         message = " ".join(str(exc).split())
-        if url:
+        # The URL may have come from the environment or a file, not the command line.
+        for candidate in {url, _resolved_url.get()} - {None}:
             with contextlib.suppress(InvoicegenError):
-                message = db.scrub(message, db.parse_url(url))
+                message = db.scrub(message, db.parse_url(str(candidate)))
+        message = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", message)  # any other URL
         console.error(f"{type(exc).__name__}: {message} (rerun with --debug for the traceback)")
         raise typer.Exit(1) from None
 
@@ -201,6 +208,7 @@ def _resolve(
     """Set up the output streams, then resolve the settings named in ``options`` (once)."""
     console.configure(quiet=quiet)
     resolved = settings.resolve(options, keys=options.keys(), profile=profile)
+    _resolved_url.set(resolved.values.get("database_url"))
     for message in resolved.warnings:
         console.warning(message)
     if verbose:

@@ -69,11 +69,6 @@ def warning(message: str) -> None:
     err.print(Text.assemble(("warning: ", "bold yellow"), message))
 
 
-def note(message: str) -> None:
-    if not _quiet:
-        err.print(Text(message, style="dim"))
-
-
 def emit_json(data: Mapping[str, Any]) -> None:
     """Exactly one JSON document on stdout."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

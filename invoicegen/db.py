@@ -43,7 +43,7 @@ from invoicegen.errors import (
     UsageError,
     WriteDenied,
 )
-from invoicegen.models import Base, Setting
+from invoicegen.models import DATA_TABLE_NAMES, Base, Setting
 
 if sys.platform != "win32":
     import fcntl
@@ -389,6 +389,17 @@ def head_revision() -> str:
 def current_revision(connection: Connection) -> str | None:
     context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
     return context.get_current_revision()
+
+
+TABLES = DATA_TABLE_NAMES  # users, clients, contracts, invoices
+
+
+def count_rows(connection: Connection) -> dict[str, int]:
+    """Rows per data table."""
+    return {
+        table: int(connection.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one())
+        for table in TABLES
+    }
 
 
 def owned_table_names() -> list[str]:

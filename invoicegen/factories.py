@@ -469,8 +469,6 @@ class ClientFactory(IsolatedClientFactory):
     create: ClassVar[sig.MakeClient[sig.Children[Contract]]]
     build: ClassVar[sig.MakeClient[sig.Children[Contract]]]
 
-    user = factory.SubFactory("invoicegen.factories.IsolatedUserFactory")
-
     @classmethod
     def _generate(cls, strategy: str, params: dict[str, Any]) -> Any:
         params.setdefault("contracts", DEFAULT_CONTRACTS)

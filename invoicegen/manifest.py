@@ -56,35 +56,6 @@ class RunRecord:
         """The user positions this run was asked for."""
         return range(self.first_user, self.first_user + self.users)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "started_at": self.started_at.isoformat(timespec="seconds"),
-            "finished_at": self.finished_at.isoformat(timespec="seconds")
-            if self.finished_at
-            else None,
-            "seed": self.seed,
-            "as_of": self.as_of.isoformat(),
-            "first_user": self.first_user,
-            "users": self.users,
-            "users_done": self.users_done,
-            "shard": self.shard,
-            "options": self.options,
-            "versions": self.versions,
-            "counts": self.counts,
-        }
-
-
-def _date(value: Any) -> Any:
-    if isinstance(value, str):  # SQLite returns ISO text through a plain SELECT
-        return (
-            dt.datetime.fromisoformat(value)
-            if " " in value or "T" in value
-            else dt.date.fromisoformat(value)
-        )
-    return value
-
 
 def _decode(text: str | None) -> Any:
     if text is None:
@@ -107,10 +78,10 @@ def runs(connection: Connection, *, limit: int | None = None) -> list[RunRecord]
             RunRecord(
                 id=row["id"],
                 status=row["status"],
-                started_at=_date(row["started_at"]),
-                finished_at=_date(row["finished_at"]),
+                started_at=row["started_at"],
+                finished_at=row["finished_at"],
                 seed=int(row["seed"]),
-                as_of=_date(row["as_of"]),
+                as_of=row["as_of"],
                 first_user=row["first_user"],
                 users=row["users"],
                 users_done=row["users_done"],

@@ -150,3 +150,5 @@ class Run(Base):
 DATA_TABLES = tuple(
     Base.metadata.tables[name] for name in ("users", "clients", "contracts", "invoices")
 )
+#: Their names: users, clients, contracts, invoices.
+DATA_TABLE_NAMES = tuple(table.name for table in DATA_TABLES)

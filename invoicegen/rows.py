@@ -54,7 +54,6 @@ class RowMaker:
         self.fields = tuple(fields)
         self.locale = locale
         declarations = factory_class._meta.pre_declarations.as_dict()
-        self.order = tuple(declarations)
         self.evaluators: dict[str, Evaluator] = {
             name: self._compile(name, declaration) for name, declaration in declarations.items()
         }

@@ -46,7 +46,7 @@ from invoicegen.factories import (
 from invoicegen.rows import RowMaker
 from invoicegen.settings import CountRange, Shard
 
-TABLES = writers.TABLES  # users, clients, contracts, invoices
+TABLES = db.TABLES  # users, clients, contracts, invoices
 
 
 #: What the options that shape the values default to in a new dataset.
@@ -298,13 +298,6 @@ def sync_sequences(connection: Connection) -> None:
         )
 
 
-def count_rows(connection: Connection) -> dict[str, int]:
-    return {
-        table: int(connection.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one())
-        for table in TABLES
-    }
-
-
 def _batch_rows(
     plan: SeedPlan,
     seed: int,
@@ -514,9 +507,11 @@ def seed(
 ) -> SeedResult:
     """Migrate, then write ``plan.users`` whole user trees in batches; returns what was written.
 
-    Holds the database's run lock throughout (:func:`db.run_lock`). Ctrl-C (or SIGTERM turned
-    into KeyboardInterrupt) rolls back the batch in progress and raises :class:`Interrupted`
-    saying how many user trees were committed.
+    Holds the database's run lock (:func:`db.run_lock`) throughout, except a shard, which
+    holds it while it records its run and then writes under its own lock beside the other
+    shards. A stop request (``stop()`` true: the CLI's first Ctrl-C or SIGTERM) or a
+    KeyboardInterrupt rolls back the batch in progress and raises :class:`Interrupted` saying
+    how many user trees were committed.
     """
     committed = Progress(0, plan.users, 0)
 
@@ -613,7 +608,9 @@ def _run(
     else:  # a shard writes beside the others; dead runs are marked interrupted
         db.live_shard_runs(engine)
     with db.connect(engine) as connection:
-        target = _resolve(plan, manifest.runs(connection), count_rows(connection)["users"], where)
+        target = _resolve(
+            plan, manifest.runs(connection), db.count_rows(connection)["users"], where
+        )
         plan = target.plan
         assert plan.seed is not None and plan.as_of is not None
         positions = target.positions
@@ -659,7 +656,7 @@ def _run(
                         on_progress(Progress(users_done, len(positions), sum(written.values())))
             with engine.begin() as connection:
                 sync_sequences(connection)
-                counts = count_rows(connection)
+                counts = db.count_rows(connection)
             status = "done"
     finally:
         with contextlib.suppress(Exception), engine.begin() as connection:

@@ -19,7 +19,6 @@ from sqlalchemy.engine import Connection, Engine
 from invoicegen import db, manifest
 from invoicegen.errors import CheckFailed, SchemaStateError, UsageError
 from invoicegen.manifest import RunRecord
-from invoicegen.seeding import TABLES, count_rows
 from invoicegen.settings import CountRange, Settings
 
 #: (parent, child, foreign key, the option that sets how many children a parent gets)
@@ -156,7 +155,7 @@ def _date(value: Any) -> dt.date | None:
 
 def _open_schema(connection: Connection, engine: Engine) -> db.SchemaState:
     state = db.inspect_schema(connection)
-    if state.revision is None or not set(TABLES) <= set(state.present_tables):
+    if state.revision is None or not set(db.TABLES) <= set(state.present_tables):
         raise SchemaStateError(
             f"{db.mask(engine.url)} has no invoicegen schema; run `invoicegen seed` first"
         )
@@ -229,7 +228,7 @@ def collect(engine: Engine, *, top: int = TOP_CLIENTS) -> Stats:
     dialect = engine.dialect.name
     with db.connect(engine) as connection:
         state = _open_schema(connection, engine)
-        counts = count_rows(connection)
+        counts = db.count_rows(connection)
         amounts = connection.execute(
             sa.text(f"SELECT {money_sum(dialect, 'amount')}, COUNT(*) FROM invoices")
         ).one()

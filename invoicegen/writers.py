@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from invoicegen.models import DATA_TABLES
+from invoicegen.models import DATA_TABLE_NAMES
 
 Rows = list[tuple[Any, ...]]
 
@@ -42,7 +42,7 @@ COLUMNS = {
     "contracts": ("id", "summary", "start_date", "end_date", "client_id"),
     "invoices": ("id", "period_start", "period_end", "amount", "contract_id"),
 }
-TABLES = tuple(table.name for table in DATA_TABLES)
+TABLES = DATA_TABLE_NAMES
 assert tuple(COLUMNS) == TABLES, "COLUMNS lists the data tables, parents first"
 
 
