@@ -513,7 +513,7 @@ def seed(
     KeyboardInterrupt rolls back the batch in progress and raises :class:`Interrupted` saying
     how many user trees were committed.
     """
-    committed = Progress(0, plan.users, 0)
+    committed = Progress(0, len(plan.shard.positions(plan.users)) if plan.shard else plan.users, 0)
 
     def track(event: Progress) -> None:
         nonlocal committed
@@ -521,23 +521,20 @@ def seed(
         if on_progress is not None:
             on_progress(event)
 
-    database_lock = db.run_lock(engine, timeout=lock_timeout)
-    held = [database_lock]
-
-    def registered(shard: Shard | None) -> None:
-        # A shard writes beside the other shards: once its run is in the manifest it takes its
-        # own lock, then lets the database's go. SQLite has one writer anyway: it keeps it.
-        if shard is None or engine.url.get_backend_name() == "sqlite":
-            return
-        shard_lock = db.run_lock(engine, timeout=lock_timeout, name=f"shard {shard}")
-        shard_lock.__enter__()
-        held.append(shard_lock)
-        held.remove(database_lock)
-        database_lock.__exit__(None, None, None)
-
     try:
-        database_lock.__enter__()
-        try:
+        with contextlib.ExitStack() as held, contextlib.ExitStack() as database_lock:
+            database_lock.enter_context(db.run_lock(engine, timeout=lock_timeout))
+
+            def registered(shard: Shard | None) -> None:
+                # A shard writes beside the other shards: once its run is in the manifest it
+                # takes its own lock, then lets the database's go. SQLite has one writer: it
+                # keeps the database's lock.
+                if shard is not None and engine.url.get_backend_name() != "sqlite":
+                    held.enter_context(
+                        db.run_lock(engine, timeout=lock_timeout, name=f"shard {shard}")
+                    )
+                    database_lock.close()
+
             return _seed(
                 engine,
                 plan,
@@ -546,12 +543,9 @@ def seed(
                 registered=registered,
                 lock_timeout=lock_timeout,
             )
-        finally:
-            for lock in reversed(held):
-                lock.__exit__(None, None, None)
     except KeyboardInterrupt:
         raise Interrupted(
-            f"interrupted: {committed.users_done:,} of {plan.users:,} user trees "
+            f"interrupted: {committed.users_done:,} of {committed.users_total:,} user trees "
             f"({committed.rows_done:,} rows) are committed in {db.mask(engine.url)}, whole; "
             "the batch in progress was rolled back"
         ) from None
@@ -626,16 +620,16 @@ def _run(
             shard=str(plan.shard) if plan.shard else None,
             options=_recorded_options(plan),
         )
-    if registered is not None:
-        registered(plan.shard)
-    if first_ids is None:
-        first_ids = first_ids_at(plan, plan.seed, positions.start)
-    started = time.perf_counter()  # rows/s covers generating and writing, not migrating
     n_batches = -(-len(positions) // plan.batch_size)
     users_done = 0
     written = dict.fromkeys(TABLES, 0)
     status = "interrupted"
     try:
+        if registered is not None:
+            registered(plan.shard)
+        if first_ids is None:
+            first_ids = first_ids_at(plan, plan.seed, positions.start)
+        started = time.perf_counter()  # rows/s covers generating and writing, not migrating
         with db.database_errors(engine.url):
             batches = plan_batches(plan, plan.seed, positions, first_ids)
             dialect = engine.dialect.name
