@@ -174,46 +174,19 @@ def test_ids_generators_follow_shards_and_appends(engine: sa.Engine) -> None:
 
 def test_cli_shards_then_stats_counts(database_url: str) -> None:
     runner = CliRunner()
+
+    def shard(index: int) -> Any:
+        args = ["seed", "-n", "9", "--shard", f"{index}/3", "--seed", "5"]
+        return runner.invoke(app, [*args, "--as-of", "2026-01-31", "-d", database_url, "--json"])
+
     outputs = []
     for index in range(3):
-        result = runner.invoke(
-            app,
-            [
-                "seed",
-                "-n",
-                "9",
-                "--shard",
-                f"{index}/3",
-                "--seed",
-                "5",
-                "--as-of",
-                "2026-01-31",
-                "-d",
-                database_url,
-                "--json",
-            ],
-        )
+        result = shard(index)
         assert result.exit_code == 0, result.stderr
         outputs.append(json.loads(result.stdout))
     assert [o["first_user"] for o in outputs] == [1, 4, 7]
     assert outputs[-1]["counts"]["users"] == 9
-    again = runner.invoke(
-        app,
-        [
-            "seed",
-            "-n",
-            "9",
-            "--shard",
-            "1/3",
-            "--seed",
-            "5",
-            "--as-of",
-            "2026-01-31",
-            "-d",
-            database_url,
-            "--json",
-        ],
-    )
+    again = shard(1)
     assert again.exit_code == 3
     assert again.stdout == ""
 
