@@ -87,6 +87,11 @@ class SeedPlan:
     def shaping(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in SHAPING_DEFAULTS}
 
+    @property
+    def users_to_write(self) -> int:
+        """User trees this run writes: ``users``, or a shard's slice of them."""
+        return len(self.shard.positions(self.users)) if self.shard else self.users
+
 
 @dataclass(frozen=True)
 class SeedResult:
@@ -172,12 +177,17 @@ class Batch:
     first_ids: tuple[int, int, int, int]
 
 
+def _add_trees(next_ids: list[int], plan: SeedPlan, seed: int, positions: range) -> None:
+    """Move ``next_ids`` past the trees of the users at ``positions`` (shapes only)."""
+    for p in positions:
+        for level, count in enumerate(shape_counts(tree_shape(plan, seed, p))):
+            next_ids[level] += count
+
+
 def first_ids_at(plan: SeedPlan, seed: int, position: int) -> tuple[int, int, int, int]:
     """The ids user ``position``'s tree starts at when users 0 .. position-1 come before it."""
     next_ids = [1, 1, 1, 1]
-    for p in range(position):
-        for level, count in enumerate(shape_counts(tree_shape(plan, seed, p))):
-            next_ids[level] += count
+    _add_trees(next_ids, plan, seed, range(position))
     return next_ids[0], next_ids[1], next_ids[2], next_ids[3]
 
 
@@ -193,9 +203,7 @@ def plan_batches(
     while position < end:
         size = min(plan.batch_size, end - position)
         yield Batch(position, size, (next_ids[0], next_ids[1], next_ids[2], next_ids[3]))
-        for p in range(position, position + size):
-            for level, count in enumerate(shape_counts(tree_shape(plan, seed, p))):
-                next_ids[level] += count
+        _add_trees(next_ids, plan, seed, range(position, position + size))
         position += size
 
 
@@ -388,11 +396,10 @@ def default_workers() -> int:
 
 @dataclass(frozen=True)
 class _Target:
-    """Where a run writes: its user positions, first ids, and resolved plan."""
+    """Where a run writes: its resolved plan and user positions."""
 
     plan: SeedPlan
     positions: range
-    first_ids: tuple[int, int, int, int] | None  # None: follow the plan from position 0
 
 
 def _resolve(
@@ -413,10 +420,11 @@ def _resolve(
             **{k: v if v is not None else SHAPING_DEFAULTS[k] for k, v in plan.shaping().items()},
         )
         if resolved.shard is None:
-            return _Target(resolved, range(resolved.users), (1, 1, 1, 1))
-        return _Target(resolved, resolved.shard.positions(resolved.users), None)
+            return _Target(resolved, range(resolved.users))
+        return _Target(resolved, resolved.shard.positions(resolved.users))
 
-    recorded = _recorded(identity, force=plan.force)
+    options = identity.options if isinstance(identity.options, dict) else {}
+    recorded = _recorded(identity.id, options, force=plan.force)
     wanted = {"seed": plan.seed, "as_of": plan.as_of, **plan.shaping()}
     have = {"seed": identity.seed, "as_of": identity.as_of, **recorded}
     differences = [
@@ -438,13 +446,12 @@ def _resolve(
         if current.get(name) != made_with.get(name)
     ]
     if plan.shard is not None:
-        if identity.options.get("shards") not in (None, plan.shard.count) or (
-            identity.options.get("users_total") not in (None, plan.users)
+        if options.get("shards") not in (None, plan.shard.count) or (
+            options.get("users_total") not in (None, plan.users)
         ):
             differences.append(
                 f"--users {plan.users} --shard {plan.shard} (dataset: "
-                f"{identity.options.get('users_total')} users in {identity.options.get('shards')} "
-                "shards)"
+                f"{options.get('users_total')} users in {options.get('shards')} shards)"
             )
         if differences:  # ids of a shard follow from these: --force cannot mix them
             raise RefusedError(f"this shard does not match the dataset: {'; '.join(differences)}")
@@ -459,7 +466,7 @@ def _resolve(
                     f"already seeded by run {run.id} ({run.status}); nothing written"
                 )
         differences = version_differences
-        target = _Target(resolved, positions, None)
+        target = _Target(resolved, positions)
     else:
         differences += version_differences
         done = sum(run.users_done for run in runs)
@@ -469,7 +476,7 @@ def _resolve(
                 f"the dataset in {where} has gaps ({users_in_db:,} users, runs cover {start:,}); "
                 "finish its shards before appending"
             )
-        target = _Target(resolved, range(start, start + plan.users), None)
+        target = _Target(resolved, range(start, start + plan.users))
     if differences and not plan.force:
         raise RefusedError(
             f"the dataset was made differently: {'; '.join(differences)}; "
@@ -478,10 +485,9 @@ def _resolve(
     return target
 
 
-def _recorded(identity: manifest.RunRecord, *, force: bool) -> dict[str, Any]:
+def _recorded(run_id: int, options: dict[str, Any], *, force: bool) -> dict[str, Any]:
     """The shaping options the dataset's first run recorded; unreadable ones are refused,
     or with ``force`` taken as the defaults."""
-    options = identity.options if isinstance(identity.options, dict) else {}
     recorded: dict[str, Any] = {}
     for key, default in SHAPING_DEFAULTS.items():
         try:
@@ -490,7 +496,7 @@ def _recorded(identity: manifest.RunRecord, *, force: bool) -> dict[str, Any]:
         except (KeyError, UsageError):
             if not force:
                 raise RefusedError(
-                    f"run {identity.id} of the manifest does not record {key} in a form this "
+                    f"run {run_id} of the manifest does not record {key} in a form this "
                     "invoicegen reads; --force takes the default, `invoicegen reset` starts over"
                 ) from None
             recorded[key] = default
@@ -513,7 +519,7 @@ def seed(
     KeyboardInterrupt rolls back the batch in progress and raises :class:`Interrupted` saying
     how many user trees were committed.
     """
-    committed = Progress(0, len(plan.shard.positions(plan.users)) if plan.shard else plan.users, 0)
+    committed = Progress(0, plan.users_to_write, 0)
 
     def track(event: Progress) -> None:
         nonlocal committed
@@ -535,14 +541,18 @@ def seed(
                     )
                     database_lock.close()
 
-            return _seed(
-                engine,
-                plan,
-                on_progress=track,
-                stop=stop or _never,
-                registered=registered,
-                lock_timeout=lock_timeout,
-            )
+            workers = max(1, min(plan.workers, -(-plan.users_to_write // plan.batch_size)))
+            with _worker_pool(workers) as pool:
+                return _run(
+                    engine,
+                    plan,
+                    pool,
+                    workers,
+                    on_progress=track,
+                    stop=stop or _never,
+                    registered=registered,
+                    lock_timeout=lock_timeout,
+                )
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted: {committed.users_done:,} of {committed.users_total:,} user trees "
@@ -555,35 +565,6 @@ def _never() -> bool:
     return False
 
 
-def _seed(
-    engine: Engine,
-    plan: SeedPlan,
-    *,
-    on_progress: Callable[[Progress], None] | None = None,
-    stop: Callable[[], bool] = _never,
-    registered: Callable[[Shard | None], None] | None = None,
-    lock_timeout: float,
-) -> SeedResult:
-    """Migrate, then write whole user trees in batches, one transaction each; returns a summary.
-
-    A plain run needs an empty dataset; ``plan.append`` continues the dataset's user positions;
-    ``plan.shard`` writes one slice. Every run is recorded in the manifest.
-    """
-    to_write = plan.users // plan.shard.count if plan.shard else plan.users
-    workers = max(1, min(plan.workers, -(-to_write // plan.batch_size)))
-    with _worker_pool(workers) as pool:
-        return _run(
-            engine,
-            plan,
-            pool,
-            workers,
-            on_progress=on_progress,
-            stop=stop,
-            registered=registered,
-            lock_timeout=lock_timeout,
-        )
-
-
 def _run(
     engine: Engine,
     plan: SeedPlan,
@@ -592,9 +573,12 @@ def _run(
     *,
     on_progress: Callable[[Progress], None] | None,
     stop: Callable[[], bool],
-    registered: Callable[[Shard | None], None] | None,
+    registered: Callable[[Shard | None], None],
     lock_timeout: float,
 ) -> SeedResult:
+    """Migrate, check the run against the dataset, record it, then write whole user trees in
+    batches, one transaction each. A plain run needs an empty dataset; ``plan.append``
+    continues the dataset's user positions; ``plan.shard`` writes one slice."""
     revision = db.upgrade(engine)
     where = db.mask(engine.url)
     if plan.shard is None:  # a run that is not a shard waits for the shards to finish
@@ -608,9 +592,8 @@ def _run(
         plan = target.plan
         assert plan.seed is not None and plan.as_of is not None
         positions = target.positions
-        first_ids = target.first_ids
-        if first_ids is None and plan.shard is None:  # append: continue after what is there
-            first_ids = _next_ids(connection)
+        # An append continues after what is there; any other run follows the plan.
+        appended_ids = _next_ids(connection) if plan.append else None
         run_id = manifest.start(
             connection,
             seed=plan.seed,
@@ -625,10 +608,8 @@ def _run(
     written = dict.fromkeys(TABLES, 0)
     status = "interrupted"
     try:
-        if registered is not None:
-            registered(plan.shard)
-        if first_ids is None:
-            first_ids = first_ids_at(plan, plan.seed, positions.start)
+        registered(plan.shard)
+        first_ids = appended_ids or first_ids_at(plan, plan.seed, positions.start)
         started = time.perf_counter()  # rows/s covers generating and writing, not migrating
         with db.database_errors(engine.url):
             batches = plan_batches(plan, plan.seed, positions, first_ids)

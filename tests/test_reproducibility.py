@@ -271,3 +271,14 @@ def _users(engine: sa.Engine) -> int:
         if not sa.inspect(connection).has_table("users"):
             return 0
         return int(connection.exec_driver_sql("SELECT COUNT(*) FROM users").scalar_one())
+
+
+def test_a_shard_over_an_unreadable_manifest_is_refused_or_forced(sqlite_url: str) -> None:
+    engine = db.make_engine(sqlite_url)
+    _seed(engine, 30, shard=Shard(0, 3))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE invoicegen_runs SET options = 'written by another tool'")
+    with pytest.raises(RefusedError, match="does not record"):
+        _seed(engine, 30, shard=Shard(1, 3))
+    assert _seed(engine, 30, shard=Shard(1, 3), force=True).users == 10
+    assert scalar(engine, "SELECT COUNT(*) FROM users") == 20
