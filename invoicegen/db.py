@@ -278,17 +278,18 @@ def live_shard_runs(engine: Engine) -> list[str]:
             sa.select(runs.c.id, runs.c.shard).where(runs.c.status == "running")
         ).all()
         server = engine.url.get_backend_name() != "sqlite"
-        alive = [
-            (run_id, shard)
-            for run_id, shard in running
-            if shard and server and not lock_is_free(engine, f"shard {shard}")
-        ]
-        dead = [run_id for run_id, _ in running if (run_id, _) not in alive]
+        alive: list[str] = []
+        dead: list[int] = []
+        for run_id, shard in running:
+            if shard and server and not lock_is_free(engine, f"shard {shard}"):
+                alive.append(shard)
+            else:
+                dead.append(run_id)
         if dead:
             connection.execute(
                 runs.update().where(runs.c.id.in_(dead)).values(status="interrupted")
             )
-    return [shard for _, shard in alive]
+    return alive
 
 
 def wait_for_shards(engine: Engine, *, timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
