@@ -38,12 +38,15 @@ from pathlib import Path
 
 import factory
 import sqlalchemy as sa
-from factory.alchemy import SQLAlchemyModelFactory
 from sqlalchemy.orm import Session
 
 from invoicegen import db, writers
-from invoicegen.factories import client_email, contract_dates, invoice_period, user_email
-from invoicegen.models import Client, Contract, Invoice, User
+from invoicegen.factories import (
+    IsolatedClientFactory,
+    IsolatedContractFactory,
+    IsolatedInvoiceFactory,
+    IsolatedUserFactory,
+)
 
 AS_OF = dt.date(2026, 11, 25)
 SERVERS = {
@@ -122,20 +125,17 @@ def _session() -> Session:
     return _Article.session
 
 
-class ArticleUserFactory(SQLAlchemyModelFactory):
-    class Meta:
-        model = User
-        sqlalchemy_session_factory = _session
-        sqlalchemy_session_persistence = "commit"
+class _ArticleMeta:
+    """The article's persistence: every object committed as it is made."""
 
-    class Params:
-        number = factory.Sequence(lambda n: n + 1)
-        first_name = factory.Faker("first_name")
-        last_name = factory.Faker("last_name")
+    sqlalchemy_session_factory = _session
+    sqlalchemy_session_persistence = "commit"
 
-    name = factory.LazyAttribute(lambda o: f"{o.first_name} {o.last_name}")
-    email = factory.LazyAttribute(lambda o: user_email(o.first_name, o.last_name, o.number))
-    phone = factory.Faker("phone_number")
+
+# The values are invoicegen's own declarations (the isolated factories); what makes this the
+# article's pattern is the persistence and the post_generation children, one create() each.
+class ArticleUserFactory(IsolatedUserFactory):
+    Meta = _ArticleMeta
 
     @factory.post_generation
     def clients(obj, create, extracted, **kwargs):  # noqa: N805 - factory-boy's signature
@@ -143,75 +143,26 @@ class ArticleUserFactory(SQLAlchemyModelFactory):
             ArticleClientFactory.create(user=obj)
 
 
-class ArticleClientFactory(SQLAlchemyModelFactory):
-    class Meta:
-        model = Client
-        sqlalchemy_session_factory = _session
-        sqlalchemy_session_persistence = "commit"
-
-    class Params:
-        first_name = factory.Faker("first_name")
-        last_name = factory.Faker("last_name")
-
-    user = factory.SubFactory("benchmarks.seed_speed.ArticleUserFactory")
-    name = factory.LazyAttribute(lambda o: f"{o.first_name} {o.last_name}")
-    company_name = factory.Faker("company")
-    email = factory.LazyAttribute(lambda o: client_email(o.first_name, o.last_name, o.company_name))
+class ArticleClientFactory(IsolatedClientFactory):
+    Meta = _ArticleMeta
 
     @factory.post_generation
     def contracts(obj, create, extracted, **kwargs):  # noqa: N805
         for _ in range(random.randint(1, 3)):
-            ArticleContractFactory.create(client=obj, invoice_count=random.randint(1, 5))
-
-
-class ArticleContractFactory(SQLAlchemyModelFactory):
-    class Meta:
-        model = Contract
-        sqlalchemy_session_factory = _session
-        sqlalchemy_session_persistence = "commit"
-
-    class Params:
-        invoice_count = 1
-        dates = factory.LazyAttribute(lambda o: contract_dates(AS_OF, o.invoice_count))
-
-    client = factory.SubFactory("benchmarks.seed_speed.ArticleClientFactory")
-    summary = factory.Faker("catch_phrase")
-    start_date = factory.LazyAttribute(lambda o: o.dates[0])
-    end_date = factory.LazyAttribute(lambda o: o.dates[1])
-
-    @factory.post_generation
-    def invoices(obj, create, extracted, invoice_count=1, **kwargs):  # noqa: N805
-        pass  # children are made below, once the count is known
-
-
-def _article_tree(session: Session) -> None:
-    user = ArticleUserFactory.create()
-    for client in user.clients:
-        for contract in client.contracts:
-            count = len(contract.invoices) or random.randint(1, 5)
+            count = random.randint(1, 5)
+            contract = ArticleContractFactory.create(client=obj, as_of=AS_OF, invoice_count=count)
             for index in range(count):
-                ArticleInvoiceFactory.create(contract=contract, index=index, count=count)
+                ArticleInvoiceFactory.create(
+                    contract=contract, as_of=AS_OF, index=index, count=count
+                )
 
 
-class ArticleInvoiceFactory(SQLAlchemyModelFactory):
-    class Meta:
-        model = Invoice
-        sqlalchemy_session_factory = _session
-        sqlalchemy_session_persistence = "commit"
+class ArticleContractFactory(IsolatedContractFactory):
+    Meta = _ArticleMeta
 
-    class Params:
-        index = 0
-        count = 1
-        period = factory.LazyAttribute(
-            lambda o: invoice_period(
-                o.contract.start_date, o.contract.end_date, AS_OF, o.index, o.count
-            )
-        )
 
-    contract = factory.SubFactory("benchmarks.seed_speed.ArticleContractFactory")
-    period_start = factory.LazyAttribute(lambda o: o.period[0])
-    period_end = factory.LazyAttribute(lambda o: o.period[1])
-    amount = factory.LazyFunction(lambda: Decimal(random.randint(2000, 1500000)).scaleb(-2))
+class ArticleInvoiceFactory(IsolatedInvoiceFactory):
+    Meta = _ArticleMeta
 
 
 def run_article(url: str, users: int) -> dict[str, float]:
@@ -221,7 +172,7 @@ def run_article(url: str, users: int) -> dict[str, float]:
     with Session(engine) as session:
         _Article.session = session
         for _ in range(users):
-            _article_tree(session)
+            ArticleUserFactory.create()
         _Article.session = None
     seconds = time.perf_counter() - started
     with engine.connect() as connection:
