@@ -1,8 +1,5 @@
 """invoicegen: seed relational databases with coherent users -> clients -> contracts -> invoices."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("invoicegen")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
+# The one place the version is written: pyproject.toml reads it from here when building, and
+# `invoicegen --version` prints it without loading the package metadata.
+__version__ = "0.1.0"

@@ -6,6 +6,7 @@ The only module that imports Typer. Errors are translated in one place, :func:`_
 from __future__ import annotations
 
 import contextlib
+import importlib
 import re
 import signal
 import sys
@@ -13,14 +14,31 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from sqlalchemy import Engine
 from typer.core import TyperGroup
 
-from invoicegen import __version__, console, db, seeding, settings, stats
+from invoicegen import __version__, settings
 from invoicegen.errors import CheckFailed, InvoicegenError, RefusedError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from invoicegen import console, db, seeding, stats
+else:
+    # `--help`, `--version` and every completion Tab load none of SQLAlchemy, Alembic,
+    # factory-boy, Faker or Rich: the modules that do are imported when a command first uses them.
+    class _OnFirstUse:
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attribute: str) -> Any:
+            return getattr(importlib.import_module(self._name), attribute)
+
+    console, db, seeding, stats = (
+        _OnFirstUse(f"invoicegen.{name}") for name in ("console", "db", "seeding", "stats")
+    )
 
 
 class _OneLineUsageErrors(TyperGroup):
@@ -111,7 +129,7 @@ LockTimeout = Annotated[
 
 def _version(value: bool) -> None:
     if value:
-        console.out.print(f"invoicegen {__version__}")
+        typer.echo(f"invoicegen {__version__}")
         raise typer.Exit()
 
 

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich import box
 from rich.columns import Columns
@@ -28,18 +28,19 @@ from rich.prompt import Prompt
 from rich.table import Table
 from rich.text import Text
 
-from invoicegen.db import TableRows
-from invoicegen.manifest import RunRecord
-from invoicegen.seeding import Progress as SeedProgress
-from invoicegen.seeding import SeedResult
-from invoicegen.stats import (
-    CheckReport,
-    ChildrenPerParent,
-    DateRange,
-    Month,
-    Stats,
-    TopClient,
-)
+if TYPE_CHECKING:  # only for annotations: `--help` and `--version` must not load the engine
+    from invoicegen.db import TableRows
+    from invoicegen.manifest import RunRecord
+    from invoicegen.seeding import Progress as SeedProgress
+    from invoicegen.seeding import SeedResult
+    from invoicegen.stats import (
+        CheckReport,
+        ChildrenPerParent,
+        DateRange,
+        Month,
+        Stats,
+        TopClient,
+    )
 
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

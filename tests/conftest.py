@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import factory.random
 import psycopg  # noqa: F401  # see below
 import pymysql  # noqa: F401
 import pytest
@@ -90,6 +91,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
+def postgresql_url(tmp_path: Path) -> Iterator[str]:
+    yield from fresh_database("postgresql", tmp_path)
+
+
+@pytest.fixture
+def mariadb_url(tmp_path: Path) -> Iterator[str]:
+    yield from fresh_database("mariadb", tmp_path)
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'invoicegen-test.db'}"
 
@@ -107,3 +118,29 @@ def plugin_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     names = ("INVOICEGEN_TEST_DATABASE_URL", "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_ADDOPTS")
     for name in names:
         monkeypatch.delenv(name, raising=False)
+
+
+def _needs_a_server(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    fixtures = getattr(item, "fixturenames", ())
+    return (
+        any(value in SERVER_URLS for value in params if isinstance(value, str))
+        or any(name in fixtures for name in ("postgresql_url", "mariadb_url"))
+        or item.get_closest_marker("servers") is not None
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every case that runs on PostgreSQL or MariaDB carries the `servers` marker, so that
+    `-m "not servers"` runs the suite on SQLite alone."""
+    for item in items:
+        if _needs_a_server(item):
+            item.add_marker(pytest.mark.servers)
+
+
+@pytest.fixture(autouse=True)
+def _reseeded_factories() -> None:
+    """Each test draws factory values from the same known state, not from whatever the tests
+    before it left in factory-boy's shared generator."""
+    factory.random.reseed_random(0)

@@ -192,6 +192,7 @@ def test_unreachable_server_exits_4_without_the_password() -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.servers
 def test_wrong_password_exits_4_without_the_password() -> None:
     from tests.conftest import SERVER_URLS, require_server
 

@@ -77,6 +77,7 @@ def test_the_ci_example_installs_what_its_command_needs() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.servers
 def test_the_ci_examples_command_runs_the_examples_on_postgresql(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -508,6 +508,7 @@ def test_wrong_password_with_url_specials_exits_4_everywhere_without_it(
         assert secret not in wrong.output
 
 
+@pytest.mark.servers
 def test_unknown_postgresql_role_exits_4_without_the_password() -> None:
     require_server("postgresql")
     url = db.parse_url(SERVER_URLS["postgresql"]).set(username="no_such_role", password=WRONG)
