@@ -310,7 +310,20 @@ def seed(
     ] = False,
     shard: Annotated[
         str | None,
-        typer.Option(help="K/N: write only slice K (from 0) of N slices of USERS; run all N."),
+        typer.Option(
+            metavar="K/N|auto",
+            help="K/N: write only slice K (from 0) of N slices of USERS; run all N. auto: the "
+            "index and total your CI runner or Kubernetes Indexed Job sets. "
+            "\\[env: INVOICEGEN_SHARD]",
+        ),
+    ] = None,
+    shards: Annotated[
+        str | None,
+        typer.Option(
+            metavar="N",
+            help="With --shard auto where the runner sets only an index (Kubernetes): the "
+            "number of shards. \\[env: INVOICEGEN_SHARDS]",
+        ),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Add to a dataset made with other options or versions.")
@@ -328,6 +341,10 @@ def seed(
     with _handled(debug, database_url):
         config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
         engine = db.make_engine(config.database_url, busy_timeout=config.lock_timeout)
+        sharding = settings.resolve_shard(config.shard, shards=config.shards)
+        if config.shard is not None and config.shard.strip().lower() == "auto":
+            shown = str(sharding.shard) if sharding.shard else "none (a total of 1)"
+            console.note(f"shard {shown}, from {sharding.source}")
 
         def given(key: str) -> Any:  # unset options follow the dataset when adding to one
             return None if config.sources[key] == "default" else config.values[key]
@@ -343,7 +360,7 @@ def seed(
             batch_size=config.batch_size,
             workers=config.workers or seeding.default_workers(),
             append=append,
-            shard=settings.Shard.parse(shard) if shard is not None else None,
+            shard=sharding.shard,
             force=force,
         )
         with console.seed_progress(plan.users, enabled=not (quiet or json)) as on_progress:

@@ -66,6 +66,12 @@ def error(message: str) -> None:
     err.print(Text.assemble(("error: ", "bold red"), message))
 
 
+def note(message: str) -> None:
+    """One line on stderr about how a command reads its settings (hidden by --quiet)."""
+    if not _quiet:
+        err.print(Text(message, style="dim"))
+
+
 def warning(message: str) -> None:
     err.print(Text.assemble(("warning: ", "bold yellow"), message))
 

@@ -82,6 +82,64 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
+#: Where CI runners and Kubernetes say which of N parallel jobs this is: (index variable,
+#: total variable or None, the first index's number). Kubernetes gives an Indexed Job's index
+#: only: its total comes from ``--shards`` / INVOICEGEN_SHARDS.
+RUNNER_SHARD_VARIABLES: tuple[tuple[str, str | None, int], ...] = (
+    ("JOB_COMPLETION_INDEX", None, 0),  # Kubernetes Indexed Job
+    ("CI_NODE_INDEX", "CI_NODE_TOTAL", 1),  # GitLab CI `parallel:`
+    ("CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", 0),  # CircleCI `parallelism:`
+    ("BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", 0),  # Buildkite `parallelism:`
+)
+
+
+@dataclass(frozen=True)
+class ShardChoice:
+    """The shard a run writes (None: the whole dataset) and where that came from."""
+
+    shard: Shard | None
+    source: str
+
+
+def resolve_shard(
+    text: str | None, *, shards: int | None = None, environ: Mapping[str, str] | None = None
+) -> ShardChoice:
+    """``--shard K/N``, or ``--shard auto``: the index and total the runner set in ``environ``.
+
+    A runner's total of 1 means no sharding. ``shards`` (``--shards``) gives the total where
+    the runner sets only an index, and must agree with a runner's own total.
+    """
+    if text is None:
+        return ShardChoice(None, "not sharded")
+    if text.strip().lower() != "auto":
+        return ShardChoice(Shard.parse(text), f"--shard {text}")
+    environ = os.environ if environ is None else environ
+    for index_name, total_name, first in RUNNER_SHARD_VARIABLES:
+        raw_index = environ.get(index_name, "").strip()
+        raw_total = environ.get(total_name, "").strip() if total_name else ""
+        if not raw_index and not raw_total:
+            continue
+        if not raw_index:
+            raise UsageError(f"--shard auto: {total_name} is set but {index_name} is not")
+        index = parse_int(raw_index, name=index_name, low=first, high=first + 9_999)
+        if raw_total:
+            total = parse_int(raw_total, name=str(total_name), low=1, high=10_000)
+            if shards is not None and shards != total:
+                raise UsageError(f"--shards {shards} disagrees with {total_name}={total}")
+        elif shards is not None:
+            total = shards
+        else:
+            needs = (
+                f"{total_name} or --shards N" if total_name else "--shards N (or INVOICEGEN_SHARDS)"
+            )
+            raise UsageError(f"--shard auto: {index_name}={raw_index} gives no total; set {needs}")
+        shard = Shard.parse(f"{index - first}/{total}", name=f"--shard auto ({index_name})")
+        totals = f", {total_name}={total}" if raw_total else f", {total} shards"
+        return ShardChoice(shard if total > 1 else None, f"{index_name}={raw_index}{totals}")
+    names = ", ".join(name for name, _, _ in RUNNER_SHARD_VARIABLES)
+    raise UsageError(f"--shard auto: no runner index in the environment (looked for {names})")
+
+
 def parse_int(text: str | int, *, name: str, low: int, high: int) -> int:
     try:
         value = int(str(text).strip())
@@ -142,6 +200,8 @@ OPTIONS: dict[str, Option] = {
     "batch_size": Option(_int("--batch-size", 1, MAX_BATCH_SIZE), 1000),
     "workers": Option(_int("--workers", 1, 256), None),
     "lock_timeout": Option(_int("--lock-timeout", 0, 86_400), 60),
+    "shard": Option(str, None),
+    "shards": Option(_int("--shards", 1, 10_000), None),
 }
 
 
