@@ -19,7 +19,7 @@ from invoicegen import db, manifest
 from invoicegen.cli import app
 from invoicegen.errors import RefusedError
 from invoicegen.seeding import SeedPlan, seed
-from invoicegen.settings import CountRange, Shard
+from invoicegen.settings import CountMix, Shard
 from tests.invariants import dump, scalar, violations
 
 AS_OF = dt.date(2026, 4, 30)
@@ -76,8 +76,8 @@ def test_stable_as_it_grows_the_first_trees_do_not_move(tmp_path: Path, referenc
 def test_invoice_range_does_not_reshuffle_names_and_emails(tmp_path: Path) -> None:
     one = db.make_engine(f"sqlite:///{tmp_path / 'one.db'}")
     two = db.make_engine(f"sqlite:///{tmp_path / 'two.db'}")
-    _seed(one, 20, invoices_per_contract=CountRange(1, 5))
-    _seed(two, 20, invoices_per_contract=CountRange(6, 12))
+    _seed(one, 20, invoices_per_contract=CountMix.range(1, 5))
+    _seed(two, 20, invoices_per_contract=CountMix.range(6, 12))
     assert dump(one)["users"] == dump(two)["users"]
     assert dump(one)["clients"] == dump(two)["clients"]
     assert dump(one)["invoices"] != dump(two)["invoices"]
@@ -97,7 +97,7 @@ def test_a_shard_of_another_layout_is_refused(engine: sa.Engine) -> None:
     with pytest.raises(RefusedError, match="does not match"):
         _seed(engine, 30, shard=Shard(1, 2))
     with pytest.raises(RefusedError, match="does not match"):
-        _seed(engine, 30, shard=Shard(1, 3), invoices_per_contract=CountRange(2, 2))
+        _seed(engine, 30, shard=Shard(1, 3), invoices_per_contract=CountMix.range(2, 2))
 
 
 def test_plain_seed_into_a_dataset_names_append_and_reset(sqlite_url: str) -> None:
@@ -110,7 +110,7 @@ def test_plain_seed_into_a_dataset_names_append_and_reset(sqlite_url: str) -> No
 def test_append_with_other_options_is_refused_unless_forced(sqlite_url: str) -> None:
     engine = db.make_engine(sqlite_url)
     _seed(engine, 5)
-    other = CountRange(2, 2)
+    other = CountMix.range(2, 2)
     with pytest.raises(RefusedError, match=r"invoices_per_contract 2 \(dataset: 1-5\).*--force"):
         seed(engine, SeedPlan(users=2, append=True, invoices_per_contract=other))
     assert scalar(engine, "SELECT COUNT(*) FROM users") == 5

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from invoicegen import settings
 from invoicegen.cli import app
 from invoicegen.errors import UsageError
-from invoicegen.settings import CountRange
+from invoicegen.settings import CountMix
 
 runner = CliRunner()
 
@@ -204,7 +204,7 @@ def test_resolve_reports_each_source(tmp_path: Path) -> None:
     assert (resolved.seed, resolved.sources["seed"]) == (2, "profile p in invoicegen.toml")
     assert resolved.as_of == dt.date(2024, 2, 29)
     assert (resolved.locale, resolved.sources["locale"]) == ("fr_FR", "invoicegen.toml")
-    assert resolved.clients_per_user == CountRange(1, 3)
+    assert resolved.clients_per_user == CountMix.range(1, 3)
     assert resolved.sources["clients_per_user"] == "default"
 
 
