@@ -95,8 +95,8 @@ class CountMix:
 
     @classmethod
     def parse(cls, text: str | int | list[int], *, name: str = "count") -> CountMix:
-        """Read ``N``, ``MIN-MAX``, a mix ``RANGE:WEIGHT,RANGE:WEIGHT,...`` (or, from a file,
-        ``[MIN, MAX]``); errors name the option."""
+        """Read ``N``, ``MIN-MAX``, a mix ``RANGE:WEIGHT,RANGE:WEIGHT,...`` of ranges that do
+        not overlap (or, from a file, ``[MIN, MAX]``); errors name the option."""
         if isinstance(text, list) and len(text) == 2:
             text = f"{text[0]}-{text[1]}"
         raw = str(text).strip()
@@ -105,7 +105,7 @@ class CountMix:
             raise UsageError(f"{name}: at most {MAX_MIX_PARTS} parts in a mix, got {len(pieces)}")
         if len(pieces) == 1 and ":" not in raw:
             return cls(((CountRange.parse(raw, name=name), 1),))
-        parts = []
+        parts: list[tuple[CountRange, int]] = []
         for piece in pieces:
             counts, colon, weight = piece.rpartition(":")
             if not piece or not colon or not counts.strip():
@@ -118,7 +118,14 @@ class CountMix:
                     f"{name}: the weight of {piece!r} must be a whole number from 1 to "
                     f"{MAX_WEIGHT:,}"
                 )
-            parts.append((CountRange.parse(counts, name=name), int(weight)))
+            part = CountRange.parse(counts, name=name)
+            for other, _ in parts:
+                if part.low <= other.high and other.low <= part.high:
+                    raise UsageError(
+                        f"{name}: the parts {other} and {part} of {raw!r} overlap; "
+                        "each count belongs to one part"
+                    )
+            parts.append((part, int(weight)))
         return cls(tuple(parts))
 
     @property
