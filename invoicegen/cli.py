@@ -276,14 +276,19 @@ def seed(
         typer.Option("--users", "-n", metavar="N", help="Users to create. \\[default: 50]"),
     ] = None,
     clients_per_user: Annotated[
-        str | None, typer.Option(metavar="N|MIN-MAX", help="Clients per user. \\[default: 1-3]")
+        str | None,
+        typer.Option(
+            metavar="COUNTS",
+            help="Clients per user: N, MIN-MAX or a mix like 1-3:90,4-50:10. \\[default: 1-3]",
+        ),
     ] = None,
     contracts_per_client: Annotated[
-        str | None, typer.Option(metavar="N|MIN-MAX", help="Contracts per client. \\[default: 1-3]")
+        str | None,
+        typer.Option(metavar="COUNTS", help="Contracts per client (as above). \\[default: 1-3]"),
     ] = None,
     invoices_per_contract: Annotated[
         str | None,
-        typer.Option(metavar="N|MIN-MAX", help="Invoices per contract. \\[default: 1-5]"),
+        typer.Option(metavar="COUNTS", help="Invoices per contract (as above). \\[default: 1-5]"),
     ] = None,
     seed: Annotated[
         str | None,

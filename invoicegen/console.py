@@ -167,15 +167,35 @@ def _titled(title: str, **kwargs: Any) -> Table:
 
 
 def _distribution_chart(level: ChildrenPerParent) -> Table:
+    """Parents per number of children; with a recorded mix, per part of it, each part's share
+    of the parents beside the share the mix asked for."""
     table = _titled(f"{level.child} per {level.parent[:-1]}", box=None, pad_edge=False)
     table.add_column(level.child, justify="right")
     table.add_column("", style="cyan", min_width=16)
     table.add_column(level.parent, justify="right")
-    largest = max(level.distribution.values(), default=0)
-    for children, parents in level.distribution.items():
-        table.add_row(str(children), bar(parents, largest, 16), f"{parents:,}")
     table.caption = f"mean {level.mean:.2f}"
     table.caption_justify = "left"
+    mix = level.mix
+    if mix is None or len(mix.parts) == 1:
+        largest = max(level.distribution.values(), default=0)
+        for children, parents in level.distribution.items():
+            table.add_row(str(children), bar(parents, largest, 16), f"{parents:,}")
+        return table
+    table.caption += f", seeded with {mix}"
+    table.add_column("share", justify="right")
+    table.add_column("mix", justify="right", style="dim")
+    weights = dict(mix.parts)
+    rows = level.by_part()
+    largest = max(parents for _, parents in rows)
+    total = sum(parents for _, parents in rows)
+    for part, parents in rows:
+        table.add_row(
+            "other" if part is None else str(part),
+            bar(parents, largest, 16),
+            f"{parents:,}",
+            f"{parents / total:.0%}" if total else "-",
+            "-" if part is None else f"{weights[part] / mix.total:.0%}",
+        )
     return table
 
 

@@ -41,8 +41,9 @@ from factory.alchemy import SQLAlchemyModelFactory
 from sqlalchemy.orm import Session
 
 from invoicegen import factory_signatures as sig
-from invoicegen.errors import FactoryValueError
+from invoicegen.errors import FactoryValueError, UsageError
 from invoicegen.models import Client, Contract, Invoice, User
+from invoicegen.settings import CountMix
 
 #: Children per parent when a full factory is not told otherwise (the article's ranges).
 DEFAULT_CLIENTS = (1, 3)
@@ -161,14 +162,23 @@ def random_amount() -> Decimal:
 
 
 def count_from(value: Any, *, name: str) -> int:
-    """A child count from an int, a (low, high) pair or range, or a list of ready objects.
+    """A child count from an int, a (low, high) pair or range, the text of a count option
+    (``"2-4"``, a mix ``"1-3:80,21-30:20"``), or a list of ready objects.
 
     ``name`` is the factory and field the value was given for, e.g. ``UserFactory.clients``.
     """
     rand = factory.random.randgen
-    expected = f"{name}: expected a count, a (low, high) range or a list of objects, got {value!r}"
+    expected = (
+        f"{name}: expected a count, a (low, high) range, a mix like '1-3:80,21-30:20' "
+        f"or a list of objects, got {value!r}"
+    )
     if isinstance(value, bool):
         raise FactoryValueError(expected)
+    if isinstance(value, str):
+        try:
+            return CountMix.parse(value, name=name).draw(rand)
+        except UsageError as exc:
+            raise FactoryValueError(str(exc)) from None
     if isinstance(value, int):
         count = value
     elif isinstance(value, range):

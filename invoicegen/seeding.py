@@ -44,16 +44,16 @@ from invoicegen.factories import (
     IsolatedUserFactory,
 )
 from invoicegen.rows import RowMaker
-from invoicegen.settings import CountRange, Shard
+from invoicegen.settings import CountMix, Shard
 
 TABLES = db.TABLES  # users, clients, contracts, invoices
 
 
 #: What the options that shape the values default to in a new dataset.
 SHAPING_DEFAULTS: dict[str, Any] = {
-    "clients_per_user": CountRange(1, 3),
-    "contracts_per_client": CountRange(1, 3),
-    "invoices_per_contract": CountRange(1, 5),
+    "clients_per_user": CountMix.range(1, 3),
+    "contracts_per_client": CountMix.range(1, 3),
+    "invoices_per_contract": CountMix.range(1, 5),
     "locale": "en_US",
 }
 
@@ -68,9 +68,9 @@ class SeedPlan:
     """
 
     users: int
-    clients_per_user: CountRange | None = None
-    contracts_per_client: CountRange | None = None
-    invoices_per_contract: CountRange | None = None
+    clients_per_user: CountMix | None = None
+    contracts_per_client: CountMix | None = None
+    invoices_per_contract: CountMix | None = None
     seed: int | None = None
     as_of: dt.date | None = None
     locale: str | None = None
@@ -142,15 +142,11 @@ def _rng(seed: int, position: int, stream: str) -> random.Random:
     return random.Random(stream_key(seed, position, stream))
 
 
-def _draw(rng: random.Random, counts: CountRange) -> int:
-    return counts.low if counts.low == counts.high else rng.randint(counts.low, counts.high)
-
-
 def tree_shape(plan: SeedPlan, seed: int, position: int) -> Shape:
     """How many clients, contracts and invoices user ``position`` has.
 
     Drawn level by level from one stream (all client counts, then all contract counts, then
-    all invoice counts), so changing one level's range never changes the levels above it.
+    all invoice counts), so changing one level's range or mix never changes the levels above it.
     """
     per_user, per_client, per_contract = (
         plan.clients_per_user,
@@ -159,9 +155,9 @@ def tree_shape(plan: SeedPlan, seed: int, position: int) -> Shape:
     )
     assert per_user and per_client and per_contract, "the plan's ranges are resolved"
     rng = _rng(seed, position, "shape")
-    clients = _draw(rng, per_user)
-    contracts = [_draw(rng, per_client) for _ in range(clients)]
-    return [[_draw(rng, per_contract) for _ in range(n)] for n in contracts]
+    clients = per_user.draw(rng)
+    contracts = [per_client.draw(rng) for _ in range(clients)]
+    return [[per_contract.draw(rng) for _ in range(n)] for n in contracts]
 
 
 def shape_counts(shape: Shape) -> tuple[int, int, int, int]:
@@ -492,7 +488,7 @@ def _recorded(run_id: int, options: dict[str, Any], *, force: bool) -> dict[str,
     for key, default in SHAPING_DEFAULTS.items():
         try:
             value = options[key]
-            recorded[key] = CountRange.parse(value) if key != "locale" else str(value)
+            recorded[key] = CountMix.parse(value) if key != "locale" else str(value)
         except (KeyError, UsageError):
             if not force:
                 raise RefusedError(

@@ -8,7 +8,10 @@ named profiles live in their ``profiles.NAME`` tables.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import math
 import os
+import random
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -23,21 +26,21 @@ ENV_PREFIX = "INVOICEGEN_"
 MAX_USERS = 100_000_000
 MAX_CHILDREN = 1_000
 MAX_BATCH_SIZE = 1_000_000
+MAX_MIX_PARTS = 100
+MAX_WEIGHT = 1_000_000
 
 
 @dataclass(frozen=True, order=True)
 class CountRange:
-    """How many children a parent gets: exactly ``low`` when ``low == high``."""
+    """``low`` to ``high`` children, both included: exactly ``low`` when ``low == high``."""
 
     low: int
     high: int
 
     @classmethod
-    def parse(cls, text: str | int | list[int], *, name: str = "count") -> CountRange:
-        """Read ``N``, ``MIN-MAX`` (or, from a file, ``[MIN, MAX]``); errors name the option."""
-        if isinstance(text, list) and len(text) == 2:
-            text = f"{text[0]}-{text[1]}"
-        raw = str(text).strip()
+    def parse(cls, text: str, *, name: str = "count") -> CountRange:
+        """Read ``N`` or ``MIN-MAX``; errors name the option."""
+        raw = text.strip()
         match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", raw)
         if not match:
             raise UsageError(f"{name}: expected N or MIN-MAX with whole numbers, got {raw!r}")
@@ -49,8 +52,121 @@ class CountRange:
             raise UsageError(f"{name}: at most {MAX_CHILDREN} per parent, got {high}")
         return cls(low, high)
 
+    def __contains__(self, count: object) -> bool:
+        return isinstance(count, int) and self.low <= count <= self.high
+
     def __str__(self) -> str:
         return str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
+
+
+@dataclass(frozen=True, eq=False)
+class CountMix:
+    """How many children a parent gets: one range (``1-3``), or a weighted mix of ranges
+    (``1-3:80,4-20:15,21-100:5``: a parent's count falls in 1-3 with weight 80 of 100, ...).
+
+    Weights are relative shares: ``1-3:8,4-9:2`` equals ``1-3:80,4-9:20`` and draws the same
+    counts; one part's weight does not matter (``1-3:5`` is ``1-3``).
+    """
+
+    parts: tuple[tuple[CountRange, int], ...]
+
+    def __post_init__(self) -> None:
+        if not self.parts or any(weight <= 0 for _, weight in self.parts):
+            raise ValueError(f"a count mix needs parts with weights above 0, got {self.parts!r}")
+        if len(self.parts) == 1:
+            object.__setattr__(self, "parts", ((self.parts[0][0], 1),))
+
+    @functools.cached_property
+    def _shares(self) -> tuple[tuple[CountRange, int], ...]:
+        """The parts with their weights in lowest terms: what equality and drawing use."""
+        divisor = math.gcd(*(weight for _, weight in self.parts))
+        return tuple((part, weight // divisor) for part, weight in self.parts)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CountMix) and self._shares == other._shares
+
+    def __hash__(self) -> int:
+        return hash(self._shares)
+
+    @classmethod
+    def range(cls, low: int, high: int | None = None) -> CountMix:
+        """The plain range ``low``-``high`` (``low`` alone: exactly that many)."""
+        return cls(((CountRange(low, low if high is None else high), 1),))
+
+    @classmethod
+    def parse(cls, text: str | int | list[int], *, name: str = "count") -> CountMix:
+        """Read ``N``, ``MIN-MAX``, a mix ``RANGE:WEIGHT,RANGE:WEIGHT,...`` of ranges that do
+        not overlap (or, from a file, ``[MIN, MAX]``); errors name the option."""
+        if isinstance(text, list) and len(text) == 2:
+            text = f"{text[0]}-{text[1]}"
+        raw = str(text).strip()
+        pieces = [piece.strip() for piece in raw.split(",")]
+        if len(pieces) > MAX_MIX_PARTS:
+            raise UsageError(f"{name}: at most {MAX_MIX_PARTS} parts in a mix, got {len(pieces)}")
+        if len(pieces) == 1 and ":" not in raw:
+            return cls(((CountRange.parse(raw, name=name), 1),))
+        parts: list[tuple[CountRange, int]] = []
+        for piece in pieces:
+            counts, colon, weight = piece.rpartition(":")
+            if not piece or not colon or not counts.strip():
+                raise UsageError(
+                    f"{name}: expected a mix of RANGE:WEIGHT parts separated by commas "
+                    f"(e.g. 1-3:80,4-20:20), got {raw!r}"
+                )
+            if not re.fullmatch(r"\s*\d+\s*", weight) or not 0 < int(weight) <= MAX_WEIGHT:
+                raise UsageError(
+                    f"{name}: the weight of {piece!r} must be a whole number from 1 to "
+                    f"{MAX_WEIGHT:,}"
+                )
+            part = CountRange.parse(counts, name=name)
+            for other, _ in parts:
+                if part.low <= other.high and other.low <= part.high:
+                    raise UsageError(
+                        f"{name}: the parts {other} and {part} of {raw!r} overlap; "
+                        "each count belongs to one part"
+                    )
+            parts.append((part, int(weight)))
+        return cls(tuple(parts))
+
+    @property
+    def low(self) -> int:
+        return min(part.low for part, _ in self.parts)
+
+    @property
+    def high(self) -> int:
+        return max(part.high for part, _ in self.parts)
+
+    @property
+    def total(self) -> int:
+        return sum(weight for _, weight in self.parts)
+
+    def part_of(self, count: int) -> CountRange | None:
+        """The first part ``count`` falls in; None when it is in none."""
+        return next((part for part, _ in self.parts if count in part), None)
+
+    def draw(self, rng: random.Random) -> int:
+        """One count: a part chosen by weight, then a count in it, uniformly.
+
+        A plain range draws exactly as invoicegen always has (no draw for a part, none for a
+        single count), so its datasets stay the same.
+        """
+        part = self._choose(rng)
+        return part.low if part.low == part.high else rng.randint(part.low, part.high)
+
+    def _choose(self, rng: random.Random) -> CountRange:
+        if len(self.parts) == 1:
+            return self.parts[0][0]
+        point = rng.random() * sum(weight for _, weight in self._shares)
+        for part, weight in self._shares:
+            if point < weight:
+                return part
+            point -= weight
+        return self.parts[-1][0]  # only if rounding left ``point`` at the very end
+
+    def __str__(self) -> str:
+        if len(self.parts) == 1:
+            return str(self.parts[0][0])
+        return ",".join(f"{part}:{weight}" for part, weight in self.parts)
 
 
 @dataclass(frozen=True)
@@ -180,8 +296,8 @@ class Option:
     default: Any = None
 
 
-def _count(name: str) -> Callable[[Any], CountRange]:
-    return lambda text: CountRange.parse(text, name=name)
+def _count(name: str) -> Callable[[Any], CountMix]:
+    return lambda text: CountMix.parse(text, name=name)
 
 
 def _int(name: str, low: int, high: int) -> Callable[[Any], int]:
@@ -191,9 +307,9 @@ def _int(name: str, low: int, high: int) -> Callable[[Any], int]:
 OPTIONS: dict[str, Option] = {
     "database_url": Option(str, DEFAULT_DATABASE_URL),
     "users": Option(_int("--users", 0, MAX_USERS), 50),
-    "clients_per_user": Option(_count("--clients-per-user"), CountRange(1, 3)),
-    "contracts_per_client": Option(_count("--contracts-per-client"), CountRange(1, 3)),
-    "invoices_per_contract": Option(_count("--invoices-per-contract"), CountRange(1, 5)),
+    "clients_per_user": Option(_count("--clients-per-user"), CountMix.range(1, 3)),
+    "contracts_per_client": Option(_count("--contracts-per-client"), CountMix.range(1, 3)),
+    "invoices_per_contract": Option(_count("--invoices-per-contract"), CountMix.range(1, 5)),
     "seed": Option(parse_seed, None),
     "as_of": Option(parse_date, None),
     "locale": Option(parse_locale, "en_US"),

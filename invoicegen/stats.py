@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from invoicegen import db, manifest
 from invoicegen.errors import CheckFailed, SchemaStateError, UsageError
 from invoicegen.manifest import RunRecord
-from invoicegen.settings import CountRange, Settings
+from invoicegen.settings import CountMix, CountRange, Settings
 
 #: (parent, child, foreign key, the option that sets how many children a parent gets)
 LEVELS = (
@@ -46,6 +46,17 @@ class ChildrenPerParent:
     mean: float
     max: int
     distribution: dict[int, int]
+    #: The mix every run recorded for this level, when they agree (None: unknown or mixed).
+    mix: CountMix | None = None
+
+    def by_part(self) -> list[tuple[CountRange | None, int]]:
+        """Parents per part of ``mix``, in its order, then those in no part (None) if any."""
+        assert self.mix is not None, "only a recorded mix has parts"
+        parents: dict[CountRange | None, int] = {part: 0 for part, _ in self.mix.parts}
+        for children, count in self.distribution.items():
+            part = self.mix.part_of(children)
+            parents[part] = parents.get(part, 0) + count
+        return list(parents.items())
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,7 @@ class Stats:
             level["distribution"] = [
                 {"children": n, "parents": parents} for n, parents in raw.distribution.items()
             ]
+            level["mix"] = None if raw.mix is None else str(raw.mix)
         return data  # type: ignore[no-any-return]
 
 
@@ -162,7 +174,9 @@ def _open_schema(connection: Connection, engine: Engine) -> db.SchemaState:
     return state
 
 
-def _distribution(connection: Connection, parent: str, child: str, fk: str) -> ChildrenPerParent:
+def _distribution(
+    connection: Connection, parent: str, child: str, fk: str, mix: CountMix | None
+) -> ChildrenPerParent:
     rows = connection.execute(
         sa.text(
             f"SELECT n, COUNT(*) FROM (SELECT COUNT(c.id) AS n FROM {parent} p "
@@ -180,6 +194,7 @@ def _distribution(connection: Connection, parent: str, child: str, fk: str) -> C
         mean=mean,
         max=max(distribution, default=0),
         distribution=distribution,
+        mix=mix,
     )
 
 
@@ -242,11 +257,15 @@ def collect(engine: Engine, *, top: int = TOP_CLIENTS) -> Stats:
             sa.text("SELECT MIN(period_start), MAX(period_end) FROM invoices")
         ).one()
         total = _money(dialect, amounts[0])
+        runs = manifest.runs(connection)
         return Stats(
             database=db.mask(engine.url),
             revision=state.revision,
             counts=counts,
-            children=[_distribution(connection, *level[:3]) for level in LEVELS],
+            children=[
+                _distribution(connection, parent, child, fk, recorded_mix(runs, key))
+                for parent, child, fk, key in LEVELS
+            ],
             amount_total=total,
             amount_mean=(total / amounts[1]).quantize(_CENT, ROUND_HALF_UP) if amounts[1] else None,
             contract_starts=DateRange(_date(starts[0]), _date(starts[1])),
@@ -254,7 +273,7 @@ def collect(engine: Engine, *, top: int = TOP_CLIENTS) -> Stats:
             ongoing_contracts=int(starts[2] or 0),
             months=_months(connection, dialect),
             top_clients=_top_clients(connection, dialect, top),
-            runs=manifest.runs(connection, limit=RUNS_SHOWN),
+            runs=runs[-RUNS_SHOWN:],
         )
 
 
@@ -268,7 +287,7 @@ class Expectations:
     None means unknown (that check is skipped). ``source`` says where they came from.
     """
 
-    ranges: dict[str, CountRange | None]
+    ranges: dict[str, CountMix | None]
     as_of: dt.date | None
     source: str
     #: Keys set on purpose (command line, environment, file): they win over the manifest.
@@ -335,14 +354,36 @@ class CheckReport:
         }
 
 
-def _range_from_manifest(value: Any) -> CountRange | None:
-    """A count range as another invoicegen version may have recorded it; None if unreadable."""
+def _mix_from_manifest(value: Any) -> CountMix | None:
+    """A count mix as another invoicegen version may have recorded it; None if unreadable."""
     if isinstance(value, dict):
         value = [value.get("low", value.get("min")), value.get("high", value.get("max"))]
     try:
-        return CountRange.parse(value)
+        return CountMix.parse(value)
     except (UsageError, TypeError):
         return None
+
+
+def recorded_mix(runs: list[RunRecord], key: str) -> CountMix | None:
+    """The mix of option ``key`` all ``runs`` recorded; None if one differs or did not record it."""
+    found = {
+        _mix_from_manifest(run.options.get(key)) if isinstance(run.options, dict) else None
+        for run in runs
+    }
+    return found.pop() if len(found) == 1 else None
+
+
+def _union(mixes: list[CountMix]) -> CountMix:
+    """The counts any of ``mixes`` allows: one mix if they agree, else their ranges merged."""
+    if len(set(mixes)) == 1:
+        return mixes[0]
+    merged: list[CountRange] = []
+    for part in sorted(part for mix in mixes for part, _ in mix.parts):
+        if merged and part.low <= merged[-1].high + 1:
+            merged[-1] = CountRange(merged[-1].low, max(merged[-1].high, part.high))
+        else:
+            merged.append(part)
+    return CountMix(tuple((part, 1) for part in merged))
 
 
 def expectations_from_manifest(runs: list[RunRecord], fallback: Expectations) -> Expectations:
@@ -351,7 +392,7 @@ def expectations_from_manifest(runs: list[RunRecord], fallback: Expectations) ->
     comes from ``fallback``."""
     if not runs:
         return fallback
-    ranges: dict[str, CountRange | None] = {}
+    ranges: dict[str, CountMix | None] = {}
     unrecorded = []
     for key in fallback.ranges:
         if key in fallback.explicit:
@@ -359,12 +400,12 @@ def expectations_from_manifest(runs: list[RunRecord], fallback: Expectations) ->
             unrecorded.append(key)
             continue
         found = [
-            _range_from_manifest(run.options.get(key)) if isinstance(run.options, dict) else None
+            _mix_from_manifest(run.options.get(key)) if isinstance(run.options, dict) else None
             for run in runs
         ]
         known = [r for r in found if r is not None]
         if len(known) == len(found):
-            ranges[key] = CountRange(min(r.low for r in known), max(r.high for r in known))
+            ranges[key] = _union(known)
         else:
             ranges[key] = fallback.ranges[key]
             unrecorded.append(key)
@@ -390,14 +431,16 @@ def _checks(dialect: str, expect: Expectations) -> list[tuple[str, str, str | No
     ]
     for parent, child, fk, key in LEVELS:
         wanted = expect.ranges.get(key)
+        # A mix's weights do not matter here: a count is fine in any of its parts.
+        allowed = " or ".join(str(p) for p, _ in wanted.parts) if wanted else "the recorded range"
         checks.append(
             (
-                f"{parent} with {child} outside {wanted if wanted else 'the recorded range'}",
+                f"{parent} with {child} outside {allowed}",
                 parent,
                 None
                 if wanted is None
                 else f"SELECT p.id FROM {parent} p LEFT JOIN {child} c ON c.{fk} = p.id "
-                f"GROUP BY p.id HAVING COUNT(c.id) < {wanted.low} OR COUNT(c.id) > {wanted.high}",
+                f"GROUP BY p.id HAVING {_outside(wanted, 'COUNT(c.id)')}",
             )
         )
     # For each invoice, the latest end of the earlier periods of its contract.
@@ -427,6 +470,11 @@ def _checks(dialect: str, expect: Expectations) -> list[tuple[str, str, str | No
          "SELECT id FROM invoices WHERE amount < 0"),
     ]  # fmt: skip
     return checks
+
+
+def _outside(mix: CountMix, count: str) -> str:
+    """SQL true when ``count`` is in none of the parts of ``mix``."""
+    return " AND ".join(f"({count} < {part.low} OR {count} > {part.high})" for part, _ in mix.parts)
 
 
 def check(engine: Engine, *, fallback: Expectations) -> CheckReport:

@@ -7,6 +7,7 @@ import datetime as dt
 import re
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -327,3 +328,11 @@ def test_unique_user_emails_across_many_creates(session: Session) -> None:
     IsolatedUserFactory.create_batch(300)
     emails = session.scalars(sa.select(User.email)).all()
     assert len(emails) == len(set(emails)) == 300
+
+
+def test_a_count_takes_the_text_of_a_count_option_a_mix_too() -> None:
+    counts = Counter(len(UserFactory.build(clients="1:80,7:20").clients) for _ in range(100))
+    assert set(counts) == {1, 7} and counts[1] > counts[7]
+    assert {len(UserFactory.build(clients="2-3").clients) for _ in range(30)} == {2, 3}
+    with pytest.raises(FactoryValueError, match=r"^UserFactory\.clients: the weight of '1-3:0'"):
+        UserFactory.build(clients="1-3:0")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from invoicegen import db, manifest
 from invoicegen.cli import app
 from invoicegen.errors import RefusedError
 from invoicegen.seeding import SeedPlan, seed
-from invoicegen.settings import CountRange, Shard
+from invoicegen.settings import CountMix, Shard
 from tests.invariants import dump, scalar, violations
 
 AS_OF = dt.date(2026, 4, 30)
@@ -76,8 +77,8 @@ def test_stable_as_it_grows_the_first_trees_do_not_move(tmp_path: Path, referenc
 def test_invoice_range_does_not_reshuffle_names_and_emails(tmp_path: Path) -> None:
     one = db.make_engine(f"sqlite:///{tmp_path / 'one.db'}")
     two = db.make_engine(f"sqlite:///{tmp_path / 'two.db'}")
-    _seed(one, 20, invoices_per_contract=CountRange(1, 5))
-    _seed(two, 20, invoices_per_contract=CountRange(6, 12))
+    _seed(one, 20, invoices_per_contract=CountMix.range(1, 5))
+    _seed(two, 20, invoices_per_contract=CountMix.range(6, 12))
     assert dump(one)["users"] == dump(two)["users"]
     assert dump(one)["clients"] == dump(two)["clients"]
     assert dump(one)["invoices"] != dump(two)["invoices"]
@@ -97,7 +98,7 @@ def test_a_shard_of_another_layout_is_refused(engine: sa.Engine) -> None:
     with pytest.raises(RefusedError, match="does not match"):
         _seed(engine, 30, shard=Shard(1, 2))
     with pytest.raises(RefusedError, match="does not match"):
-        _seed(engine, 30, shard=Shard(1, 3), invoices_per_contract=CountRange(2, 2))
+        _seed(engine, 30, shard=Shard(1, 3), invoices_per_contract=CountMix.range(2, 2))
 
 
 def test_plain_seed_into_a_dataset_names_append_and_reset(sqlite_url: str) -> None:
@@ -110,7 +111,7 @@ def test_plain_seed_into_a_dataset_names_append_and_reset(sqlite_url: str) -> No
 def test_append_with_other_options_is_refused_unless_forced(sqlite_url: str) -> None:
     engine = db.make_engine(sqlite_url)
     _seed(engine, 5)
-    other = CountRange(2, 2)
+    other = CountMix.range(2, 2)
     with pytest.raises(RefusedError, match=r"invoices_per_contract 2 \(dataset: 1-5\).*--force"):
         seed(engine, SeedPlan(users=2, append=True, invoices_per_contract=other))
     assert scalar(engine, "SELECT COUNT(*) FROM users") == 5
@@ -282,3 +283,147 @@ def test_a_shard_over_an_unreadable_manifest_is_refused_or_forced(sqlite_url: st
         _seed(engine, 30, shard=Shard(1, 3))
     assert _seed(engine, 30, shard=Shard(1, 3), force=True).users == 10
     assert scalar(engine, "SELECT COUNT(*) FROM users") == 20
+
+
+# --- weighted mixes of counts -----------------------------------------------------------------
+
+#: Skewed at every level: a part per level is drawn before the count within it.
+MIX = {
+    "clients_per_user": CountMix.parse("1-2:70,5-8:30"),
+    "contracts_per_client": CountMix.parse("1:60,2-3:40"),
+    "invoices_per_contract": CountMix.parse("0-2:50,6-9:50"),
+}
+
+
+def _structure(engine: sa.Engine) -> str:
+    """A checksum of the trees' shapes: every id and its parent's id, in id order."""
+    digest = hashlib.sha256()
+    with engine.connect() as connection:
+        for table, parent in (("users", None), ("clients", "user_id"),
+                              ("contracts", "client_id"), ("invoices", "contract_id")):  # fmt: skip
+            columns = f"id, {parent}" if parent else "id"
+            for row in connection.exec_driver_sql(f"SELECT {columns} FROM {table} ORDER BY id"):
+                digest.update(repr(tuple(row)).encode())
+    return digest.hexdigest()[:16]
+
+
+@pytest.mark.parametrize(
+    ("options", "checksum"),
+    [
+        ({}, "eb0ddb57777a627c"),
+        (
+            {
+                "clients_per_user": CountMix.range(0, 7),
+                "contracts_per_client": CountMix.range(2, 2),
+                "invoices_per_contract": CountMix.range(0, 12),
+            },
+            "db3af2597eb19acb",
+        ),
+    ],
+)
+def test_a_plain_range_draws_the_trees_it_always_did(
+    sqlite_url: str, options: dict[str, CountMix], checksum: str
+) -> None:
+    """The checksums were taken with invoicegen before mixes existed: a dataset seeded with a
+    range keeps every tree's shape. (The shapes, not the values: those belong to the
+    factories, which change on their own.)"""
+    engine = db.make_engine(sqlite_url)
+    seed(engine, SeedPlan(users=40, seed=31337, as_of=AS_OF, **options))
+    assert _structure(engine) == checksum
+
+
+@pytest.fixture
+def mixed_reference(tmp_path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """60 users seeded with ``MIX`` in one plain run on SQLite."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'mixed.db'}")
+    _seed(engine, 60, **MIX)
+    return dump(engine)
+
+
+def test_a_mix_makes_other_trees_than_its_span(tmp_path: Path, mixed_reference: Any) -> None:
+    span = db.make_engine(f"sqlite:///{tmp_path / 'span.db'}")
+    _seed(span, 60, **{key: CountMix.range(mix.low, mix.high) for key, mix in MIX.items()})
+    assert dump(span)["clients"] != mixed_reference["clients"]
+    assert dump(span)["users"] == mixed_reference["users"]  # names do not hang on the counts
+
+
+def test_a_mix_gives_the_same_data_whatever_the_batches_and_workers(
+    engine: sa.Engine, mixed_reference: Any
+) -> None:
+    _seed(engine, 60, batch_size=7, workers=2, **MIX)
+    assert dump(engine) == mixed_reference
+
+
+def test_a_mix_grows_by_append_from_the_manifest(engine: sa.Engine, mixed_reference: Any) -> None:
+    _seed(engine, 50, **MIX)
+    result = seed(engine, SeedPlan(users=10, append=True))  # the mix comes from the manifest
+    assert result.plan.clients_per_user == MIX["clients_per_user"]
+    assert dump(engine) == mixed_reference
+    assert violations(engine, AS_OF) == dict.fromkeys(violations(engine, AS_OF), 0)
+
+
+def test_a_mix_in_shards_in_any_order_makes_the_single_run(
+    engine: sa.Engine, mixed_reference: Any
+) -> None:
+    for index in (1, 2, 0):
+        result = _seed(engine, 60, shard=Shard(index, 3), batch_size=6, **MIX)
+        assert result.users == 20
+    assert dump(engine) == mixed_reference
+
+
+def test_a_mixed_dataset_keeps_its_first_trees_as_it_grows(
+    tmp_path: Path, mixed_reference: Any
+) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'fifty.db'}")
+    _seed(engine, 50, **MIX)
+    for table, rows in dump(engine).items():
+        assert rows == mixed_reference[table][: len(rows)]
+
+
+def test_append_checks_the_mix_by_its_shares(sqlite_url: str) -> None:
+    engine = db.make_engine(sqlite_url)
+    _seed(engine, 5, clients_per_user=CountMix.parse("1-3:80,21-30:20"))
+    other = CountMix.parse("1-3:70,21-30:30")
+    with pytest.raises(
+        RefusedError, match=r"clients_per_user 1-3:70,21-30:30 \(dataset: 1-3:80,21-30:20\)"
+    ):
+        seed(engine, SeedPlan(users=2, append=True, clients_per_user=other))
+    with pytest.raises(RefusedError, match=r"clients_per_user 1-3 \(dataset: 1-3:80,21-30:20\)"):
+        seed(engine, SeedPlan(users=2, append=True, clients_per_user=CountMix.range(1, 3)))
+    same = CountMix.parse("1-3:4,21-30:1")  # the same shares in lowest terms
+    assert seed(engine, SeedPlan(users=2, append=True, clients_per_user=same)).first_user == 5
+
+
+def test_the_manifest_records_a_mix_and_reads_it_back(engine: sa.Engine) -> None:
+    _seed(engine, 12, shard=Shard(0, 2), **MIX)
+    result = _seed(engine, 12, shard=Shard(1, 2))  # the mix inherited from the dataset
+    assert result.plan.shaping() == {**MIX, "locale": "en_US"}
+    with engine.connect() as connection:
+        runs = manifest.runs(connection)
+    for run in runs:
+        assert run.options["clients_per_user"] == "1-2:70,5-8:30"
+        assert run.options["contracts_per_client"] == "1:60,2-3:40"
+        assert run.options["invoices_per_contract"] == "0-2:50,6-9:50"
+
+
+def test_a_mix_skews_the_data_as_asked(sqlite_url: str) -> None:
+    """500 users with 1-3 clients (weight 80) or 21-30 (weight 20): about a fifth are big."""
+    result = CliRunner().invoke(
+        app,
+        ["seed", "-n", "500", "--seed", "11", "--as-of", "2026-04-30", "--workers", "1",
+         "--clients-per-user", "1-3:80,21-30:20", "--contracts-per-client", "1",
+         "--invoices-per-contract", "1", "-d", sqlite_url, "--json", "-q"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    engine = db.make_engine(sqlite_url)
+    per_user = (
+        "SELECT u.id, COUNT(c.id) AS n FROM users u "
+        "LEFT JOIN clients c ON c.user_id = u.id GROUP BY u.id"
+    )
+    big = scalar(engine, f"SELECT COUNT(*) FROM ({per_user}) t WHERE n > 20")
+    assert big / 500 == pytest.approx(0.20, abs=0.05)  # 3 standard deviations: 0.054
+    assert scalar(engine, f"SELECT COUNT(*) FROM ({per_user}) t WHERE n BETWEEN 4 AND 20") == 0
+    assert scalar(engine, f"SELECT MIN(n) FROM ({per_user}) t") == 1
+    assert scalar(engine, f"SELECT MAX(n) FROM ({per_user}) t") <= 30
+    # Within a part the count is uniform: each of 21..30 is drawn.
+    assert scalar(engine, f"SELECT COUNT(DISTINCT n) FROM ({per_user}) t WHERE n > 20") == 10

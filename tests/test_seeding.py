@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from invoicegen import db
 from invoicegen.errors import RefusedError
 from invoicegen.seeding import SeedPlan, seed
-from invoicegen.settings import CountRange
+from invoicegen.settings import CountMix
 from tests.invariants import children_range, dump, scalar, violations
 
 AS_OF = dt.date(2026, 3, 31)
@@ -20,9 +20,9 @@ AS_OF = dt.date(2026, 3, 31)
 def test_seeded_data_keeps_every_invariant(engine: sa.Engine) -> None:
     plan = SeedPlan(
         users=120,
-        clients_per_user=CountRange(1, 3),
-        contracts_per_client=CountRange(2, 4),
-        invoices_per_contract=CountRange(1, 12),
+        clients_per_user=CountMix.range(1, 3),
+        contracts_per_client=CountMix.range(2, 4),
+        invoices_per_contract=CountMix.range(1, 12),
         seed=11,
         as_of=AS_OF,
         batch_size=50,
@@ -40,9 +40,9 @@ def test_seeded_data_keeps_every_invariant(engine: sa.Engine) -> None:
 def test_exact_counts_give_exact_totals(engine: sa.Engine) -> None:
     plan = SeedPlan(
         users=7,
-        clients_per_user=CountRange(2, 2),
-        contracts_per_client=CountRange(3, 3),
-        invoices_per_contract=CountRange(4, 4),
+        clients_per_user=CountMix.range(2, 2),
+        contracts_per_client=CountMix.range(3, 3),
+        invoices_per_contract=CountMix.range(4, 4),
         seed=1,
         as_of=AS_OF,
     )

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from invoicegen import settings
 from invoicegen.cli import app
 from invoicegen.errors import UsageError
-from invoicegen.settings import CountRange
+from invoicegen.settings import CountMix
 
 runner = CliRunner()
 
@@ -204,7 +204,7 @@ def test_resolve_reports_each_source(tmp_path: Path) -> None:
     assert (resolved.seed, resolved.sources["seed"]) == (2, "profile p in invoicegen.toml")
     assert resolved.as_of == dt.date(2024, 2, 29)
     assert (resolved.locale, resolved.sources["locale"]) == ("fr_FR", "invoicegen.toml")
-    assert resolved.clients_per_user == CountRange(1, 3)
+    assert resolved.clients_per_user == CountMix.range(1, 3)
     assert resolved.sources["clients_per_user"] == "default"
 
 
@@ -214,3 +214,91 @@ def test_resolve_only_the_keys_asked_for(tmp_path: Path) -> None:
     assert set(resolved.values) == {"database_url"}
     with pytest.raises(UsageError, match="invoicegen.toml: --locale"):
         settings.resolve({}, cwd=tmp_path, environ={})
+
+
+# --- weighted mixes of counts -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("1-3:80,4-20:15,21-100:5", "1-3:80,4-20:15,21-100:5"),
+        (" 1-3 : 80 , 21-30:20 ", "1-3:80,21-30:20"),
+        ("0-2:10,3:90", "0-2:10,3:90"),  # 0 is a count like any other
+        ("1-3:7", "1-3"),  # one part: its weight does not matter
+        ("2-4", "2-4"),
+        ("5", "5"),
+        (5, "5"),
+        ([2, 4], "2-4"),
+    ],
+)
+def test_a_count_mix_reads_back_from_its_canonical_text(text: object, canonical: str) -> None:
+    mix = CountMix.parse(text, name="--clients-per-user")  # type: ignore[arg-type]
+    assert str(mix) == canonical
+    assert CountMix.parse(str(mix)) == mix
+
+
+def test_mixes_are_equal_when_their_shares_are() -> None:
+    assert CountMix.parse("1-3:8,4-9:2") == CountMix.parse("1-3:80,4-9:20")
+    assert CountMix.parse("1-3:8,4-9:2") != CountMix.parse("1-3:8,4-9:3")
+    assert CountMix.parse("1-3:8,4-9:2") != CountMix.parse("4-9:2,1-3:8")  # the order draws
+    assert CountMix.parse("1-3:9") == CountMix.range(1, 3)
+
+
+BAD_MIXES = [
+    "1-3:0",
+    "1-3:-1",
+    "3-1:5",
+    "a:b",
+    "1-3:5,,4-6:5",
+    "1-3:5,",
+    ",1-3:5",
+    "1-3:0,4-6:0",  # a total weight of 0
+    "1-3:80,4-6",  # a part without a weight
+    "1-3:",
+    ":5",
+    "1-3:1.5",
+    "1-3:80,4-2000:20",
+    "1-10:80,5-6:20",  # parts overlap: which one would 5 count in?
+    "1-3:50,1-3:50",
+]
+
+
+@pytest.mark.parametrize("text", BAD_MIXES)
+def test_a_bad_mix_on_the_command_line_names_the_option(project: Path, text: str) -> None:
+    line = _error_line(runner.invoke(app, ["seed", "--clients-per-user", text]))
+    assert line.startswith("error: --clients-per-user: "), line
+    assert not (project / "invoicegen.db").exists()
+
+
+@pytest.mark.parametrize("text", BAD_MIXES[:4])
+def test_a_bad_mix_in_the_environment_names_the_variable(project: Path, text: str) -> None:
+    env = {"INVOICEGEN_CONTRACTS_PER_CLIENT": text}
+    line = _error_line(runner.invoke(app, ["seed"], env=env))
+    assert line.startswith(
+        "error: environment INVOICEGEN_CONTRACTS_PER_CLIENT: --contracts-per-client: "
+    ), line
+    assert not (project / "invoicegen.db").exists()
+
+
+@pytest.mark.parametrize("text", BAD_MIXES[:4])
+def test_a_bad_mix_in_a_profile_names_the_profile(project: Path, text: str) -> None:
+    (project / "invoicegen.toml").write_text(f'[profiles.skew]\ninvoices_per_contract = "{text}"\n')
+    line = _error_line(runner.invoke(app, ["seed", "--profile", "skew"]))
+    assert line.startswith("error: profile skew in invoicegen.toml: --invoices-per-contract: "), (
+        line
+    )
+    assert not (project / "invoicegen.db").exists()
+
+
+def test_a_mix_comes_from_every_source(project: Path) -> None:
+    (project / "invoicegen.toml").write_text(
+        '[profiles.skew]\nclients_per_user = "1:50,2:50"\ninvoices_per_contract = "1:3,2:1"\n'
+    )
+    env = {"INVOICEGEN_CONTRACTS_PER_CLIENT": "1:1,3:1"}
+    sources = verbose_sources("--profile", "skew", "-n", "3", env=env)
+    assert sources["clients_per_user"].split() == [
+        "1:50,2:50", "profile", "skew", "in", "invoicegen.toml"
+    ]  # fmt: skip
+    assert sources["contracts_per_client"].split()[:2] == ["1:1,3:1", "environment"]
+    assert sources["invoices_per_contract"].startswith("1:3,2:1")

@@ -337,3 +337,90 @@ def test_check_falls_back_on_the_settings_for_what_a_run_did_not_record(sqlite_u
         "run manifest (1 run); contracts_per_client, invoices_per_contract from settings"
     )
     assert set(_failures(report)) == {"contracts with invoices outside 1"}
+
+
+# --- weighted mixes ----------------------------------------------------------------------------
+
+MIXED = ("--clients-per-user", "1-2:70,6-8:30", "--contracts-per-client", "1")
+MIXED += ("--invoices-per-contract", "1")
+PER_USER = "SELECT u.id, COUNT(c.id) AS n FROM users u LEFT JOIN clients c ON c.user_id = u.id "
+PER_USER += "GROUP BY u.id"
+
+
+def _users_with(engine: sa.Engine, low: int, high: int) -> int:
+    return int(
+        scalar(engine, f"SELECT COUNT(*) FROM ({PER_USER}) t WHERE n BETWEEN {low} AND {high}")
+    )
+
+
+def _cut_a_big_user_to(engine: sa.Engine, clients: int) -> int:
+    """Delete clients of the first user with more than 2, down to ``clients``: a count no part
+    of ``MIXED`` holds. Returns the user's id."""
+    (user,) = rows(engine, f"SELECT MIN(id) FROM ({PER_USER}) t WHERE n > 2")[0]
+    keep = [
+        i for (i,) in rows(engine, f"SELECT id FROM clients WHERE user_id = {user} ORDER BY id")
+    ]
+    with engine.begin() as connection:  # cascades to contracts and invoices
+        connection.execute(
+            sa.text(f"DELETE FROM clients WHERE user_id = :u AND id > {keep[clients - 1]}"),
+            {"u": user},
+        )
+    return int(user)
+
+
+def test_stats_json_names_each_levels_mix(database_url: str) -> None:
+    seeded(database_url, *MIXED, users=60)
+    data = json.loads(cli("stats", "-d", database_url, "--json").stdout)
+    assert [level["mix"] for level in data["children"]] == ["1-2:70,6-8:30", "1", "1"]
+
+
+def test_the_chart_of_a_mixed_level_follows_the_mix(sqlite_url: str) -> None:
+    engine = seeded(sqlite_url, *MIXED, users=60)
+    small, big = _users_with(engine, 1, 2), _users_with(engine, 6, 8)
+    assert small + big == 60 and big > 5
+
+    def chart() -> list[str]:
+        shown = cli("stats", "-d", sqlite_url, env={"COLUMNS": "80", "NO_COLOR": "1"})
+        assert shown.exit_code == 0, shown.stderr
+        assert max(len(line) for line in shown.stdout.splitlines()) <= 80
+        lines = shown.stdout.splitlines()
+        start = lines.index(next(line for line in lines if line.startswith("clients per user")))
+        end = next(i for i in range(start, len(lines)) if lines[i].startswith("mean"))
+        return [line.rstrip() for line in lines[start : end + 1]]
+
+    lines = chart()
+    assert lines[1].split() == ["clients", "users", "share", "mix"]
+    assert lines[2].split()[0] == "1-2" and lines[2].split()[-3:] == [
+        str(small), f"{small / 60:.0%}", "70%"
+    ]  # fmt: skip
+    assert lines[3].split()[0] == "6-8" and lines[3].split()[-3:] == [
+        str(big), f"{big / 60:.0%}", "30%"
+    ]  # fmt: skip
+    assert lines[4].endswith("seeded with 1-2:70,6-8:30") and len(lines) == 5
+
+    _cut_a_big_user_to(engine, 4)
+    lines = chart()
+    assert lines[4].split()[0] == "other" and lines[4].split()[-3:] == ["1", f"{1 / 60:.0%}", "-"]
+    assert lines[3].split()[-3] == str(big - 1)
+
+
+def test_check_with_a_mix_refuses_counts_between_its_parts(database_url: str) -> None:
+    engine = seeded(database_url, *MIXED, users=30)
+    report = _report(database_url, code=0)
+    assert report["expectations"]["clients_per_user"] == "1-2:70,6-8:30"
+    user = _cut_a_big_user_to(engine, 4)
+    failures = _failures(_report(database_url, code=CheckFailed.exit_code))
+    assert failures == {"users with clients outside 1-2 or 6-8": (1, [user])}
+
+
+def test_check_after_a_forced_append_with_another_mix_allows_either(sqlite_url: str) -> None:
+    engine = seeded(sqlite_url, *MIXED, users=10)
+    appended = cli("seed", "-n", "10", "--append", "--force", "--clients-per-user", "4:1,9:1",
+                   "-d", sqlite_url, "--json", "--workers", "1")  # fmt: skip
+    assert appended.exit_code == 0, appended.stderr
+    report = _report(sqlite_url, code=0)
+    assert report["expectations"]["clients_per_user"] == "1-2:1,4:1,6-9:1"
+    assert "users with clients outside 1-2 or 4 or 6-9" in [c["name"] for c in report["checks"]]
+    assert _users_with(engine, 4, 4) + _users_with(engine, 9, 9) == 10
+    data = json.loads(cli("stats", "-d", sqlite_url, "--json").stdout)
+    assert data["children"][0]["mix"] is None  # the runs disagree: no one mix to chart
