@@ -6,7 +6,6 @@ The only module that imports Typer. Errors are translated in one place, :func:`_
 from __future__ import annotations
 
 import contextlib
-import re
 import signal
 import sys
 import threading
@@ -19,7 +18,7 @@ import typer
 from sqlalchemy import Engine
 from typer.core import TyperGroup
 
-from invoicegen import __version__, console, db, seeding, settings, stats
+from invoicegen import __version__, console, db, seeding, settings, stats, urls
 from invoicegen.errors import CheckFailed, InvoicegenError, RefusedError
 
 
@@ -192,12 +191,12 @@ def _handled(debug: bool, url: str | None = None) -> Iterator[None]:
     except Exception as exc:
         if debug:
             raise
-        message = " ".join(str(exc).split())
-        # The URL may have come from the environment or a file, not the command line.
-        for candidate in {url, _resolved_url.get()} - {None}:
-            with contextlib.suppress(InvoicegenError):
-                message = db.scrub(message, db.parse_url(str(candidate)))
-        message = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", message)  # any other URL
+        message = str(exc)
+        # The URL may have come from the environment or a file, not the command line; any
+        # other URL and password=... in the message are hidden by their structure.
+        candidates: list[str | None] = [c for c in (url, _resolved_url.get()) if c]
+        for candidate in candidates or [None]:
+            message = urls.scrub(message, candidate)
         console.error(f"{type(exc).__name__}: {message} (rerun with --debug for the traceback)")
         raise typer.Exit(1) from None
 
@@ -214,7 +213,7 @@ def _resolve(
     if verbose:
         shown = dict(resolved.values)
         if "database_url" in shown:
-            shown["database_url"] = db.mask(shown["database_url"])  # never the password
+            shown["database_url"] = urls.mask(shown["database_url"])  # never the password
         console.settings_table(shown, resolved.sources)
     return resolved
 
