@@ -62,6 +62,7 @@ def test_stats_refuses_a_dropped_column_with_exit_5_like_seed_and_migrate(
 # --- output degrades on a terminal that cannot show it -----------------------------------------
 
 
+@pytest.mark.slow  # three real processes
 def test_an_ascii_only_output_does_not_fail_a_committed_seed(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ascii.db'}"
     ascii_only = {"PYTHONIOENCODING": "ascii"}

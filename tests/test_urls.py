@@ -8,6 +8,7 @@ proven by writes that the database itself rejects.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -190,6 +191,7 @@ def mariadb_url(tmp_path: Path) -> Iterator[str]:
     yield from fresh_database("mariadb", tmp_path)
 
 
+@pytest.mark.slow  # three real processes
 def test_init_command_in_the_url_is_refused_and_the_victim_survives(mariadb_url: str) -> None:
     name = db.parse_url(mariadb_url).database
     engine = db.make_engine(mariadb_url)
@@ -310,3 +312,16 @@ def test_a_write_attempted_inside_stats_is_rejected_by_the_database(database_url
     assert db.error_code(attempts[0].orig).startswith(_READ_ONLY_CODES), attempts[0]
     assert scalar(engine, "SELECT COUNT(*) FROM users WHERE name = 'pwned'") == 0
     engine.dispose()
+
+
+def test_a_successful_run_shows_a_query_password_masked(tmp_path: Path) -> None:
+    with contextlib.ExitStack() as stack:  # PostgreSQL's trust authentication ignores it
+        url = stack.enter_context(contextlib.contextmanager(fresh_database)("postgresql", tmp_path))
+        with_password = f"{url}?password={SECRET}&application_name=invoicegen-test"
+        seeded = invoke("seed", "-n", "2", "--json", "-v", "-d", with_password, env=WIDE)
+        assert seeded.exit_code == 0, seeded.stderr
+        shown = json.loads(seeded.stdout)["database"]
+        assert shown.endswith("?password=***&application_name=invoicegen-test"), shown
+        shown_stats = invoke("stats", "-d", with_password, env=WIDE)
+        assert shown_stats.exit_code == 0, shown_stats.stderr
+        assert absent(SECRET, seeded.output + shown_stats.output)
