@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import re
 import signal
 import sys
 import threading
@@ -25,7 +24,7 @@ from invoicegen.errors import CheckFailed, InvoicegenError, RefusedError
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from invoicegen import console, db, seeding, stats
+    from invoicegen import console, db, seeding, stats, urls
 else:
     # `--help`, `--version` and every completion Tab load none of SQLAlchemy, Alembic,
     # factory-boy, Faker or Rich: the modules that do are imported when a command first uses them.
@@ -36,8 +35,8 @@ else:
         def __getattr__(self, attribute: str) -> Any:
             return getattr(importlib.import_module(self._name), attribute)
 
-    console, db, seeding, stats = (
-        _OnFirstUse(f"invoicegen.{name}") for name in ("console", "db", "seeding", "stats")
+    console, db, seeding, stats, urls = (
+        _OnFirstUse(f"invoicegen.{name}") for name in ("console", "db", "seeding", "stats", "urls")
     )
 
 
@@ -210,12 +209,12 @@ def _handled(debug: bool, url: str | None = None) -> Iterator[None]:
     except Exception as exc:
         if debug:
             raise
-        message = " ".join(str(exc).split())
-        # The URL may have come from the environment or a file, not the command line.
-        for candidate in {url, _resolved_url.get()} - {None}:
-            with contextlib.suppress(InvoicegenError):
-                message = db.scrub(message, db.parse_url(str(candidate)))
-        message = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", message)  # any other URL
+        message = str(exc)
+        # The URL may have come from the environment or a file, not the command line; any
+        # other URL and password=... in the message are hidden by their structure.
+        candidates: list[str | None] = [c for c in (url, _resolved_url.get()) if c]
+        for candidate in candidates or [None]:
+            message = urls.scrub(message, candidate)
         console.error(f"{type(exc).__name__}: {message} (rerun with --debug for the traceback)")
         raise typer.Exit(1) from None
 
@@ -232,7 +231,7 @@ def _resolve(
     if verbose:
         shown = dict(resolved.values)
         if "database_url" in shown:
-            shown["database_url"] = db.mask(shown["database_url"])  # never the password
+            shown["database_url"] = urls.mask(shown["database_url"])  # never the password
         console.settings_table(shown, resolved.sources)
     return resolved
 

@@ -52,13 +52,27 @@ def configure(*, quiet: bool = False) -> None:
 
     ``quiet``: nothing on stdout but a ``--json`` document, nothing on stderr but warnings and
     errors. ``NO_COLOR`` (any value): no escape sequences at all, not even bold. Rich already
-    leaves out styles and animation when a stream is not a terminal.
+    leaves out styles and animation when a stream is not a terminal. A stream that cannot
+    encode a character shows ``?`` instead of failing.
     """
     global out, err, _quiet
     _quiet = quiet
+    for stream in (sys.stdout, sys.stderr):
+        _degrade_gracefully(stream)
     colors: Literal["auto"] | None = None if os.environ.get("NO_COLOR") else "auto"
     out = Console(highlight=False, soft_wrap=False, quiet=quiet, color_system=colors)
     err = Console(stderr=True, highlight=False, soft_wrap=True, color_system=colors)
+
+
+def _degrade_gracefully(stream: Any) -> None:
+    """On a stream that cannot encode all of Unicode (PYTHONIOENCODING=ascii, a latin-1
+    terminal), print what it cannot show as ``?`` rather than fail: a finished run must not
+    exit 1 over a dash. Rich draws ASCII boxes on such a stream by itself."""
+    encoding = str(getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None and not encoding.startswith("utf"):
+        with contextlib.suppress(ValueError, OSError):
+            reconfigure(errors="replace")
 
 
 def error(message: str) -> None:

@@ -12,16 +12,13 @@ import functools
 import hashlib
 import importlib
 import os
-import re
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.resources import files
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import sqlalchemy as sa
 from alembic import command
@@ -30,20 +27,22 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from invoicegen import urls
 from invoicegen.errors import (
     ConnectionFailed,
+    DiskFull,
     IncompleteSchema,
     InvoicegenError,
     LockTimeout,
     MissingDriver,
     RefusedError,
     SchemaStateError,
-    UsageError,
     WriteDenied,
 )
 from invoicegen.models import DATA_TABLE_NAMES, Base, Setting
+from invoicegen.urls import DRIVERS, check_query
 
 if sys.platform != "win32":
     import fcntl
@@ -53,69 +52,12 @@ CONNECT_TIMEOUT_SECONDS = 10
 LOCK_TIMEOUT_SECONDS = 60  # also SQLite's busy timeout
 PROTECTED_KEY = "protected"  # in invoicegen_meta: present = reset refuses the database
 
-# backend name -> (driver invoicegen uses, importable module, extra that installs it)
-_DRIVERS = {
-    "sqlite": ("pysqlite", "sqlite3", None),
-    "postgresql": ("psycopg", "psycopg", "postgres"),
-    "mysql": ("pymysql", "pymysql", "mysql"),
-    "mariadb": ("pymysql", "pymysql", "mysql"),
-}
-_SCHEME_ALIASES = {"postgres": "postgresql"}
-
-
-def parse_url(text: str) -> URL:
-    """Validate a database URL without connecting; pick invoicegen's driver for it."""
-    text = text.strip()
-    scheme = text.split("://", 1)[0] if "://" in text else ""
-    backend, _, driver = scheme.partition("+")
-    backend = _SCHEME_ALIASES.get(backend, backend)
-    if not re.fullmatch(r"[a-z][a-z0-9]*(\+[a-z0-9_]+)?", scheme) or backend not in _DRIVERS:
-        shown = scheme or text.split(":", 1)[0][:20]
-        raise UsageError(
-            f"--database-url: unsupported or malformed URL (scheme {shown!r}); use "
-            "sqlite:///FILE, postgresql://USER@HOST/DB or mysql://USER@HOST/DB"
-        )
-    try:
-        url = sa.make_url(f"{backend}+{driver or _DRIVERS[backend][0]}://{text.split('://', 1)[1]}")
-        url.get_dialect()
-    except (ArgumentError, ValueError):
-        raise UsageError("--database-url: the URL could not be parsed") from None
-    except sa.exc.NoSuchModuleError:
-        raise UsageError(f"--database-url: unknown driver {driver!r} for {backend}") from None
-    if backend != "sqlite" and not url.host:
-        raise UsageError("--database-url: the URL names no host")
-    if backend != "sqlite" and not url.database:
-        raise UsageError("--database-url: the URL names no database")
-    return url
-
-
-def mask(url: URL | str) -> str:
-    """The URL as it may be shown: password replaced by ***."""
-    if isinstance(url, str):
-        try:
-            url = sa.make_url(url)
-        except ArgumentError:
-            return "<unparsable URL>"
-    backend = url.get_backend_name()
-    if backend in _DRIVERS and url.get_driver_name() == _DRIVERS[backend][0]:
-        url = url.set(drivername=backend)  # show the URL as people write it
-    return url.render_as_string(hide_password=True)
-
-
-def scrub(message: str, url: URL) -> str:
-    """Remove every spelling of the URL's password from a message, and fold it to one line."""
-    if url.password:
-        password = str(url.password)
-        for secret in {password, quote(password, safe=""), quote(password)}:
-            message = message.replace(secret, "***")
-    return " ".join(message.split())
-
-
-def sqlite_path(url: URL) -> Path | None:
-    """The file behind a SQLite URL, or None for an in-memory database."""
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(url.database or "")
+# URLs are invoicegen.urls' concern; these names stay for db's callers.
+parse_url = urls.parse
+mask = urls.mask
+scrub = urls.scrub
+sqlite_path = urls.sqlite_path
+describe_target = urls.describe_target
 
 
 def make_engine(
@@ -128,8 +70,9 @@ def make_engine(
     connection's write lock before giving up.
     """
     url = parse_url(url) if isinstance(url, str) else url
+    check_query(url)
     backend = url.get_backend_name()
-    _, module, extra = _DRIVERS[backend]
+    _, module, extra = DRIVERS[backend]
     try:
         importlib.import_module(module)
     except ImportError:
@@ -177,10 +120,13 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 # Driver error codes (SQLite's error name, PostgreSQL's SQLSTATE, MariaDB's error number).
 _LOCKED = ("SQLITE_BUSY", "SQLITE_LOCKED", "55P03", "1205")
-_WRITE_DENIED = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "42501", "25006", "1142", "1290")
+_WRITE_DENIED = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "42501", "25006", "1142", "1290", "1792")
+_DISK_FULL = ("SQLITE_FULL", "53100", "1021")
+_NOT_A_DATABASE = ("SQLITE_NOTADB",)
 
 
-def _error_code(orig: BaseException | None) -> str:
+def error_code(orig: BaseException | None) -> str:
+    """The driver's code for an error: SQLite's error name, a SQLSTATE, a MariaDB number."""
     for attribute in ("sqlite_errorname", "sqlstate"):
         code = getattr(orig, attribute, None)
         if code:
@@ -191,18 +137,25 @@ def _error_code(orig: BaseException | None) -> str:
 
 @contextlib.contextmanager
 def database_errors(url: URL) -> Iterator[None]:
-    """Turn driver and SQLAlchemy errors into invoicegen errors: scrubbed, one line."""
+    """Turn driver and SQLAlchemy errors into invoicegen errors: the masked URL, then the
+    driver's message with the URL and any password in it hidden by their structure; one line."""
     try:
         yield
     except InvoicegenError:
         raise
     except DBAPIError as exc:
         detail = scrub(str(exc.orig) if exc.orig is not None else str(exc), url)
-        code = _error_code(exc.orig)
+        code = error_code(exc.orig)
         if code.startswith(_LOCKED):
             raise LockTimeout(
                 f"{mask(url)} is locked by another connection; gave up waiting "
                 f"(--lock-timeout): {detail}"
+            ) from None
+        if code.startswith(_DISK_FULL):
+            raise DiskFull(f"disk full: cannot write to {mask(url)}: {detail}") from None
+        if code.startswith(_NOT_A_DATABASE):
+            raise ConnectionFailed(
+                f"cannot open {mask(url)}: {sqlite_path(url)} is not an SQLite database ({detail})"
             ) from None
         if code.startswith(_WRITE_DENIED):
             raise WriteDenied(f"cannot write to {mask(url)}: {detail}") from None
@@ -219,10 +172,31 @@ def _is_connect_error(exc: DBAPIError) -> bool:
 
 
 @contextlib.contextmanager
-def connect(engine: Engine) -> Iterator[Connection]:
-    """A connection inside a transaction, with errors translated."""
+def connect(engine: Engine, *, read_only: bool = False) -> Iterator[Connection]:
+    """A connection inside a transaction, with errors translated.
+
+    ``read_only``: the database itself refuses any write in the transaction (PostgreSQL and
+    MariaDB/MySQL: a READ ONLY transaction; SQLite: ``PRAGMA query_only``, lifted afterwards).
+    """
     with database_errors(engine.url), engine.begin() as connection:
-        yield connection
+        if not read_only:
+            yield connection
+            return
+        dialect = engine.dialect.name
+        if dialect == "sqlite":
+            connection.exec_driver_sql("PRAGMA query_only = ON")
+        elif dialect == "postgresql":
+            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+        else:  # MariaDB, MySQL: the transaction has not begun yet (PyMySQL begins it lazily)
+            connection.exec_driver_sql("START TRANSACTION READ ONLY")
+        try:
+            yield connection
+        finally:
+            if dialect == "sqlite":  # the pooled connection must be writable for the next user
+                try:
+                    connection.exec_driver_sql("PRAGMA query_only = OFF")
+                except SQLAlchemyError:
+                    connection.invalidate()
 
 
 # --- the run lock -------------------------------------------------------------------------------
@@ -519,25 +493,23 @@ def upgrade(engine: Engine, *, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> st
         state = inspect_schema(connection)
         if not state.is_current:
             command.upgrade(alembic_config(connection), "head")
-        elif differences := schema_differences(connection):
-            raise SchemaStateError(
-                f"invoicegen's tables in {mask(engine.url)} differ from its migrations: "
-                f"{'; '.join(differences[:3])}{' …' if len(differences) > 3 else ''}; "
-                "run `invoicegen reset` to re-create them"
-            )
+        else:
+            refuse_drift(connection)
     return state.head
 
 
+def refuse_drift(connection: Connection) -> None:
+    """Raise :class:`SchemaStateError` when invoicegen's tables, at the newest revision, differ
+    from its migrations (a dropped or added column, a changed type)."""
+    if differences := schema_differences(connection):
+        raise SchemaStateError(
+            f"invoicegen's tables in {mask(connection.engine.url)} differ from its migrations: "
+            f"{'; '.join(differences[:3])}{' …' if len(differences) > 3 else ''}; "
+            "run `invoicegen reset` to re-create them"
+        )
+
+
 # --- reset and its guards ---------------------------------------------------------------------
-
-
-def describe_target(url: URL) -> str:
-    """What a destructive command is about to act on: dialect, host, database; no password."""
-    if url.get_backend_name() == "sqlite":
-        path = sqlite_path(url)
-        return f"sqlite file {path.resolve() if path else ':memory:'}"
-    where = f"{url.host}:{url.port}" if url.port else url.host
-    return f"{url.get_backend_name()} database {url.database} on {where} ({mask(url)})"
 
 
 def confirmation_name(url: URL) -> str:

@@ -39,6 +39,12 @@ class WriteDenied(ConnectionFailed):
     """The account or the file may be read but not written."""
 
 
+class DiskFull(InvoicegenError):
+    """The disk (or the database's size limit) is full: nothing more could be written."""
+
+    exit_code = 1
+
+
 class SchemaStateError(InvoicegenError):
     """The database's invoicegen schema is foreign, newer, or not what the migrations made."""
 

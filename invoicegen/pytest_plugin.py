@@ -79,11 +79,11 @@ def _failing_tests(source: str) -> Iterator[None]:
 
 
 def _parse(text: str, source: str) -> URL:
-    from invoicegen.db import parse_url
+    from invoicegen.urls import parse
 
     url: URL | None = None
     with _failing_tests(source):
-        url = parse_url(text)
+        url = parse(text)
     assert url is not None  # _failing_tests raised otherwise
     return url
 
@@ -93,7 +93,7 @@ def invoicegen_database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """The URL of this run's (this xdist worker's) test database, password included."""
-    from invoicegen.db import sqlite_path
+    from invoicegen.urls import sqlite_path
 
     configured = configured_url(request.config)
     if configured is None:  # pytest's temporary folder is per worker under xdist already

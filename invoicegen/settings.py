@@ -409,7 +409,9 @@ def resolve(
             values[key] = option.default
             sources[key] = "default"
     url_from_file = sources.get("database_url") in (profile_label, str(file_label))
-    if url_from_file and _has_password(values["database_url"]):
+    from invoicegen import urls  # SQLAlchemy's URL parser: not on the start-up path
+
+    if url_from_file and urls.has_password(str(values["database_url"])):
         warnings.append(
             f"the database URL in {file_label} holds a password; "
             "put the URL in INVOICEGEN_DATABASE_URL instead"
@@ -441,7 +443,3 @@ def _parse(option: Option, raw: Any, source: str) -> Any:
         if source == "command line":
             raise
         raise UsageError(f"{source}: {exc}") from None
-
-
-def _has_password(url: str) -> bool:
-    return re.match(r"^[\w+.-]+://[^/@]*:[^/@]+@", url) is not None

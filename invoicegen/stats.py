@@ -171,6 +171,8 @@ def _open_schema(connection: Connection, engine: Engine) -> db.SchemaState:
         raise SchemaStateError(
             f"{db.mask(engine.url)} has no invoicegen schema; run `invoicegen seed` first"
         )
+    if state.is_current:  # what seed and migrate refuse, stats refuses too
+        db.refuse_drift(connection)
     return state
 
 
@@ -238,10 +240,10 @@ def _top_clients(connection: Connection, dialect: str, limit: int) -> list[TopCl
 def collect(engine: Engine, *, top: int = TOP_CLIENTS) -> Stats:
     """Counts, children per parent, money per month, top clients and the run manifest.
 
-    Never writes.
+    Never writes: it runs in a read-only transaction (:func:`db.connect`).
     """
     dialect = engine.dialect.name
-    with db.connect(engine) as connection:
+    with db.connect(engine, read_only=True) as connection:
         state = _open_schema(connection, engine)
         counts = db.count_rows(connection)
         amounts = connection.execute(
@@ -480,10 +482,11 @@ def _outside(mix: CountMix, count: str) -> str:
 def check(engine: Engine, *, fallback: Expectations) -> CheckReport:
     """Verify the invariants; expectations come from the run manifest, else from ``fallback``.
 
-    Never writes. A violated invariant is reported, not raised: the caller decides.
+    Never writes (a read-only transaction). A violated invariant is reported, not raised: the
+    caller decides.
     """
     dialect = engine.dialect.name
-    with db.connect(engine) as connection:
+    with db.connect(engine, read_only=True) as connection:
         _open_schema(connection, engine)
         expect = expectations_from_manifest(manifest.runs(connection), fallback)
         results = []

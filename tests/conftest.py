@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 import invoicegen.factories  # noqa: F401
-from invoicegen import db
+from invoicegen import db, urls
 
 # The drivers and the factories are imported here, before any in-process pytester run: modules
 # first imported during such a run are dropped after it, and imported again, psycopg's Python
@@ -42,7 +42,9 @@ def _server_problem(kind: str) -> str | None:
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
     except Exception as exc:  # any failure means: no usable server
-        return f"{kind} server not reachable at {db.mask(SERVER_URLS[kind])}: {type(exc).__name__}"
+        return (
+            f"{kind} server not reachable at {urls.mask(SERVER_URLS[kind])}: {type(exc).__name__}"
+        )
     finally:
         engine.dispose()
     return None
