@@ -1,9 +1,17 @@
 """``python -m invoicegen`` and the ``invoicegen`` script."""
 
-from invoicegen.cli import app
+import sys
+
+from invoicegen import interrupts
 
 
 def main() -> None:
+    interrupts.install()  # first: a stop during the imports below is honoured too
+    try:
+        from invoicegen.cli import app
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")  # console.py is not imported yet
+        sys.exit(130)
     app()
 
 

@@ -13,20 +13,25 @@ whole trees.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
 import functools
 import hashlib
+import multiprocessing.connection
 import os
 import random
 import secrets
 import signal
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
+from multiprocessing.context import SpawnContext, SpawnProcess
+from multiprocessing.process import BaseProcess
 from types import SimpleNamespace
 from typing import Any
 
@@ -35,8 +40,8 @@ import factory.random
 import faker.generator
 from sqlalchemy.engine import Connection, Engine
 
-from invoicegen import db, manifest, writers
-from invoicegen.errors import Interrupted, RefusedError, UsageError
+from invoicegen import db, interrupts, manifest, writers
+from invoicegen.errors import Interrupted, RefusedError, UsageError, WorkerDied
 from invoicegen.factories import (
     IsolatedClientFactory,
     IsolatedContractFactory,
@@ -335,57 +340,88 @@ def _batch_rows(
             future.cancel()
 
 
+class _Spawn(SpawnContext):
+    """The spawn start method, remembering the processes it starts, so that their owner can
+    end them: a pool whose worker died waits for the others forever (they ignore SIGTERM)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: list[BaseProcess] = []
+
+    # BaseContext.Process is a class; ProcessPoolExecutor only calls it.
+    def Process(self, *args: Any, **kwargs: Any) -> BaseProcess:  # type: ignore[override]
+        process = SpawnProcess(*args, **kwargs)
+        self.started.append(process)
+        return process
+
+
 @contextlib.contextmanager
 def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
     """Generating processes, started at once so their start-up (imports, Faker) overlaps the
-    migration and planning the writing process does meanwhile. None for one worker."""
+    migration and planning the writing process does meanwhile. None for one worker.
+
+    They never outlive the block: after an error, an interrupt or a dead worker they are
+    killed (they hold no data of their own), and they exit by themselves within a second of
+    this process's death, however it died (:func:`_exit_with_parent`).
+    """
     if workers <= 1:
         yield None
         return
+    context = _Spawn()
     pool = ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=get_context("spawn"),
+        mp_context=context,
         initializer=_worker_init,
-        initargs=(SHAPING_DEFAULTS["locale"],),
+        initargs=(SHAPING_DEFAULTS["locale"], os.getpid()),
     )
-    with _signals_ignored():  # a worker started now inherits that it ignores them
-        for _ in range(workers):  # each submit starts one more process while none is idle
-            pool.submit(_never)
     failed = True
     try:
+        with interrupts.spawning():  # no stop between a worker's start and its ignore()
+            for _ in range(workers):  # each submit starts one more process while none is idle
+                pool.submit(_never)
         yield pool
         failed = False
     finally:
-        # After an error or an interrupt, a worker finishes at most the batch it is on.
-        pool.shutdown(wait=not failed, cancel_futures=True)
+        if failed:
+            for process in context.started:
+                if process.is_alive():
+                    process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextlib.contextmanager
-def _signals_ignored() -> Iterator[None]:
-    """Ignore Ctrl-C and SIGTERM for the block, when this is the main thread.
-
-    Ctrl-C on a terminal signals the whole process group: the writing process alone decides
-    what an interrupt means. A spawned worker inherits "ignored" across exec, so it is never
-    interrupted, not even while it is still importing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = [signal.signal(signum, signal.SIG_IGN) for signum in _STOP_SIGNALS]
-    try:
-        yield
-    finally:
-        for signum, handler in zip(_STOP_SIGNALS, previous, strict=True):
-            signal.signal(signum, handler)
-
-
-def _worker_init(locale: str) -> None:
-    for signum in _STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+def _worker_init(locale: str, parent: int) -> None:
+    interrupts.ignore()
+    _exit_with_parent(parent)
     _makers(locale)  # warm: the most common locale's row makers, before the first batch
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the process that started it is gone, even by ``kill -9``: its
+    workers would otherwise hold the pipes of its stdout and stderr open for good.
+
+    Linux: the kernel sends SIGKILL (``PR_SET_PDEATHSIG``). Everywhere: a thread waits on the
+    parent's sentinel (a pipe, or the process handle on Windows) and exits when it fires.
+    """
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # gone already, before the kernel could be told
+        os._exit(1)
+    process = multiprocessing.parent_process()
+
+    def watch() -> None:
+        if process is not None and process.sentinel is not None:
+            multiprocessing.connection.wait([process.sentinel])
+        else:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="invoicegen-parent-watch", daemon=True).start()
 
 
 def default_workers() -> int:
@@ -559,6 +595,13 @@ def seed(
             f"({committed.rows_done:,} rows) are committed in {db.mask(engine.url)}, whole; "
             "the batch in progress was rolled back"
         ) from None
+    except BrokenProcessPool:
+        raise WorkerDied(
+            "a generating worker process died (killed, or out of memory?): "
+            f"{committed.users_done:,} of {committed.users_total:,} user trees "
+            f"({committed.rows_done:,} rows) are committed in {db.mask(engine.url)}, whole; "
+            "`invoicegen seed --append` continues"
+        ) from None
 
 
 def _never() -> bool:
@@ -619,16 +662,19 @@ def _run(
                 for batch, rows in generated:
                     if stop():  # asked to stop: nothing of this batch is written
                         raise KeyboardInterrupt
-                    with engine.begin() as connection:
-                        writers.write_batch(connection, rows)
-                        manifest.committed(connection, run_id, users_done + batch.size)
-                        if stop():  # asked while writing: roll this batch back
-                            raise KeyboardInterrupt
-                    users_done += batch.size
-                    for table, table_rows in zip(TABLES, rows, strict=True):
-                        written[table] += writers.row_count(table_rows)
-                    if on_progress is not None:
-                        on_progress(Progress(users_done, len(positions), sum(written.values())))
+                    # A stop signal while the batch is written and counted waits for its end.
+                    with interrupts.deferred():
+                        with engine.begin() as connection:
+                            writers.write_batch(connection, rows)
+                            manifest.committed(connection, run_id, users_done + batch.size)
+                            if stop() or interrupts.requested():  # roll this batch back
+                                raise KeyboardInterrupt
+                        users_done += batch.size
+                        for table, table_rows in zip(TABLES, rows, strict=True):
+                            written[table] += writers.row_count(table_rows)
+                        if on_progress is not None:
+                            done = sum(written.values())
+                            on_progress(Progress(users_done, len(positions), done))
             with engine.begin() as connection:
                 sync_sequences(connection)
                 counts = db.count_rows(connection)
