@@ -8,8 +8,8 @@
   is rolled back, or, if it has committed, the run stops right after it; a second stop
   interrupts at once.
 - Generating workers ignore both (blocked from their start by :func:`spawning`, then
-  :func:`ignore`): Ctrl-C on a terminal
-  signals the whole process group, and the writing process alone decides what it means.
+  :func:`ignore`): Ctrl-C on a terminal signals the whole process group, and the writing
+  process alone decides what it means.
 
 Signal handlers are the main thread's; elsewhere these functions change nothing.
 """
@@ -100,7 +100,8 @@ def spawning() -> Iterator[None]:
 
 
 def ignore() -> None:
-    """In a generating worker: ignore SIGINT and SIGTERM (the writing process decides)."""
+    """Ignore SIGINT and SIGTERM from now on: in a generating worker (the writing process
+    decides), or in a command that is already stopping."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)  # also drops any that arrived while blocked
     if hasattr(signal, "pthread_sigmask"):  # blocked since spawning() started this process

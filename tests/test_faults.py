@@ -140,7 +140,7 @@ def assert_stopped_within_a_second(process: subprocess.Popen[str], signum: int) 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
-@pytest.mark.parametrize("delay", [0.05, 0.2, 0.5, 0.8, 1.2, 2.0, 3.0])
+@pytest.mark.parametrize("delay", [0.3, 0.5, 0.8, 1.2, 2.0, 3.0, 5.0])
 def test_a_stop_signal_is_honoured_within_a_second_at_any_moment(
     sqlite_url: str, signum: signal.Signals, delay: float
 ) -> None:
