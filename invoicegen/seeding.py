@@ -13,25 +13,18 @@ whole trees.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import functools
 import hashlib
-import multiprocessing.connection
 import os
 import random
 import secrets
-import signal
-import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from multiprocessing.context import SpawnContext, SpawnProcess
-from multiprocessing.process import BaseProcess
 from types import SimpleNamespace
 from typing import Any
 
@@ -41,6 +34,7 @@ import faker.generator
 from sqlalchemy.engine import Connection, Engine
 
 from invoicegen import db, interrupts, manifest, writers
+from invoicegen import workers as worker_processes
 from invoicegen.errors import Interrupted, RefusedError, UsageError, WorkerDied
 from invoicegen.factories import (
     IsolatedClientFactory,
@@ -340,88 +334,21 @@ def _batch_rows(
             future.cancel()
 
 
-class _Spawn(SpawnContext):
-    """The spawn start method, remembering the processes it starts, so that their owner can
-    end them: a pool whose worker died waits for the others forever (they ignore SIGTERM)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.started: list[BaseProcess] = []
-
-    # BaseContext.Process is a class; ProcessPoolExecutor only calls it.
-    def Process(self, *args: Any, **kwargs: Any) -> BaseProcess:  # type: ignore[override]
-        process = SpawnProcess(*args, **kwargs)
-        self.started.append(process)
-        return process
-
-
 @contextlib.contextmanager
 def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
     """Generating processes, started at once so their start-up (imports, Faker) overlaps the
-    migration and planning the writing process does meanwhile. None for one worker.
-
-    They never outlive the block: after an error, an interrupt or a dead worker they are
-    killed (they hold no data of their own), and they exit by themselves within a second of
-    this process's death, however it died (:func:`_exit_with_parent`).
-    """
+    migration and planning the writing process does meanwhile. None for one worker."""
     if workers <= 1:
         yield None
         return
-    context = _Spawn()
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_worker_init,
-        initargs=(SHAPING_DEFAULTS["locale"], os.getpid()),
-    )
-    failed = True
-    try:
-        with interrupts.spawning():  # no stop between a worker's start and its ignore()
-            for _ in range(workers):  # each submit starts one more process while none is idle
-                pool.submit(_never)
+    locale = SHAPING_DEFAULTS["locale"]
+    with worker_processes.pool(workers, f"{__name__}:_warm", locale) as pool:
         yield pool
-        failed = False
-    finally:
-        if failed:
-            for process in context.started:
-                if process.is_alive():
-                    process.kill()
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _worker_init(locale: str, parent: int) -> None:
-    interrupts.ignore()
-    _exit_with_parent(parent)
-    _makers(locale)  # warm: the most common locale's row makers, before the first batch
-
-
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def _exit_with_parent(parent: int) -> None:
-    """End this worker when the process that started it is gone, even by ``kill -9``: its
-    workers would otherwise hold the pipes of its stdout and stderr open for good.
-
-    Linux: the kernel sends SIGKILL (``PR_SET_PDEATHSIG``). Everywhere: a thread waits on the
-    parent's sentinel (a pipe, or the process handle on Windows) and exits when it fires.
-    """
-    if sys.platform == "linux":
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # gone already, before the kernel could be told
-        os._exit(1)
-    process = multiprocessing.parent_process()
-
-    def watch() -> None:
-        if process is not None and process.sentinel is not None:
-            multiprocessing.connection.wait([process.sentinel])
-        else:
-            while os.getppid() == parent:
-                time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="invoicegen-parent-watch", daemon=True).start()
+def _warm(locale: str) -> None:
+    """In a worker: the most common locale's row makers, made before the first batch."""
+    _makers(locale)
 
 
 def default_workers() -> int:
