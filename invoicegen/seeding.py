@@ -478,9 +478,10 @@ def seed(
 
     Holds the database's run lock (:func:`db.run_lock`) throughout, except a shard, which
     holds it while it records its run and then writes under its own lock beside the other
-    shards. A stop request (``stop()`` true: the CLI's first Ctrl-C or SIGTERM) or a
-    KeyboardInterrupt rolls back the batch in progress and raises :class:`Interrupted` saying
-    how many user trees were committed.
+    shards. A stop request (``stop()`` true, checked between batches) or a KeyboardInterrupt
+    (the CLI's Ctrl-C or SIGTERM, see :mod:`invoicegen.interrupts`) rolls back the batch in
+    progress and raises :class:`Interrupted` saying how many user trees were committed. A
+    generating worker that dies raises :class:`WorkerDied`; the other workers are stopped.
     """
     committed = Progress(0, plan.users_to_write, 0)
 
