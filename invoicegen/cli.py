@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import signal
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
-from invoicegen import __version__, settings
-from invoicegen.errors import CheckFailed, InvoicegenError, RefusedError
+from invoicegen import __version__, interrupts, settings
+from invoicegen.errors import CheckFailed, Interrupted, InvoicegenError, RefusedError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -58,7 +55,10 @@ class _OneLineUsageErrors(TyperGroup):
         try:
             # Not standalone: Typer returns exit codes and raises Click's errors to us.
             code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
-        except typer.Abort:
+        except typer.Abort:  # Click's name for a KeyboardInterrupt outside a command's body
+            if interrupts.requested():
+                console.error("interrupted")
+                sys.exit(Interrupted.exit_code)
             console.error("aborted")
             sys.exit(1)
         except Exception as exc:
@@ -142,53 +142,6 @@ def main(
     console.configure()
 
 
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM takes the same clean path as Ctrl-C while a command runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-class _StopRequest:
-    """During seed, the first Ctrl-C or SIGTERM asks the engine to stop at the next batch
-    boundary (the batch in progress is rolled back); a second one interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __call__(self, _signum: int, _frame: FrameType | None) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __bool__(self) -> bool:
-        return self.requested
-
-
-@contextlib.contextmanager
-def _stop_requests() -> Iterator[_StopRequest]:
-    request = _StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield request
-        return
-    previous = [signal.signal(s, request) for s in (signal.SIGINT, signal.SIGTERM)]
-    try:
-        yield request
-    finally:
-        for signum, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
-            signal.signal(signum, handler)
-
-
 _resolved_url: ContextVar[str | None] = ContextVar("invoicegen_resolved_url", default=None)
 
 
@@ -196,7 +149,7 @@ _resolved_url: ContextVar[str | None] = ContextVar("invoicegen_resolved_url", de
 def _handled(debug: bool, url: str | None = None) -> Iterator[None]:
     """The one place errors become a line on stderr and an exit code."""
     try:
-        with _sigterm_interrupts():
+        with interrupts.handled():
             yield
     except InvoicegenError as exc:
         if debug:
@@ -205,7 +158,7 @@ def _handled(debug: bool, url: str | None = None) -> Iterator[None]:
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         console.error("interrupted")
-        raise typer.Exit(130) from None
+        raise typer.Exit(Interrupted.exit_code) from None
     except Exception as exc:
         if debug:
             raise
@@ -368,14 +321,9 @@ def seed(
             force=force,
         )
         with console.seed_progress(plan.users, enabled=not (quiet or json)) as on_progress:
-            with _stop_requests() as stop:
-                result = seeding.seed(
-                    engine,
-                    plan,
-                    on_progress=on_progress,
-                    lock_timeout=config.lock_timeout,
-                    stop=stop.__bool__,
-                )
+            result = seeding.seed(
+                engine, plan, on_progress=on_progress, lock_timeout=config.lock_timeout
+            )
         resolved = result.plan
         replay = (
             f"invoicegen seed --users {resolved.users} --seed {result.seed} --as-of {result.as_of} "

@@ -73,5 +73,9 @@ class Interrupted(InvoicegenError):
     exit_code = 130
 
 
+class WorkerDied(InvoicegenError):
+    """A generating worker process died (``kill -9``, the OOM killer); the run stopped."""
+
+
 class FactoryValueError(InvoicegenError, ValueError):
     """A factory cannot generate a coherent value from what it was given."""

@@ -19,14 +19,12 @@ import hashlib
 import os
 import random
 import secrets
-import signal
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
 from types import SimpleNamespace
 from typing import Any
 
@@ -35,8 +33,9 @@ import factory.random
 import faker.generator
 from sqlalchemy.engine import Connection, Engine
 
-from invoicegen import db, manifest, writers
-from invoicegen.errors import Interrupted, RefusedError, UsageError
+from invoicegen import db, interrupts, manifest, writers
+from invoicegen import workers as worker_processes
+from invoicegen.errors import Interrupted, RefusedError, UsageError, WorkerDied
 from invoicegen.factories import (
     IsolatedClientFactory,
     IsolatedContractFactory,
@@ -338,50 +337,14 @@ def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
     if workers <= 1:
         yield None
         return
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=get_context("spawn"),
-        initializer=_worker_init,
-        initargs=(SHAPING_DEFAULTS["locale"],),
-    )
-    with _signals_ignored():  # a worker started now inherits that it ignores them
-        for _ in range(workers):  # each submit starts one more process while none is idle
-            pool.submit(_never)
-    failed = True
-    try:
+    locale = SHAPING_DEFAULTS["locale"]
+    with worker_processes.pool(workers, f"{__name__}:_warm", locale) as pool:
         yield pool
-        failed = False
-    finally:
-        # After an error or an interrupt, a worker finishes at most the batch it is on.
-        pool.shutdown(wait=not failed, cancel_futures=True)
 
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextlib.contextmanager
-def _signals_ignored() -> Iterator[None]:
-    """Ignore Ctrl-C and SIGTERM for the block, when this is the main thread.
-
-    Ctrl-C on a terminal signals the whole process group: the writing process alone decides
-    what an interrupt means. A spawned worker inherits "ignored" across exec, so it is never
-    interrupted, not even while it is still importing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = [signal.signal(signum, signal.SIG_IGN) for signum in _STOP_SIGNALS]
-    try:
-        yield
-    finally:
-        for signum, handler in zip(_STOP_SIGNALS, previous, strict=True):
-            signal.signal(signum, handler)
-
-
-def _worker_init(locale: str) -> None:
-    for signum in _STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-    _makers(locale)  # warm: the most common locale's row makers, before the first batch
+def _warm(locale: str) -> None:
+    """In a worker: the most common locale's row makers, made before the first batch."""
+    _makers(locale)
 
 
 def default_workers() -> int:
@@ -511,9 +474,10 @@ def seed(
 
     Holds the database's run lock (:func:`db.run_lock`) throughout, except a shard, which
     holds it while it records its run and then writes under its own lock beside the other
-    shards. A stop request (``stop()`` true: the CLI's first Ctrl-C or SIGTERM) or a
-    KeyboardInterrupt rolls back the batch in progress and raises :class:`Interrupted` saying
-    how many user trees were committed.
+    shards. A stop request (``stop()`` true, checked between batches) or a KeyboardInterrupt
+    (the CLI's Ctrl-C or SIGTERM, see :mod:`invoicegen.interrupts`) rolls back the batch in
+    progress and raises :class:`Interrupted` saying how many user trees were committed. A
+    generating worker that dies raises :class:`WorkerDied`; the other workers are stopped.
     """
     committed = Progress(0, plan.users_to_write, 0)
 
@@ -554,6 +518,13 @@ def seed(
             f"interrupted: {committed.users_done:,} of {committed.users_total:,} user trees "
             f"({committed.rows_done:,} rows) are committed in {db.mask(engine.url)}, whole; "
             "the batch in progress was rolled back"
+        ) from None
+    except BrokenProcessPool:
+        raise WorkerDied(
+            "a generating worker process died (killed, or out of memory?): "
+            f"{committed.users_done:,} of {committed.users_total:,} user trees "
+            f"({committed.rows_done:,} rows) are committed in {db.mask(engine.url)}, whole; "
+            "`invoicegen seed --append` continues"
         ) from None
 
 
@@ -615,16 +586,19 @@ def _run(
                 for batch, rows in generated:
                     if stop():  # asked to stop: nothing of this batch is written
                         raise KeyboardInterrupt
-                    with engine.begin() as connection:
-                        writers.write_batch(connection, rows)
-                        manifest.committed(connection, run_id, users_done + batch.size)
-                        if stop():  # asked while writing: roll this batch back
-                            raise KeyboardInterrupt
-                    users_done += batch.size
-                    for table, table_rows in zip(TABLES, rows, strict=True):
-                        written[table] += writers.row_count(table_rows)
-                    if on_progress is not None:
-                        on_progress(Progress(users_done, len(positions), sum(written.values())))
+                    # A stop signal while the batch is written and counted waits for its end.
+                    with interrupts.deferred():
+                        with engine.begin() as connection:
+                            writers.write_batch(connection, rows)
+                            manifest.committed(connection, run_id, users_done + batch.size)
+                            if stop() or interrupts.requested():  # roll this batch back
+                                raise KeyboardInterrupt
+                        users_done += batch.size
+                        for table, table_rows in zip(TABLES, rows, strict=True):
+                            written[table] += writers.row_count(table_rows)
+                        if on_progress is not None:
+                            done = sum(written.values())
+                            on_progress(Progress(users_done, len(positions), done))
             with engine.begin() as connection:
                 sync_sequences(connection)
                 counts = db.count_rows(connection)

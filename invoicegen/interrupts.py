@@ -1,0 +1,108 @@
+"""What Ctrl-C and SIGTERM mean, in one place.
+
+- The command's process takes both as a stop from its first moment (:func:`install`, before
+  anything heavy is imported): the stop interrupts whatever it is doing (start-up, a wait for
+  the run lock, a migration, generating) by raising KeyboardInterrupt, which the command turns
+  into exit 130 and one line.
+- While a batch is written (:func:`deferred`) the first stop only asks: the batch in progress
+  is rolled back, or, if it has committed, the run stops right after it; a second stop
+  interrupts at once.
+- Generating workers ignore both (blocked from their start by :func:`spawning`, then
+  :func:`ignore`): Ctrl-C on a terminal signals the whole process group, and the writing
+  process alone decides what it means.
+
+Signal handlers are the main thread's; elsewhere these functions change nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _State:
+    requested = False  # a stop signal arrived
+    deferring = 0  # inside deferred(): the first stop only asks
+
+
+def _on_stop(_signum: int, _frame: FrameType | None) -> None:
+    first = not _State.requested
+    _State.requested = True
+    if not (first and _State.deferring):
+        raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def install() -> None:
+    """Take SIGINT and SIGTERM as a stop for the rest of the process (the command's entry)."""
+    if _main_thread():
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, _on_stop)
+
+
+@contextlib.contextmanager
+def handled() -> Iterator[None]:
+    """Take SIGINT and SIGTERM as a stop for the block (a command), then restore the handlers."""
+    if not _main_thread():
+        yield
+        return
+    _State.requested = False
+    previous = [signal.signal(signum, _on_stop) for signum in STOP_SIGNALS]
+    try:
+        yield
+    finally:
+        for signum, handler in zip(STOP_SIGNALS, previous, strict=True):
+            signal.signal(signum, handler)
+        _State.requested = False
+
+
+def requested() -> bool:
+    """Whether a stop signal has arrived (during :func:`handled`, or since :func:`install`)."""
+    return _State.requested
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """For the block, the first stop only asks (:func:`requested`); the block's end then
+    raises KeyboardInterrupt. A second stop interrupts at once."""
+    asked_before = _State.requested
+    _State.deferring += 1
+    try:
+        yield
+    finally:
+        _State.deferring -= 1
+    if _State.requested and not asked_before:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def spawning() -> Iterator[None]:
+    """Start processes in the block that cannot be stopped before :func:`ignore` (a blocked
+    signal mask survives fork and exec), without losing a stop meant for this process: the
+    signals are blocked meanwhile, and one that arrives is taken at the block's end.
+    """
+    if not _main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def ignore() -> None:
+    """Ignore SIGINT and SIGTERM from now on: in a generating worker (the writing process
+    decides), or in a command that is already stopping."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)  # also drops any that arrived while blocked
+    if hasattr(signal, "pthread_sigmask"):  # blocked since spawning() started this process
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
