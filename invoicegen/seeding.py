@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
@@ -291,18 +291,32 @@ def _generate_for(
     return adapt(users), adapt(clients), adapt(contracts), adapt(invoices)
 
 
-def sync_sequences(connection: Connection) -> None:
-    """Move id generators past the ids invoicegen wrote, so the application's inserts never collide.
+# One transaction at a time moves the sequences: the key of a transaction-level advisory lock.
+_SEQUENCES_LOCK = int.from_bytes(
+    hashlib.blake2b(b"invoicegen sequences", digest_size=8).digest(), "big", signed=True
+)
+
+
+def sync_sequences(connection: Connection, highest: Mapping[str, int]) -> None:
+    """Move id generators past the ids just written (``highest``: table -> largest id), inside
+    the caller's transaction, so the application's own inserts never collide; never backwards.
 
     PostgreSQL's serial sequences do not follow explicit ids; MariaDB's AUTO_INCREMENT and
-    SQLite's rowid do.
+    SQLite's rowid do. Shards write interleaved id ranges at once, so a sequence only ever moves
+    forward, and one transaction at a time moves them (a transaction-level advisory lock):
+    ``setval`` is not transactional, and reading then setting a sequence is two steps.
     """
-    if connection.dialect.name != "postgresql":
+    if connection.dialect.name != "postgresql" or not highest:
         return
-    for table in TABLES:
+    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SEQUENCES_LOCK})")
+    for table, n in highest.items():
+        sequence = connection.exec_driver_sql(
+            f"SELECT pg_get_serial_sequence('{table}', 'id')"
+        ).scalar_one()
+        # The next id a sequence gives is its last_value, plus one once that has been given.
         connection.exec_driver_sql(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-            f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+            f"SELECT setval('{sequence}', GREATEST({int(n) + 1}, "
+            f"(SELECT last_value + is_called::int FROM {sequence})), false)"
         )
 
 
@@ -622,6 +636,7 @@ def _run(
                     with engine.begin() as connection:
                         writers.write_batch(connection, rows)
                         manifest.committed(connection, run_id, users_done + batch.size)
+                        sync_sequences(connection, _highest_ids(batch, rows))
                         if stop():  # asked while writing: roll this batch back
                             raise KeyboardInterrupt
                     users_done += batch.size
@@ -629,8 +644,7 @@ def _run(
                         written[table] += writers.row_count(table_rows)
                     if on_progress is not None:
                         on_progress(Progress(users_done, len(positions), sum(written.values())))
-            with engine.begin() as connection:
-                sync_sequences(connection)
+            with engine.connect() as connection:
                 counts = db.count_rows(connection)
             status = "done"
     finally:
@@ -650,6 +664,15 @@ def _run(
         run_id=run_id,
         plan=plan,
     )
+
+
+def _highest_ids(batch: Batch, rows: Prepared) -> dict[str, int]:
+    """Table -> the largest id of the batch's rows (ids are consecutive from the first)."""
+    return {
+        table: first + writers.row_count(table_rows) - 1
+        for table, first, table_rows in zip(TABLES, batch.first_ids, rows, strict=True)
+        if writers.row_count(table_rows)
+    }
 
 
 def _recorded_options(plan: SeedPlan) -> dict[str, Any]:
