@@ -44,7 +44,7 @@ from invoicegen.factories import (
     IsolatedUserFactory,
 )
 from invoicegen.rows import RowMaker
-from invoicegen.settings import CountRange, Shard
+from invoicegen.settings import CountRange, Shard, check_as_of
 
 TABLES = db.TABLES  # users, clients, contracts, invoices
 
@@ -81,6 +81,8 @@ class SeedPlan:
     force: bool = False
 
     def __post_init__(self) -> None:
+        if self.as_of is not None:
+            check_as_of(self.as_of, name="as_of")
         if self.append and self.shard is not None:
             raise UsageError("--append and --shard do not go together: a shard is a fixed slice")
 
