@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import signal
-import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
@@ -34,47 +33,45 @@ AS_OF = dt.date(2026, 3, 31)
 SEED = 11
 
 
-# --- 6. a killed migration leaves nothing or everything (SQLite) --------------------------------
+# --- 6. a killed migration leaves nothing or everything ---------------------------------------
 
 
-def invoicegen_tables(path: Path) -> tuple[set[str], str | None]:
-    """invoicegen's tables in the SQLite file, and the recorded revision.
+def invoicegen_tables(url: str) -> tuple[set[str], str | None]:
+    """invoicegen's tables in the database, and the recorded revision.
 
-    Opening the file rolls back a transaction a killed process left in its journal, as any
-    SQLite connection does.
+    Connecting rolls back what a killed process left: a SQLite file's hot journal, a
+    server's transaction of a connection that is gone.
     """
-    connection = sqlite3.connect(path)
+    engine = db.make_engine(url)
     try:
-        names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-        present = names & set(db.owned_table_names())
-        revision = None
-        if db.VERSION_TABLE in present:
-            row = connection.execute(f"SELECT version_num FROM {db.VERSION_TABLE}").fetchone()
-            revision = row[0] if row else None
+        with engine.connect() as connection:
+            names = set(sa.inspect(connection).get_table_names())
+            present = names & set(db.owned_table_names())
+            revision = db.current_revision(connection) if db.VERSION_TABLE in present else None
     finally:
-        connection.close()
+        engine.dispose()
     return present, revision
 
 
-def assert_nothing_or_everything(path: Path) -> bool:
-    """The file holds none of invoicegen's tables, or all of them at the newest revision;
+def assert_nothing_or_everything(url: str) -> bool:
+    """The database holds none of invoicegen's tables, or all of them at the newest revision;
     True for nothing. Then a seed continues from there."""
-    present, revision = invoicegen_tables(path)
+    present, revision = invoicegen_tables(url)
     if present:
         assert (present, revision) == (set(db.owned_table_names()), db.head_revision())
-    result = invoke("seed", "--users", "5", "--workers", "1", "-q", "-d", f"sqlite:///{path}")
+    result = invoke("seed", "--users", "5", "--workers", "1", "-q", "-d", url)
     assert result.exit_code == 0, result.stderr
-    assert users_in(f"sqlite:///{path}") == 5
+    assert users_in(url) == 5
     return not present
 
 
-def start_migrate(path: Path) -> subprocess.Popen[str]:
-    return cli("migrate", "-q", "-d", f"sqlite:///{path}")
+def start_migrate(url: str) -> subprocess.Popen[str]:
+    return cli("migrate", "-q", "-d", url)
 
 
 def kill_migrate_when(path: Path, moment: Callable[[], bool]) -> None:
     """Run `invoicegen migrate` on the file and SIGKILL it as soon as ``moment()`` is true."""
-    process = start_migrate(path)
+    process = start_migrate(f"sqlite:///{path}")
     deadline = time.monotonic() + 60
     while not moment() and process.poll() is None:
         assert time.monotonic() < deadline, "the migration never got there"
@@ -97,22 +94,25 @@ def test_a_killed_migration_leaves_nothing_or_everything(tmp_path: Path, moment:
         else:
             kill_migrate_when(path, lambda file=path: file.exists() and file.stat().st_size > 0)
         hot_journal = journal.exists()
-        outcomes.append((assert_nothing_or_everything(path), hot_journal))
+        outcomes.append((assert_nothing_or_everything(f"sqlite:///{path}"), hot_journal))
     if moment == "first write":  # killed inside the transaction: rolled back
         assert (True, True) in outcomes, outcomes
 
 
 @pytest.mark.slow
-def test_migrate_killed_at_any_moment_then_seed_continues(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])  # MariaDB cannot roll back DDL
+def test_migrate_killed_at_any_moment_then_seed_continues(tmp_path: Path, kind: str) -> None:
     """SIGKILL after delays sweeping the process's whole life (start-up, migration, exit)."""
     outcomes = {"nothing": 0, "everything": 0}
     for attempt in range(16):
-        path = tmp_path / f"swept-{attempt}.db"
-        process = start_migrate(path)
-        time.sleep(0.4 + attempt * 0.15)
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=30)
-        outcomes["nothing" if assert_nothing_or_everything(path) else "everything"] += 1
+        folder = tmp_path / str(attempt)
+        folder.mkdir()
+        for url in fresh_database(kind, folder):
+            process = start_migrate(url)
+            time.sleep(0.4 + attempt * 0.15)
+            process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=30)
+            outcomes["nothing" if assert_nothing_or_everything(url) else "everything"] += 1
     assert outcomes["nothing"] and outcomes["everything"], outcomes
 
 
