@@ -310,16 +310,17 @@ def sync_sequences(connection: Connection, highest: Mapping[str, int]) -> None:
     """
     if connection.dialect.name != "postgresql" or not highest:
         return
+    tables = list(highest)
+    names = ", ".join(f"pg_get_serial_sequence('{table}', 'id')" for table in tables)
     connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SEQUENCES_LOCK})")
-    for table, n in highest.items():
-        sequence = connection.exec_driver_sql(
-            f"SELECT pg_get_serial_sequence('{table}', 'id')"
-        ).scalar_one()
-        # The next id a sequence gives is its last_value, plus one once that has been given.
-        connection.exec_driver_sql(
-            f"SELECT setval('{sequence}', GREATEST({int(n) + 1}, "
-            f"(SELECT last_value + is_called::int FROM {sequence})), false)"
-        )
+    sequences = connection.exec_driver_sql(f"SELECT {names}").one()
+    # The next id a sequence gives is its last_value, plus one once that has been given.
+    moves = ", ".join(
+        f"setval('{sequence}', GREATEST({int(highest[table]) + 1}, "
+        f"(SELECT last_value + is_called::int FROM {sequence})), false)"
+        for table, sequence in zip(tables, sequences, strict=True)
+    )
+    connection.exec_driver_sql(f"SELECT {moves}")
 
 
 def _batch_rows(
