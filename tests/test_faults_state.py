@@ -80,6 +80,7 @@ def kill_migrate_when(path: Path, moment: Callable[[], bool]) -> None:
     process.communicate(timeout=30)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", ["first write", "first commit"])
 def test_a_killed_migration_leaves_nothing_or_everything(tmp_path: Path, moment: str) -> None:
     """SIGKILL the moment the migrating process starts writing (its rollback journal appears),
@@ -102,14 +103,21 @@ def test_a_killed_migration_leaves_nothing_or_everything(tmp_path: Path, moment:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])  # MariaDB cannot roll back DDL
 def test_migrate_killed_at_any_moment_then_seed_continues(tmp_path: Path, kind: str) -> None:
-    """SIGKILL after delays sweeping the process's whole life (start-up, migration, exit)."""
+    """SIGKILL after delays sweeping the process's whole life (start-up, migration, exit),
+    as long as a migrate that is not killed takes here and now."""
+    attempts = 16
     outcomes = {"nothing": 0, "everything": 0}
-    for attempt in range(16):
+    for attempt in range(-1, attempts):
         folder = tmp_path / str(attempt)
         folder.mkdir()
         for url in fresh_database(kind, folder):
             process = start_migrate(url)
-            time.sleep(0.4 + attempt * 0.15)
+            if attempt < 0:  # not killed: how long a whole migrate takes
+                started = time.monotonic()
+                process.communicate(timeout=120)
+                lifetime = time.monotonic() - started
+                continue
+            time.sleep(lifetime * 1.2 * attempt / (attempts - 1))
             process.send_signal(signal.SIGKILL)
             process.communicate(timeout=30)
             outcomes["nothing" if assert_nothing_or_everything(url) else "everything"] += 1
