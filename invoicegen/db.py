@@ -103,6 +103,7 @@ def make_engine(
     engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=False)
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_on_connect)
+        sa.event.listen(engine, "begin", _sqlite_on_begin)
     if bound_handshake:
         sa.event.listen(engine, "connect", _pymysql_on_connect)
     return engine
@@ -112,10 +113,29 @@ def _pymysql_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection._read_timeout = None  # PyMySQL applies it at the next read
 
 
+# SQLite's transactions are SQLAlchemy's, not pysqlite's: pysqlite's legacy handling opens a
+# transaction only before INSERT/UPDATE/DELETE and runs DDL in autocommit, so a migration killed
+# half-way left tables without their revision. With pysqlite out of the way (isolation_level
+# None) and BEGIN emitted when SQLAlchemy begins, DDL, SAVEPOINTs and reads are transactional:
+# the recipe of SQLAlchemy's pysqlite notes, "Serializable isolation / Savepoints /
+# Transactional DDL". BEGIN is DEFERRED, as pysqlite's was: a read-only transaction never
+# takes the write lock.
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # pysqlite emits no BEGIN and no implicit COMMIT
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA foreign_keys = ON")  # outside a transaction, where it takes effect
     cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return
+    dbapi_connection: Any = connection.connection.dbapi_connection
+    if dbapi_connection.isolation_level is not None:  # SQLAlchemy restores it after AUTOCOMMIT
+        dbapi_connection.isolation_level = None
+    connection.exec_driver_sql("BEGIN")
 
 
 # Driver error codes (SQLite's error name, PostgreSQL's SQLSTATE, MariaDB's error number).

@@ -153,32 +153,12 @@ def invoicegen_engine(invoicegen_database_url: str) -> Iterator[Engine]:
 
     with _failing_tests("invoicegen_engine"):
         engine = make_engine(invoicegen_database_url)
-    if engine.dialect.name == "sqlite":
-        _sqlite_real_transactions(engine)
     try:
         with _failing_tests("invoicegen_engine"):
             upgrade(engine)
         yield engine
     finally:
         engine.dispose()
-
-
-def _sqlite_real_transactions(engine: Engine) -> None:
-    """Let SQLAlchemy, not pysqlite, emit BEGIN: SAVEPOINTs (and DDL) then stay transactional.
-
-    The workaround in SQLAlchemy's pysqlite notes ("Serializable isolation / Savepoints /
-    Transactional DDL").
-    """
-    from sqlalchemy import event
-
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # pysqlite emits no BEGIN, no implicit COMMIT
-
-    def on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
-
-    event.listen(engine, "connect", on_connect)
-    event.listen(engine, "begin", on_begin)
 
 
 @pytest.fixture

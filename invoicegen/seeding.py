@@ -21,7 +21,7 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -43,7 +43,7 @@ from invoicegen.factories import (
     IsolatedUserFactory,
 )
 from invoicegen.rows import RowMaker
-from invoicegen.settings import CountMix, Shard
+from invoicegen.settings import CountMix, Shard, check_as_of
 
 TABLES = db.TABLES  # users, clients, contracts, invoices
 
@@ -80,6 +80,8 @@ class SeedPlan:
     force: bool = False
 
     def __post_init__(self) -> None:
+        if self.as_of is not None:
+            check_as_of(self.as_of, name="as_of")
         if self.append and self.shard is not None:
             raise UsageError("--append and --shard do not go together: a shard is a fixed slice")
 
@@ -286,19 +288,34 @@ def _generate_for(
     return adapt(users), adapt(clients), adapt(contracts), adapt(invoices)
 
 
-def sync_sequences(connection: Connection) -> None:
-    """Move id generators past the ids invoicegen wrote, so the application's inserts never collide.
+# One transaction at a time moves the sequences: the key of a transaction-level advisory lock.
+_SEQUENCES_LOCK = int.from_bytes(
+    hashlib.blake2b(b"invoicegen sequences", digest_size=8).digest(), "big", signed=True
+)
+
+
+def sync_sequences(connection: Connection, highest: Mapping[str, int]) -> None:
+    """Move id generators past the ids just written (``highest``: table -> largest id), inside
+    the caller's transaction, so the application's own inserts never collide; never backwards.
 
     PostgreSQL's serial sequences do not follow explicit ids; MariaDB's AUTO_INCREMENT and
-    SQLite's rowid do.
+    SQLite's rowid do. Shards write interleaved id ranges at once, so a sequence only ever moves
+    forward, and one transaction at a time moves them (a transaction-level advisory lock):
+    ``setval`` is not transactional, and reading then setting a sequence is two steps.
     """
-    if connection.dialect.name != "postgresql":
+    if connection.dialect.name != "postgresql" or not highest:
         return
-    for table in TABLES:
-        connection.exec_driver_sql(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-            f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
-        )
+    tables = list(highest)
+    names = ", ".join(f"pg_get_serial_sequence('{table}', 'id')" for table in tables)
+    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SEQUENCES_LOCK})")
+    sequences = connection.exec_driver_sql(f"SELECT {names}").one()
+    # The next id a sequence gives is its last_value, plus one once that has been given.
+    moves = ", ".join(
+        f"setval('{sequence}', GREATEST({int(highest[table]) + 1}, "
+        f"(SELECT last_value + is_called::int FROM {sequence})), false)"
+        for table, sequence in zip(tables, sequences, strict=True)
+    )
+    connection.exec_driver_sql(f"SELECT {moves}")
 
 
 def _batch_rows(
@@ -591,6 +608,7 @@ def _run(
                         with engine.begin() as connection:
                             writers.write_batch(connection, rows)
                             manifest.committed(connection, run_id, users_done + batch.size)
+                            sync_sequences(connection, _highest_ids(batch, rows))
                             if stop() or interrupts.requested():  # roll this batch back
                                 raise KeyboardInterrupt
                         users_done += batch.size
@@ -599,8 +617,7 @@ def _run(
                         if on_progress is not None:
                             done = sum(written.values())
                             on_progress(Progress(users_done, len(positions), done))
-            with engine.begin() as connection:
-                sync_sequences(connection)
+            with engine.connect() as connection:
                 counts = db.count_rows(connection)
             status = "done"
     finally:
@@ -620,6 +637,15 @@ def _run(
         run_id=run_id,
         plan=plan,
     )
+
+
+def _highest_ids(batch: Batch, rows: Prepared) -> dict[str, int]:
+    """Table -> the largest id of the batch's rows (ids are consecutive from the first)."""
+    return {
+        table: first + writers.row_count(table_rows) - 1
+        for table, first, table_rows in zip(TABLES, batch.first_ids, rows, strict=True)
+        if writers.row_count(table_rows)
+    }
 
 
 def _recorded_options(plan: SeedPlan) -> dict[str, Any]:

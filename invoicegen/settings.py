@@ -266,13 +266,32 @@ def parse_int(text: str | int, *, name: str, low: int, high: int) -> int:
     return value
 
 
+#: The as-of dates a dataset can be made for: contract histories reach years back from it.
+EARLIEST_AS_OF = dt.date(1900, 1, 1)
+LATEST_AS_OF = dt.date(9000, 12, 31)
+
+
+def check_as_of(day: dt.date, *, name: str = "--as-of") -> dt.date:
+    """``day`` if a dataset can be made as of it, else a :class:`UsageError` naming ``name``."""
+    if not EARLIEST_AS_OF <= day <= LATEST_AS_OF:
+        raise UsageError(
+            f"{name}: must be between {EARLIEST_AS_OF} and {LATEST_AS_OF}, got {day.isoformat()}"
+        )
+    return day
+
+
 def parse_date(text: str | dt.date, *, name: str = "--as-of") -> dt.date:
+    if isinstance(text, dt.datetime):  # a TOML date-time: which day is meant is not clear
+        raise UsageError(
+            f"{name}: expected a date as YYYY-MM-DD, got a date and time {text.isoformat()}"
+        )
     if isinstance(text, dt.date):
-        return text
+        return check_as_of(text, name=name)
     try:
-        return dt.date.fromisoformat(str(text).strip())
+        day = dt.date.fromisoformat(str(text).strip())
     except ValueError:
         raise UsageError(f"{name}: expected a date as YYYY-MM-DD, got {str(text)!r}") from None
+    return check_as_of(day, name=name)
 
 
 def parse_locale(text: str, *, name: str = "--locale") -> str:
@@ -337,22 +356,78 @@ class Settings:
 
 
 def _read_file_config(cwd: Path) -> tuple[dict[str, Any], str | None, list[str]]:
-    """The settings table, its label, and a warning when two files compete."""
-    pyproject = cwd / "pyproject.toml"
-    standalone = cwd / "invoicegen.toml"
-    try:
-        section = None
-        if pyproject.is_file():
-            section = tomllib.loads(pyproject.read_text("utf-8")).get("tool", {}).get("invoicegen")
-        if standalone.is_file():
-            ignored = ["pyproject.toml [tool.invoicegen] is ignored: invoicegen.toml wins"]
-            config = tomllib.loads(standalone.read_text("utf-8"))
-            return config, standalone.name, ignored if isinstance(section, dict) else []
-        if isinstance(section, dict):
-            return section, "pyproject.toml [tool.invoicegen]", []
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"cannot read invoicegen settings in {cwd}: {exc}") from None
+    """The settings table, its label, and a warning when two files compete.
+
+    A settings file that cannot be used (not a file, not UTF-8, not TOML, nested beyond
+    reason, a table that is not one) is a :class:`UsageError` naming the file and the key.
+    """
+    pyproject = _load_toml(cwd / "pyproject.toml")
+    section = None
+    if pyproject is not None:
+        tool = _table(pyproject.get("tool", {}), "pyproject.toml", "[tool]")
+        section = tool.get("invoicegen")
+        if section is not None:
+            section = _table(section, "pyproject.toml", "[tool.invoicegen]")
+    standalone = _load_toml(cwd / "invoicegen.toml")
+    if standalone is not None:
+        ignored = ["pyproject.toml [tool.invoicegen] is ignored: invoicegen.toml wins"]
+        _check_profiles(standalone, "invoicegen.toml")
+        return standalone, "invoicegen.toml", ignored if section is not None else []
+    if section is not None:
+        _check_profiles(section, "pyproject.toml [tool.invoicegen]")
+        return section, "pyproject.toml [tool.invoicegen]", []
     return {}, None, []
+
+
+def _load_toml(path: Path) -> dict[str, Any] | None:
+    """The TOML document at ``path``, or None when there is no such file."""
+    if not path.exists():
+        return None
+    if not path.is_file():
+        raise UsageError(f"{path.name}: not a file; invoicegen reads its settings from it")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise UsageError(
+            f"{path.name}: not valid UTF-8 (byte {exc.object[exc.start]:#04x} on line {line})"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path.name}: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path.name}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"{path.name}: not readable: values nested too deeply") from None
+
+
+def _table(value: Any, file: str, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise UsageError(f"{file}: {key} must be a table, got {_toml_type(value)}")
+    return value
+
+
+def _check_profiles(config: Mapping[str, Any], label: str) -> None:
+    profiles = _table(config.get("profiles", {}), label, "profiles")
+    for name, table in profiles.items():
+        _table(table, label, f"profiles.{name}")
+
+
+_TOML_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a float"),
+    (str, "a string"),
+    (list, "an array"),
+    (dt.datetime, "a date-time"),
+    (dt.date, "a date"),
+    (dt.time, "a time"),
+)
+
+
+def _toml_type(value: Any) -> str:
+    return next((kind for cls, kind in _TOML_TYPES if isinstance(value, cls)), type(value).__name__)
 
 
 def profile_names(cwd: Path | None = None) -> list[str]:

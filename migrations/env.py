@@ -26,7 +26,15 @@ def _configure(**kwargs: object) -> None:
 
 
 def run_with(connection: Connection) -> None:
-    _configure(connection=connection, render_as_batch=connection.dialect.name == "sqlite")
+    # The whole upgrade is one transaction wherever the database can roll back DDL: SQLite can
+    # (invoicegen's engines let it; Alembic assumes not), PostgreSQL does; MariaDB cannot.
+    sqlite = connection.dialect.name == "sqlite"
+    _configure(
+        connection=connection,
+        render_as_batch=sqlite,
+        transaction_per_migration=False,
+        **({"transactional_ddl": True} if sqlite else {}),
+    )
     with context.begin_transaction():
         context.run_migrations()
 

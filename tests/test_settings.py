@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from invoicegen import settings
 from invoicegen.cli import app
 from invoicegen.errors import UsageError
+from invoicegen.seeding import SeedPlan
 from invoicegen.settings import CountMix
 
 runner = CliRunner()
@@ -302,3 +303,103 @@ def test_a_mix_comes_from_every_source(project: Path) -> None:
     ]  # fmt: skip
     assert sources["contracts_per_client"].split()[:2] == ["1:1,3:1", "environment"]
     assert sources["invoices_per_contract"].startswith("1:3,2:1")
+
+
+# --- issue 10, defect 8: every bad setting is a usage error before anything is created ---------
+
+
+def _refused_before_anything(project: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Exit 2 with one line, and no database file (so no run) was created."""
+    before = set(project.iterdir())
+    line = _error_line(runner.invoke(app, ["seed", "-n", "2", "--workers", "1", *args], env=env))
+    assert not (project / "invoicegen.db").exists()
+    assert set(project.iterdir()) == before
+    return line
+
+
+@pytest.mark.parametrize(
+    ("as_of", "needle"),
+    [
+        ("0001-01-01", "got 0001-01-01"),
+        ("1899-12-31", "got 1899-12-31"),
+        ("9001-01-01", "got 9001-01-01"),
+    ],
+)
+def test_an_as_of_outside_the_usable_range_is_refused(
+    project: Path, as_of: str, needle: str
+) -> None:
+    line = _refused_before_anything(project, "--as-of", as_of)
+    assert line.startswith("error: --as-of:") and "1900-01-01" in line and "9000-12-31" in line
+    assert needle in line
+
+
+def test_an_as_of_out_of_range_from_the_environment_names_the_variable(project: Path) -> None:
+    line = _refused_before_anything(project, env={"INVOICEGEN_AS_OF": "0002-02-02"})
+    assert "environment INVOICEGEN_AS_OF" in line and "0002-02-02" in line
+
+
+def test_a_seed_plan_refuses_an_as_of_outside_the_range() -> None:
+    with pytest.raises(UsageError, match=r"as_of: must be between 1900-01-01 and 9000-12-31"):
+        SeedPlan(users=1, as_of=dt.date(1, 1, 1))
+
+
+@pytest.mark.parametrize("as_of", ["1900-01-01", "9000-12-31"])
+def test_the_ends_of_the_as_of_range_seed(project: Path, as_of: str) -> None:
+    data = seed_json("-n", "3", "--seed", "1", "--as-of", as_of)
+    assert data["as_of"] == as_of and data["counts"]["users"] == 3
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "needles"),
+    [
+        (
+            "pyproject.toml",
+            "[tool.invoicegen]\nas_of = 2025-06-30T10:00:00\n",
+            ["pyproject.toml [tool.invoicegen]", "--as-of", "date and time"],
+        ),
+        (
+            "invoicegen.toml",
+            "[profiles.p]\nas_of = 2025-06-30T10:00:00Z\n",
+            ["invoicegen.toml", "--as-of", "date and time"],
+        ),
+        ("pyproject.toml", "tool = 5\n", ["pyproject.toml", "[tool]", "a table"]),
+        ("pyproject.toml", "[tool]\ninvoicegen = 5\n", ["pyproject.toml", "[tool.invoicegen]"]),
+        ("invoicegen.toml", "profiles = 5\n", ["invoicegen.toml", "profiles", "a table"]),
+        ("invoicegen.toml", "[profiles]\np = 5\n", ["invoicegen.toml", "profiles.p", "a table"]),
+        (
+            "pyproject.toml",
+            b"[tool.invoicegen]\nlocale = '\xff\xfe'\n",
+            ["pyproject.toml", "UTF-8", "line 2"],
+        ),
+        ("invoicegen.toml", b"\xc3\x28 = 1\n", ["invoicegen.toml", "UTF-8"]),
+        ("invoicegen.toml", "x = " + "[" * 5000 + "]" * 5000 + "\n", ["invoicegen.toml", "nested"]),
+        ("pyproject.toml", "x = " + "{a=" * 5000 + "1" + "}" * 5000, ["pyproject.toml", "nested"]),
+    ],
+    ids=[
+        "pyproject datetime",
+        "profile datetime",
+        "tool not a table",
+        "tool.invoicegen not a table",
+        "profiles not a table",
+        "a profile not a table",
+        "pyproject invalid utf-8",
+        "invoicegen.toml invalid utf-8",
+        "deep arrays",
+        "deep tables",
+    ],
+)
+def test_a_bad_settings_file_is_refused_naming_it(
+    project: Path, file: str, content: str | bytes, needles: list[str]
+) -> None:
+    path = project / file
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    args = ("--profile", "p") if "profiles.p]" in str(content) else ()
+    line = _refused_before_anything(project, *args)
+    assert all(needle in line for needle in needles), line
+
+
+@pytest.mark.parametrize("name", ["invoicegen.toml", "pyproject.toml"])
+def test_a_settings_file_that_is_a_directory_is_refused(project: Path, name: str) -> None:
+    (project / name).mkdir()
+    line = _refused_before_anything(project)
+    assert name in line and "not a file" in line
