@@ -17,7 +17,9 @@ dropped at the end of the run. Without xdist, the named database is used as it i
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
+import inspect
 import os
 import re
 from collections.abc import Iterator
@@ -211,6 +213,36 @@ def invoicegen_session(invoicegen_connection: Connection) -> Iterator[Session]:
     session = Session(bind=invoicegen_connection, join_transaction_mode="create_savepoint")
     with session, session_bound(session):
         yield session
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Any:
+    """Bind invoicegen_session before pytest-factoryboy's fixtures for invoicegen's factories.
+
+    ``register(UserFactory)`` defines a ``user_factory`` that shadows the plugin's and a
+    ``user`` model fixture that creates through it; neither knows a session. Their functions
+    wrap a ``functools.partial`` carrying ``factory_class`` or ``factory_name``: when it names
+    one of invoicegen's factories, the session is set up first. Nothing else is touched.
+    """
+    factory_class = _factoryboy_factory(fixturedef, request)
+    if factory_class is not None and fixturedef.scope == "function":
+        from invoicegen.factories import InvoicegenFactory
+
+        if isinstance(factory_class, type) and issubclass(factory_class, InvoicegenFactory):
+            request.getfixturevalue("invoicegen_session")
+    return (yield)
+
+
+def _factoryboy_factory(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Any:
+    """The factory class behind a pytest-factoryboy factory or model fixture, else None."""
+    target = inspect.unwrap(fixturedef.func)
+    if not isinstance(target, functools.partial):
+        return None
+    if "factory_class" in target.keywords:
+        return target.keywords["factory_class"]
+    if "factory_name" in target.keywords:
+        return request.getfixturevalue(str(target.keywords["factory_name"]))
+    return None
 
 
 def _factory_fixture(class_name: str, what: str) -> Any:

@@ -224,3 +224,58 @@ def test_importing_the_plugin_imports_no_database_code() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd()
     )
     assert done.stdout.strip() == "['invoicegen.pytest_plugin']"
+
+
+# --- pytest-factoryboy ---------------------------------------------------------------------------
+
+FACTORYBOY_MODULE = """
+import pytest
+import sqlalchemy as sa
+from pytest_factoryboy import register
+
+from invoicegen.factories import ClientFactory, ContractFactory, UserFactory
+from invoicegen.models import Client, Contract, User
+
+register(UserFactory)
+register(ClientFactory)
+register(ContractFactory)
+
+
+def count(session, model):
+    return session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def test_the_user_fixture_is_a_user_with_its_default_clients(user, invoicegen_session):
+    assert isinstance(user, User) and user.id is not None and user in invoicegen_session
+    assert 1 <= len(user.clients) <= 3
+    assert count(invoicegen_session, User) == 1
+    assert count(invoicegen_session, Client) == len(user.clients)
+
+
+def test_the_registered_factory_fixture_creates_through_the_session(user_factory):
+    user = user_factory.create(clients=2, clients__contracts=1)
+    assert user.id is not None and len(user.clients) == 2
+
+
+@pytest.mark.parametrize("user__clients", [0, 2])
+def test_attribute_fixtures_shape_the_model(user, user__clients, invoicegen_session):
+    assert len(user.clients) == user__clients
+    assert count(invoicegen_session, Client) == user__clients
+
+
+def test_related_model_fixtures(contract, client, user):
+    assert contract.client is client and client.user is user
+    assert contract.invoices and all(i.contract is contract for i in contract.invoices)
+
+
+def test_rows_of_the_previous_tests_are_gone(invoicegen_session):
+    assert count(invoicegen_session, User) == 0
+"""
+
+
+def test_full_factories_work_under_pytest_factoryboy_register(
+    pytester: pytest.Pytester, database_url: str
+) -> None:
+    pytester.makepyfile(test_factoryboy=FACTORYBOY_MODULE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--invoicegen-db-url", database_url)
+    result.assert_outcomes(passed=6)
