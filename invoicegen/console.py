@@ -316,7 +316,7 @@ def drop_list(
     for item in plan.tables:
         table.add_row(item.name, f"{item.rows:,}")
     for index in plan.stray_indexes:
-        table.add_row(f"index {index} (invoicegen's name, on another table)", "")
+        table.add_row(f"index {index}, of invoicegen's name", "")
     for key in keys:
         table.add_row(f"foreign key {key} (the constraint only)", "")
     stream = out if dry_run else err

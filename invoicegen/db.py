@@ -619,21 +619,34 @@ class ResetPlan:
     protected: bool
     #: foreign keys of other tables into invoicegen's: reset refuses them unless told to drop them
     host_foreign_keys: list[HostForeignKey]
-    #: SQLite: indexes with invoicegen's names on tables it no longer owns (a renamed table);
-    #: index names are database-wide there, so migrating again needs them gone
-    stray_indexes: list[str]
+    #: indexes with invoicegen's names left on tables it no longer owns (a renamed table):
+    #: index names are schema-wide on SQLite and PostgreSQL, so migrating again needs them gone
+    stray_indexes: list[StrayIndex]
+
+
+@dataclass(frozen=True)
+class StrayIndex:
+    name: str
+    table: str
+    constraint: bool  # PostgreSQL: the index of a primary key or unique constraint
+
+    def __str__(self) -> str:
+        return f"{self.name} (on {self.table})"
 
 
 @functools.cache
 def _owned_object_names() -> tuple[frozenset[str], frozenset[str]]:
-    """The names of invoicegen's (indexes, foreign keys), as its migrations create them."""
-    scratch = sa.create_engine("sqlite://")
-    with scratch.begin() as connection:
-        command.upgrade(alembic_config(connection), "head")
-        inspector = sa.inspect(connection)
-        indexes = {ix["name"] for t in TABLES for ix in inspector.get_indexes(t) if ix["name"]}
-        foreign = {fk["name"] for t in TABLES for fk in inspector.get_foreign_keys(t) if fk["name"]}
-    scratch.dispose()
+    """The names of invoicegen's (indexes, foreign keys); indexes include those of its primary
+    keys and unique constraints, which are indexes of those names on PostgreSQL."""
+    indexes = {f"{VERSION_TABLE}_pkc"}  # Alembic's name for its version table's primary key
+    foreign: set[str] = set()
+    for table in Base.metadata.tables.values():
+        indexes.update(str(index.name) for index in table.indexes)
+        for constraint in table.constraints:
+            if isinstance(constraint, sa.PrimaryKeyConstraint | sa.UniqueConstraint):
+                indexes.add(str(constraint.name))
+            elif isinstance(constraint, sa.ForeignKeyConstraint):
+                foreign.add(str(constraint.name))
     return frozenset(indexes), frozenset(foreign)
 
 
@@ -721,15 +734,30 @@ def _host_foreign_keys(connection: Connection, owned: list[str]) -> list[HostFor
     return keys
 
 
-def _stray_indexes(connection: Connection, owned: list[str]) -> list[str]:
-    """SQLite: invoicegen's index names on tables that are not (or no longer) invoicegen's."""
-    if connection.dialect.name != "sqlite":
-        return []
+def _stray_indexes(connection: Connection, owned: list[str]) -> list[StrayIndex]:
+    """Indexes of invoicegen's names on tables that are not (or no longer) invoicegen's, where
+    index names are schema-wide (SQLite; PostgreSQL, in the current schema)."""
     indexes, _ = _owned_object_names()
-    rows = connection.exec_driver_sql(
-        "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'"
+    if connection.dialect.name == "sqlite":
+        query = "SELECT name, tbl_name, 0 FROM sqlite_master WHERE type = 'index'"
+    elif connection.dialect.name == "postgresql":
+        query = (
+            "SELECT i.relname, t.relname, EXISTS (SELECT 1 FROM pg_constraint c "
+            "WHERE c.conindid = i.oid AND c.conrelid = t.oid) "
+            "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+            "JOIN pg_class t ON t.oid = x.indrelid "
+            "WHERE i.relnamespace = CAST(current_schema() AS regnamespace)"
+        )
+    else:  # MariaDB and MySQL: index names are per table
+        return []
+    return sorted(
+        (
+            StrayIndex(str(name), str(table), bool(constraint))
+            for name, table, constraint in connection.exec_driver_sql(query)
+            if name in indexes and table not in owned
+        ),
+        key=str,
     )
-    return sorted(name for name, table in rows if name in indexes and table not in owned)
 
 
 def _reset_plan(connection: Connection) -> ResetPlan:
@@ -833,7 +861,11 @@ def _drop(connection: Connection, plan: ResetPlan, *, drop_foreign_keys: bool) -
     for table_rows in plan.tables:
         connection.exec_driver_sql(f"DROP TABLE {quote(table_rows.name)}")
     for index in plan.stray_indexes:
-        connection.exec_driver_sql(f"DROP INDEX {quote(index)}")
+        if index.constraint:
+            name, table = quote(index.name), quote(index.table)
+            connection.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        else:
+            connection.exec_driver_sql(f"DROP INDEX {quote(index.name)}")
 
 
 def _sqlite_drop(engine: Engine, *, force_protected: str | None) -> ResetPlan:

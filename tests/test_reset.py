@@ -7,11 +7,15 @@ left half-dropped is always repaired by reset. Everything is checked by SQL on t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
 from invoicegen import db
 from invoicegen.seeding import TABLES
+from tests.conftest import fresh_database
 from tests.invariants import scalar
 from tests.test_cli import _assert_one_line_error, invoke
 
@@ -53,6 +57,11 @@ def tables(engine: sa.Engine) -> set[str]:
 
 def host_foreign_keys(engine: sa.Engine) -> list[str | None]:
     return [fk["name"] for fk in sa.inspect(engine).get_foreign_keys("app_notes")]
+
+
+@pytest.fixture
+def postgresql_database(tmp_path: Path) -> Iterator[str]:
+    yield from fresh_database("postgresql", tmp_path)
 
 
 # --- a host table with a foreign key to ours ---------------------------------------------------
@@ -189,3 +198,26 @@ def test_a_renamed_table_on_sqlite_is_repaired_by_reset(sqlite_url: str) -> None
     seed(sqlite_url, 2)
     assert scalar(engine, "SELECT COUNT(*) FROM users") == 2
     assert scalar(engine, "PRAGMA integrity_check") == "ok"
+
+
+@pytest.mark.parametrize("table", ["invoices", "users"])
+def test_a_renamed_table_on_postgresql_is_repaired_by_reset(
+    postgresql_database: str, table: str
+) -> None:
+    """On PostgreSQL index names (primary keys and unique constraints too) are schema-wide."""
+    engine = db.make_engine(postgresql_database)
+    seed(postgresql_database)
+    rows = scalar(engine, f"SELECT COUNT(*) FROM {table}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"ALTER TABLE {table} RENAME TO {table}_old")
+    args = ["reset", "--yes", "-d", postgresql_database]
+    if table == "invoices":  # its foreign key to contracts is now another table's
+        line = _assert_one_line_error(invoke(*args), 3)
+        assert "invoices_old.fk_invoices_contract_id_contracts" in line
+        args.append("--drop-foreign-keys")
+    result = invoke(*args)
+    assert result.exit_code == 0, result.stderr
+    assert tables(engine) == OURS | {f"{table}_old"}
+    assert scalar(engine, f"SELECT COUNT(*) FROM {table}_old") == rows
+    seed(postgresql_database, 2)
+    assert scalar(engine, "SELECT COUNT(*) FROM users") == 2
