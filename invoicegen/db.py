@@ -622,6 +622,9 @@ class ResetPlan:
     #: indexes with invoicegen's names left on tables it no longer owns (a renamed table):
     #: index names are schema-wide on SQLite and PostgreSQL, so migrating again needs them gone
     stray_indexes: list[StrayIndex]
+    #: PostgreSQL: views of others on invoicegen's tables ("view v on users"); it will not drop
+    #: a table a view depends on, and invoicegen never drops a view it does not own
+    dependent_views: list[str]
 
 
 @dataclass(frozen=True)
@@ -760,6 +763,22 @@ def _stray_indexes(connection: Connection, owned: list[str]) -> list[StrayIndex]
     )
 
 
+def _dependent_views(connection: Connection, owned: list[str]) -> list[str]:
+    """PostgreSQL: views (in any schema) that depend on one of ``owned``."""
+    if connection.dialect.name != "postgresql":
+        return []  # SQLite and MariaDB drop a table under a view (the view then fails)
+    query = sa.text(
+        "WITH ours AS (SELECT to_regclass(n) AS oid FROM unnest(CAST(:names AS text[])) AS n) "
+        "SELECT DISTINCT v.oid::regclass::text, t.relname FROM pg_depend d "
+        "JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class "
+        "JOIN pg_class t ON t.oid = d.refobjid "
+        "WHERE d.classid = CAST('pg_rewrite' AS regclass) AND d.refobjid IN (SELECT oid FROM ours) "
+        "AND v.oid <> d.refobjid ORDER BY 1, 2"
+    )
+    rows = connection.execute(query, {"names": owned})
+    return [f"view {view} on {table}" for view, table in rows]
+
+
 def _reset_plan(connection: Connection) -> ResetPlan:
     state = inspect_schema(connection, allow_incomplete=True)
     tables = [
@@ -771,6 +790,7 @@ def _reset_plan(connection: Connection) -> ResetPlan:
         protected=is_protected(connection),
         host_foreign_keys=_host_foreign_keys(connection, owned_table_names()),
         stray_indexes=_stray_indexes(connection, owned_table_names()),
+        dependent_views=_dependent_views(connection, owned_table_names()),
     )
 
 
@@ -782,7 +802,14 @@ def drop_plan(engine: Engine) -> ResetPlan:
 
 
 def host_keys_problem(url: URL, plan: ResetPlan, *, drop_foreign_keys: bool) -> str | None:
-    """Why reset refuses this database's host foreign keys, and the way out; None if it need not."""
+    """Why reset refuses this database's host foreign keys (or views on invoicegen's tables),
+    and the way out; None if it need not."""
+    if plan.dependent_views:
+        return (
+            f"{'; '.join(plan.dependent_views)} in {mask(url)} depend on invoicegen's tables, "
+            "and reset never drops what others made; drop or change the view(s) first, then "
+            "reset again"
+        )
     keys = plan.host_foreign_keys
     if not keys or (drop_foreign_keys and url.get_backend_name() != "sqlite"):
         return None

@@ -221,3 +221,21 @@ def test_a_renamed_table_on_postgresql_is_repaired_by_reset(
     assert scalar(engine, f"SELECT COUNT(*) FROM {table}_old") == rows
     seed(postgresql_database, 2)
     assert scalar(engine, "SELECT COUNT(*) FROM users") == 2
+
+
+def test_a_host_view_on_postgresql_is_refused_before_any_drop(postgresql_database: str) -> None:
+    """PostgreSQL will not drop a table a view depends on: refuse first, in words."""
+    engine = db.make_engine(postgresql_database)
+    seed(postgresql_database)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE VIEW app_user_names AS SELECT name FROM users")
+    for extra in ([], ["--drop-foreign-keys"]):
+        line = _assert_one_line_error(
+            invoke("reset", "--yes", *extra, "-d", postgresql_database), 3
+        )
+        assert "view app_user_names" in line and "users" in line and "nothing was dropped" in line
+        assert "cannot drop" not in line
+    dry = invoke("reset", "--dry-run", "-d", postgresql_database)
+    assert dry.exit_code == 0 and "app_user_names" in dry.stderr
+    assert scalar(engine, "SELECT COUNT(*) FROM app_user_names") == 3
+    assert tables(engine) == OURS
