@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -450,3 +454,66 @@ def test_databases_left_by_killed_runs_are_dropped_unless_in_use(
         with admin.connect() as connection:
             for name in (in_use, not_ours):
                 connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+
+
+KILLED_MODULE = """
+import time
+
+import pytest
+
+
+@pytest.mark.parametrize("n", range(2))
+def test_waits_to_be_killed(n, invoicegen_engine):
+    time.sleep(300)
+"""
+
+
+def _connections_to(engine: sa.Engine, names: set[str]) -> int:
+    query = {
+        "postgresql": "SELECT COUNT(*) FROM pg_stat_activity WHERE datname IN :names",
+        "mysql": "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB IN :names",
+    }[engine.dialect.name]
+    statement = sa.text(query).bindparams(sa.bindparam("names", expanding=True))
+    with engine.connect() as connection:
+        return int(connection.execute(statement, {"names": sorted(names)}).scalar_one())
+
+
+def _wait_until(condition: Any, what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_the_databases_of_a_killed_run_are_dropped_by_the_next_run(
+    pytester: pytest.Pytester, database_url: str, engine: sa.Engine
+) -> None:
+    _server_only(database_url)
+    prefix = f"{sa.make_url(database_url).database}_pytest_"
+    pytester.makepyfile(test_killed=KILLED_MODULE, test_workers=XDIST_MODULE)
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "test_killed.py"]
+        + ["--invoicegen-db-url", database_url],
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the workers die with it
+    )
+    try:
+        _wait_until(
+            lambda: len(_databases_like(engine, prefix)) == 2, "both workers' databases exist"
+        )
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+    left = _databases_like(engine, prefix)
+    assert len(left) == 2  # a killed run cannot drop its databases
+    _wait_until(lambda: _connections_to(engine, left) == 0, "the server notices the kill")
+
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "test_workers.py", "--invoicegen-db-url", database_url
+    )
+    result.assert_outcomes(passed=6)
+    result.stdout.no_fnmatch_line("*left database*")
+    assert _databases_like(engine, prefix) == set()
