@@ -437,7 +437,10 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
 
 def _factoryboy_factory(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Any:
     """The factory class behind a pytest-factoryboy factory or model fixture, else None."""
-    target = inspect.unwrap(fixturedef.func)
+    try:
+        target = inspect.unwrap(fixturedef.func)
+    except ValueError:  # a cycle of __wrapped__: not pytest-factoryboy's
+        return None
     if not isinstance(target, functools.partial):
         return None
     if "factory_class" in target.keywords:
