@@ -371,6 +371,14 @@ def reset(
         str | None,
         typer.Option(metavar="DATABASE", help="Reset a protected database; its name confirms it."),
     ] = None,
+    drop_foreign_keys: Annotated[
+        bool,
+        typer.Option(
+            "--drop-foreign-keys",
+            help="Drop other tables' foreign keys into invoicegen's tables (only those "
+            "constraints; never the tables or their rows). Not on SQLite.",
+        ),
+    ] = False,
     database_url: DatabaseUrl = None,
     profile: Profile = None,
     lock_timeout: LockTimeout = None,
@@ -386,26 +394,29 @@ def reset(
             db.refuse_if_protected(
                 engine.url, protected=plan.protected, force_protected=force_protected
             )
+            db.refuse_if_host_keys(engine.url, plan, drop_foreign_keys=drop_foreign_keys)
             if not yes and not sys.stdin.isatty():
                 raise RefusedError(
                     f"reset drops invoicegen's tables in {target}; pass --yes to confirm"
                 )
         console.target(db.describe_target(engine.url))
+        problem = db.host_keys_problem(engine.url, plan, drop_foreign_keys=drop_foreign_keys)
+        keys = plan.host_foreign_keys if drop_foreign_keys else []
         if dry_run:
-            console.drop_list(target, plan.tables, dry_run=True, protected=plan.protected)
+            console.drop_list(target, plan, keys, dry_run=True, problem=problem)
             return
         if not yes:
-            console.drop_list(target, plan.tables, dry_run=False, protected=plan.protected)
+            console.drop_list(target, plan, keys, dry_run=False)
             expected = db.confirmation_name(engine.url)
             if not console.confirm_by_typing(expected, f"This drops the tables above in {target}."):
                 raise RefusedError("reset cancelled; nothing was dropped")
         dropped = db.reset(
-            engine, force_protected=force_protected, lock_timeout=config.lock_timeout
+            engine,
+            force_protected=force_protected,
+            drop_foreign_keys=drop_foreign_keys,
+            lock_timeout=config.lock_timeout,
         )
-        rows = sum(t.rows for t in dropped)
-        console.done(
-            f"dropped {len(dropped)} tables ({rows:,} rows) and re-created the schema in {target}"
-        )
+        console.reset_done(target, dropped, dropped_keys=drop_foreign_keys)
 
 
 @app.command()

@@ -29,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:  # only for annotations: `--help` and `--version` must not load the engine
-    from invoicegen.db import TableRows
+    from invoicegen.db import HostForeignKey, ResetPlan
     from invoicegen.manifest import RunRecord
     from invoicegen.seeding import Progress as SeedProgress
     from invoicegen.seeding import SeedResult
@@ -339,8 +339,14 @@ def target(description: str) -> None:
 
 
 def drop_list(
-    target: str, tables: Sequence[TableRows], *, dry_run: bool, protected: bool = False
+    target: str,
+    plan: ResetPlan,
+    keys: Sequence[HostForeignKey] = (),
+    *,
+    dry_run: bool,
+    problem: str | None = None,
 ) -> None:
+    """What a reset drops: invoicegen's tables, and the host foreign keys it was told to drop."""
     table = Table(
         title=f"{'Would drop' if dry_run else 'Dropping'} from {target}",
         title_style="bold",
@@ -348,11 +354,26 @@ def drop_list(
     )
     table.add_column("table", style="cyan")
     table.add_column("rows", justify="right")
-    for item in tables:
+    for item in plan.tables:
         table.add_row(item.name, f"{item.rows:,}")
-    (out if dry_run else err).print(table if tables else f"nothing of invoicegen's in {target}")
-    if protected:
+    for index in plan.stray_indexes:
+        table.add_row(f"index {index}, of invoicegen's name", "")
+    for key in keys:
+        table.add_row(f"foreign key {key} (the constraint only)", "")
+    stream = out if dry_run else err
+    stream.print(table if plan.tables or keys else f"nothing of invoicegen's in {target}")
+    if plan.protected:
         warning(f"{target} is protected: reset refuses it without --force-protected")
+    if problem is not None:
+        warning(problem)
+
+
+def reset_done(target: str, plan: ResetPlan, *, dropped_keys: bool) -> None:
+    rows = sum(t.rows for t in plan.tables)
+    keys = plan.host_foreign_keys if dropped_keys else []
+    if keys:
+        done(f"dropped foreign key(s) {'; '.join(str(key) for key in keys)} (the tables stay)")
+    done(f"dropped {len(plan.tables)} tables ({rows:,} rows) and re-created the schema in {target}")
 
 
 def confirm_by_typing(expected: str, prompt: str) -> bool:

@@ -431,6 +431,24 @@ class IsolatedInvoiceFactory(InvoicegenFactory[Invoice]):
 # --- full factories: the "many" side too ---------------------------------------------------------
 
 
+#: The child counts a full factory makes when none is given.
+_DEFAULT_CHILDREN = {
+    "UserFactory.clients": DEFAULT_CLIENTS,
+    "ClientFactory.contracts": DEFAULT_CONTRACTS,
+    "ContractFactory.invoices": DEFAULT_INVOICES,
+}
+
+
+def _has_children(factory_class: type[factory.Factory], field: str) -> bool:
+    """Whether ``field`` is still a post-generation declaration of ``factory_class``.
+
+    pytest-factoryboy's model fixtures generate through a subclass without its
+    post-generation declarations (they run later, as fixtures): a default count set then would
+    reach the model as a plain value.
+    """
+    return field in factory_class._meta.post_declarations.declarations
+
+
 def _children(
     child_factory: type[factory.Factory],
     parent: Any,
@@ -439,8 +457,21 @@ def _children(
     extracted: Any,
     kwargs: dict[str, Any],
 ) -> None:
-    """Attach ready objects, or build/create the requested number of children."""
+    """Attach ready objects, or build/create the requested number of children.
+
+    ``extracted`` is None when pytest-factoryboy's ``register()`` calls the declaration (its
+    model fixtures pass the ``<model>__<field>`` fixture's value, None unless set): the default.
+    """
     parent_field = type(parent).__name__.lower()
+    if extracted is None:
+        extracted = _DEFAULT_CHILDREN[field]
+        # pytest-factoryboy also passes declarations of the parent it could not evaluate, such
+        # as ``invoices__as_of = SelfAttribute("..as_of")``: a child cannot reach the parent's.
+        kwargs = {
+            key: value
+            for key, value in kwargs.items()
+            if not (isinstance(value, factory.SelfAttribute) and value.depth > 1)
+        }
     if isinstance(extracted, list):
         for child in extracted:
             setattr(child, parent_field, parent)
@@ -464,7 +495,8 @@ class UserFactory(IsolatedUserFactory):
 
     @classmethod
     def _generate(cls, strategy: str, params: dict[str, Any]) -> Any:
-        params.setdefault("clients", DEFAULT_CLIENTS)
+        if _has_children(cls, "clients"):
+            params.setdefault("clients", DEFAULT_CLIENTS)
         return super()._generate(strategy, params)
 
     @factory.post_generation
@@ -481,7 +513,8 @@ class ClientFactory(IsolatedClientFactory):
 
     @classmethod
     def _generate(cls, strategy: str, params: dict[str, Any]) -> Any:
-        params.setdefault("contracts", DEFAULT_CONTRACTS)
+        if _has_children(cls, "contracts"):
+            params.setdefault("contracts", DEFAULT_CONTRACTS)
         return super()._generate(strategy, params)
 
     @factory.post_generation
@@ -499,6 +532,8 @@ class ContractFactory(IsolatedContractFactory):
     @classmethod
     def _generate(cls, strategy: str, params: dict[str, Any]) -> Any:
         # The count is decided here, before the dates, so the dates can leave room for it.
+        if not _has_children(cls, "invoices"):  # pytest-factoryboy: room for the most
+            return super()._generate(strategy, params)
         invoices = params.get("invoices", DEFAULT_INVOICES)
         if not isinstance(invoices, list):
             invoices = count_from(invoices, name="ContractFactory.invoices")

@@ -10,14 +10,18 @@ ini option ``invoicegen_db_url``, else ``INVOICEGEN_TEST_DATABASE_URL``, else a 
 pytest's temporary folder. Under pytest-xdist every worker gets a database of its own: the
 temporary SQLite file is per worker already, a SQLite file named in the URL gets the worker id
 in its name (``tests.db`` -> ``tests-gw0.db``), and on PostgreSQL or MariaDB the worker's
-database ``NAME_gw0`` is created next to ``NAME`` (the URL's account needs CREATE DATABASE) and
-dropped at the end of the run. Without xdist, the named database is used as it is: it must exist.
+database ``NAME_pytest_TOKEN_gw0`` (``TOKEN`` random per run) is created next to ``NAME`` (the
+URL's account needs CREATE DATABASE) and dropped at the end of the run; killed runs' leftovers
+are dropped once unused. Without xdist, the named database is used as it is: it must exist.
+A database that already holds rows in invoicegen's tables is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
+import inspect
 import os
 import re
 from collections.abc import Iterator
@@ -111,39 +115,97 @@ def invoicegen_database_url(
         yield url.render_as_string(hide_password=False)
         return
     with _failing_tests(f"the database of xdist worker {worker}"):
-        yield from _worker_database(url, f"{url.database}_{worker}")
+        yield from _worker_database(url, worker)
 
 
-def _worker_database(url: URL, name: str) -> Iterator[str]:
-    """Create database ``name`` on ``url``'s server if missing; drop it afterwards if created."""
-    import sqlalchemy as sa
+RUN_MARK = "_pytest_"  # worker databases: NAME_pytest_<random token>_gw0
 
-    from invoicegen.db import connect, make_engine
 
+def _worker_database(url: URL, worker: str) -> Iterator[str]:
+    """Create this worker's database next to ``url``'s, for this run only; drop it at the end.
+
+    Its name carries a random token, so concurrent runs on one server never share one or
+    drop another's. The run holds a server lock named after it from before it is created
+    until after it is dropped: a database of this plugin's pattern whose lock is free and to
+    which nobody is connected was left by a killed run, and is dropped here first.
+    """
+    import secrets
+
+    from invoicegen.db import connect, make_engine, run_lock
+
+    base = str(url.database)[:40]  # database names are at most 63 characters
+    name = f"{base}{RUN_MARK}{secrets.token_hex(4)}_{worker}"
     engine = make_engine(url)
     admin = engine.execution_options(isolation_level="AUTOCOMMIT")
-    preparer = admin.dialect.identifier_preparer
+    quoted = admin.dialect.identifier_preparer.quote(name)
     try:
-        with connect(admin) as connection:
-            if admin.dialect.name == "postgresql":
-                query = "SELECT 1 FROM pg_database WHERE datname = :name"
-            else:
-                query = "SELECT 1 FROM information_schema.schemata WHERE schema_name = :name"
-            created = connection.execute(sa.text(query), {"name": name}).first() is None
-            if created:
-                connection.exec_driver_sql(f"CREATE DATABASE {preparer.quote(name)}")
-        yield url.set(database=name).render_as_string(hide_password=False)
-        if created:
-            with connect(admin) as connection:
-                version = admin.dialect.server_version_info or ()
-                force = (
-                    " WITH (FORCE)"
-                    if admin.dialect.name == "postgresql" and version >= (13,)
-                    else ""
+        with run_lock(engine, name=_lock_name(name)):
+            kept = _drop_leftovers(engine, base)
+            if kept:
+                import warnings
+
+                warnings.warn(
+                    pytest.PytestWarning(
+                        f"invoicegen: left database(s) {', '.join(kept)} of an earlier test run "
+                        "in place: someone is connected to them; drop them when they are not"
+                    ),
+                    stacklevel=1,
                 )
-                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {preparer.quote(name)}{force}")
+            with connect(admin) as connection:
+                connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
+            try:
+                yield url.set(database=name).render_as_string(hide_password=False)
+            finally:
+                with connect(admin) as connection:
+                    connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}{_force(admin)}")
     finally:
         engine.dispose()
+
+
+def _lock_name(database: str) -> str:
+    return f"pytest database {database}"
+
+
+def _force(engine: Engine) -> str:
+    """PostgreSQL 13+: end the connections (of this run's own engines) that a drop would wait on."""
+    version = engine.dialect.server_version_info or ()
+    return " WITH (FORCE)" if engine.dialect.name == "postgresql" and version >= (13,) else ""
+
+
+def _drop_leftovers(engine: Engine, base: str) -> list[str]:
+    """Drop the databases killed runs left next to ``base``; return those kept (in use)."""
+    import sqlalchemy as sa
+
+    from invoicegen.db import connect, lock_is_free
+    from invoicegen.errors import InvoicegenError
+
+    admin = engine.execution_options(isolation_level="AUTOCOMMIT")
+    postgresql = admin.dialect.name == "postgresql"
+    if postgresql:
+        listing = "SELECT datname FROM pg_database WHERE datname LIKE :pattern"
+        users = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = :name"
+    else:
+        listing = (
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :pattern"
+        )
+        users = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = :name"
+    ours = re.compile(rf"{re.escape(base)}{RUN_MARK}[0-9a-f]{{8}}_gw\d+")
+    with connect(admin) as connection:
+        found = connection.execute(sa.text(listing), {"pattern": f"{base}%"}).scalars().all()
+    kept: list[str] = []
+    for name in sorted(str(n) for n in found if ours.fullmatch(str(n))):
+        if not lock_is_free(engine, _lock_name(name)):
+            continue  # a run that is alive: its own
+        try:
+            with connect(admin) as connection:
+                if connection.execute(sa.text(users), {"name": name}).scalar_one():
+                    kept.append(name)
+                    continue
+                quoted = admin.dialect.identifier_preparer.quote(name)
+                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
+        except InvoicegenError:  # someone connected in between (PostgreSQL refuses the drop)
+            kept.append(name)
+    return kept
 
 
 @pytest.fixture(scope="session")
@@ -156,41 +218,216 @@ def invoicegen_engine(invoicegen_database_url: str) -> Iterator[Engine]:
     try:
         with _failing_tests("invoicegen_engine"):
             upgrade(engine)
+            _refuse_rows_of_others(engine)
         yield engine
     finally:
         engine.dispose()
 
 
+def _refuse_rows_of_others(engine: Engine) -> None:
+    """Tests count rows: in a database that already holds some, they fail with numbers that
+    mean nothing. The plugin's own rows never outlive a test, so any row is someone else's."""
+    from invoicegen.db import connect, count_rows, mask
+    from invoicegen.errors import RefusedError
+
+    with connect(engine) as connection:
+        rows = {table: n for table, n in count_rows(connection).items() if n}
+    if rows:
+        held = ", ".join(f"{n:,} {table}" for table, n in rows.items())
+        raise RefusedError(
+            f"the test database {mask(engine.url)} already holds rows the tests did not make "
+            f"({held}); point {OPTION} (or ini {INI_OPTION}, or ${ENV_VARIABLE}) at an empty "
+            "database, e.g. one made with CREATE DATABASE for the tests"
+        )
+
+
+@pytest.fixture(scope="session")
+def _invoicegen_tables_at_start(invoicegen_engine: Engine) -> frozenset[str]:
+    """The test database's tables once migrated: a table beyond these was left by a test."""
+    import sqlalchemy as sa
+
+    return frozenset(sa.inspect(invoicegen_engine).get_table_names())
+
+
 @pytest.fixture
-def invoicegen_connection(invoicegen_engine: Engine) -> Iterator[Connection]:
+def invoicegen_connection(
+    request: pytest.FixtureRequest,
+    invoicegen_engine: Engine,
+    _invoicegen_tables_at_start: frozenset[str],
+) -> Iterator[Connection]:
     """A connection inside a transaction that is rolled back after the test.
 
     Bind your application's sessions to it with ``join_transaction_mode="create_savepoint"``
-    to see the factories' rows and have your own writes undone too.
+    to see the factories' rows and have your own writes undone too. Should the code under test
+    end that transaction (DDL on MariaDB/MySQL commits implicitly; a raw COMMIT), the test
+    fails saying so, and the database is cleaned before the next test.
     """
     with invoicegen_engine.connect() as connection:
         transaction = connection.begin()
+        guard = _IsolationGuard(invoicegen_engine, connection, _invoicegen_tables_at_start)
+        request.node.stash[_GUARD] = guard
         try:
             yield connection
         finally:
+            del request.node.stash[_GUARD]
+            guard.end(transaction)
+    if guard.cleaned is not None and not guard.reported:
+        pytest.fail(guard.message(), pytrace=False)
+
+
+class _IsolationGuard:
+    """Knows whether a test's transaction is still the one the fixture began.
+
+    On a server a sentinel row is written inside the transaction: another connection sees it
+    only once that transaction is committed. On SQLite (whose DDL is transactional here) the
+    driver says whether a transaction is open.
+    """
+
+    def __init__(self, engine: Engine, connection: Connection, tables: frozenset[str]) -> None:
+        import uuid
+
+        self.engine, self.connection, self.tables = engine, connection, tables
+        self.key = f"pytest-isolation-{uuid.uuid4().hex}"
+        self.reported = False
+        self.cleaned: list[str] | None = None  # what end() had to clean up, once it did
+        if engine.dialect.name != "sqlite":
+            import sqlalchemy as sa
+
+            from invoicegen.models import Setting
+
+            connection.execute(sa.insert(Setting).values(key=self.key, value="open"))
+
+    def lost(self) -> bool:
+        if self.engine.dialect.name == "sqlite":
+            dbapi_connection: Any = self.connection.connection.dbapi_connection
+            return not dbapi_connection.in_transaction
+        import sqlalchemy as sa
+
+        from invoicegen.models import Setting
+
+        with self.engine.connect() as other:
+            query = sa.select(Setting.key).where(Setting.key == self.key)
+            return other.execute(query).first() is not None
+
+    def message(self) -> str:
+        if self.cleaned is None:
+            cleaning = "the test database is cleaned after this test"
+        else:
+            dropped = f", table(s) {', '.join(self.cleaned)} dropped" if self.cleaned else ""
+            cleaning = (
+                f"the test database was cleaned (rows of invoicegen's tables deleted{dropped})"
+            )
+        return (
+            "invoicegen: the code under test ended the test's transaction (DDL such as CREATE "
+            "TABLE commits implicitly on MariaDB/MySQL; so does a COMMIT on the connection), so "
+            f"its writes were committed and isolation was lost; {cleaning}, so later tests "
+            "start empty; run such DDL outside the test's transaction"
+        )
+
+    def end(self, transaction: Any) -> None:
+        """Roll the test back; if its transaction had been ended, clean the database."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        lost = self.lost()
+        try:
             if transaction.is_active:
                 transaction.rollback()
+        except SQLAlchemyError:
+            if not lost:
+                raise
+            self.connection.invalidate()
+        if lost:
+            self.cleaned = self._clean()
+
+    def _clean(self) -> list[str]:
+        import sqlalchemy as sa
+
+        from invoicegen.db import TABLES
+        from invoicegen.models import Run, Setting
+
+        with self.engine.begin() as connection:
+            quote = connection.dialect.identifier_preparer.quote
+            left = sorted(set(sa.inspect(connection).get_table_names()) - self.tables)
+            for table in left:
+                connection.exec_driver_sql(f"DROP TABLE {quote(table)}")
+        with self.engine.begin() as connection:
+            for table in reversed(TABLES):
+                connection.exec_driver_sql(f"DELETE FROM {quote(table)}")
+            connection.execute(sa.delete(Run))
+            connection.execute(sa.delete(Setting).where(Setting.key == self.key))
+        return left
+
+
+_GUARD = pytest.StashKey[_IsolationGuard]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Fail the test itself, not only its teardown, when it lost the transaction."""
+    try:
+        return (yield)
+    finally:
+        guard = item.stash.get(_GUARD, None)
+        if guard is not None and guard.lost():
+            guard.reported = True
+            pytest.fail(guard.message(), pytrace=False)
 
 
 @pytest.fixture
-def invoicegen_session(invoicegen_connection: Connection) -> Iterator[Session]:
+def invoicegen_session(
+    request: pytest.FixtureRequest, invoicegen_connection: Connection
+) -> Iterator[Session]:
     """A session whose every write is undone after the test, commits included.
 
     It runs inside SAVEPOINTs of :func:`invoicegen_connection`'s transaction, so the code under
     test may call ``commit()`` and ``rollback()``. Every invoicegen factory creates through it.
     """
+    from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.orm import Session
 
     from invoicegen.factories import session_bound
 
     session = Session(bind=invoicegen_connection, join_transaction_mode="create_savepoint")
-    with session, session_bound(session):
-        yield session
+    try:
+        with session, session_bound(session):
+            yield session
+    except SQLAlchemyError:  # e.g. "SAVEPOINT sa_savepoint_1 does not exist": say why instead
+        guard = request.node.stash.get(_GUARD, None)
+        if guard is None or not guard.lost():
+            raise
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Any:
+    """Bind invoicegen_session before pytest-factoryboy's fixtures for invoicegen's factories.
+
+    ``register(UserFactory)`` defines a ``user_factory`` that shadows the plugin's and a
+    ``user`` model fixture that creates through it; neither knows a session. Their functions
+    wrap a ``functools.partial`` carrying ``factory_class`` or ``factory_name``: when it names
+    one of invoicegen's factories, the session is set up first. Nothing else is touched.
+    """
+    factory_class = _factoryboy_factory(fixturedef, request)
+    if factory_class is not None and fixturedef.scope == "function":
+        from invoicegen.factories import InvoicegenFactory
+
+        if isinstance(factory_class, type) and issubclass(factory_class, InvoicegenFactory):
+            request.getfixturevalue("invoicegen_session")
+    return (yield)
+
+
+def _factoryboy_factory(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Any:
+    """The factory class behind a pytest-factoryboy factory or model fixture, else None."""
+    try:
+        target = inspect.unwrap(fixturedef.func)
+    except ValueError:  # a cycle of __wrapped__: not pytest-factoryboy's
+        return None
+    if not isinstance(target, functools.partial):
+        return None
+    if "factory_class" in target.keywords:
+        return target.keywords["factory_class"]
+    if "factory_name" in target.keywords:
+        return request.getfixturevalue(str(target.keywords["factory_name"]))
+    return None
 
 
 def _factory_fixture(class_name: str, what: str) -> Any:

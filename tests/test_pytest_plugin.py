@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -202,8 +206,8 @@ def test_under_xdist_each_worker_gets_its_own_database(
         assert not path.exists()
         workers = {p.name for p in path.parent.glob(f"{path.stem}-gw*{path.suffix}")}
         assert workers == {f"{path.stem}-gw0{path.suffix}", f"{path.stem}-gw1{path.suffix}"}
-    else:  # a server: NAME_gw0 and NAME_gw1 were created, then dropped at the end
-        assert _databases_like(engine, f"{url.database}_gw") == set()
+    else:  # a server: NAME_pytest_TOKEN_gw0 and ..._gw1 were created, then dropped at the end
+        assert _databases_like(engine, f"{url.database}_pytest_") == set()
 
 
 @pytest.mark.slow
@@ -224,3 +228,292 @@ def test_importing_the_plugin_imports_no_database_code() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd()
     )
     assert done.stdout.strip() == "['invoicegen.pytest_plugin']"
+
+
+# --- pytest-factoryboy ---------------------------------------------------------------------------
+
+FACTORYBOY_MODULE = """
+import pytest
+import sqlalchemy as sa
+from pytest_factoryboy import register
+
+from invoicegen.factories import ClientFactory, ContractFactory, UserFactory
+from invoicegen.models import Client, Contract, User
+
+register(UserFactory)
+register(ClientFactory)
+register(ContractFactory)
+
+
+def count(session, model):
+    return session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def test_the_user_fixture_is_a_user_with_its_default_clients(user, invoicegen_session):
+    assert isinstance(user, User) and user.id is not None and user in invoicegen_session
+    assert 1 <= len(user.clients) <= 3
+    assert count(invoicegen_session, User) == 1
+    assert count(invoicegen_session, Client) == len(user.clients)
+
+
+def test_the_registered_factory_fixture_creates_through_the_session(user_factory):
+    user = user_factory.create(clients=2, clients__contracts=1)
+    assert user.id is not None and len(user.clients) == 2
+
+
+@pytest.mark.parametrize("user__clients", [0, 2])
+def test_attribute_fixtures_shape_the_model(user, user__clients, invoicegen_session):
+    assert len(user.clients) == user__clients
+    assert count(invoicegen_session, Client) == user__clients
+
+
+def test_related_model_fixtures(contract, client, user):
+    assert contract.client is client and client.user is user
+    assert contract.invoices and all(i.contract is contract for i in contract.invoices)
+
+
+def test_rows_of_the_previous_tests_are_gone(invoicegen_session):
+    assert count(invoicegen_session, User) == 0
+"""
+
+
+def test_full_factories_work_under_pytest_factoryboy_register(
+    pytester: pytest.Pytester, database_url: str
+) -> None:
+    pytester.makepyfile(test_factoryboy=FACTORYBOY_MODULE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--invoicegen-db-url", database_url)
+    result.assert_outcomes(passed=6)
+
+
+# --- a database that is not empty, and code under test that ends the isolation ----------------
+
+
+def test_a_database_with_rows_of_others_is_refused_in_one_line(
+    pytester: pytest.Pytester, database_url: str, engine: sa.Engine
+) -> None:
+    seeded = subprocess.run(
+        [sys.executable, "-m", "invoicegen", "seed", "-n", "3", "-q", "-d", database_url],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    url = sa.make_url(database_url)
+    if url.get_backend_name() == "postgresql":  # trust authentication: the password is unused
+        url = url.set(password="s3cret-pw")
+    pytester.makepyfile(test_session=USES_SESSION)
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--invoicegen-db-url", url.render_as_string(hide_password=False)
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*invoicegen: invoicegen_engine: the test database * already holds rows the tests "
+            "did not make (3 users, * clients, * contracts, * invoices); point "
+            "--invoicegen-db-url (or ini invoicegen_db_url, or $INVOICEGEN_TEST_DATABASE_URL) "
+            "at an empty database*"
+        ]
+    )
+    assert "s3cret-pw" not in result.stdout.str() + result.stderr.str()
+    result.stdout.no_fnmatch_line("*pytest_plugin.py:*")
+    assert _count_users(engine) == 3  # nothing touched
+
+
+LEAK_MODULE = """
+import sqlalchemy as sa
+
+from invoicegen.models import User
+
+
+def count(session):
+    return session.scalar(sa.select(sa.func.count()).select_from(User))
+
+
+def test_code_that_ends_the_transaction(isolated_user_factory, invoicegen_session):
+    isolated_user_factory.create_batch(3)
+    invoicegen_session.execute(sa.text({statement!r}))
+    isolated_user_factory.create()
+    invoicegen_session.commit()
+
+
+def test_the_next_test_sees_nothing_leaked(invoicegen_session):
+    assert count(invoicegen_session) == 0
+    assert "leak_t" not in sa.inspect(invoicegen_session.connection()).get_table_names()
+"""
+
+
+def test_code_that_ends_the_isolation_fails_and_leaks_nothing(
+    pytester: pytest.Pytester, database_url: str, engine: sa.Engine
+) -> None:
+    # MariaDB commits implicitly before DDL; elsewhere DDL is transactional, a COMMIT is not.
+    mariadb = engine.dialect.name == "mysql"
+    statement = "CREATE TABLE leak_t (id INTEGER)" if mariadb else "COMMIT"
+    pytester.makepyfile(test_leak=LEAK_MODULE.format(statement=statement))
+    for _run in range(2):  # a second run starts from an empty database too
+        result = pytester.runpytest("-p", "no:cacheprovider", "--invoicegen-db-url", database_url)
+        result.assert_outcomes(failed=1, passed=1)
+        result.stdout.fnmatch_lines(
+            ["*invoicegen: the code under test ended the test's transaction*isolation was lost*"]
+        )
+        # the test itself fails with the reason (after the driver's error it provoked, if any)
+        result.stdout.fnmatch_lines(
+            ["FAILED *test_code_that_ends_the_transaction - Failed: invoicegen*"]
+        )
+        assert _count_users(engine) == 0
+        assert "leak_t" not in sa.inspect(engine).get_table_names()
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT COUNT(*) FROM invoicegen_meta").scalar() == 0
+
+
+# --- concurrent runs on one server, and what killed runs leave -----------------------------------
+
+CONCURRENT_MODULE = """
+import time
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from invoicegen.models import User
+
+
+@pytest.mark.parametrize("n", range(8))
+def test_a_database_of_this_run_and_worker(n, worker_id, invoicegen_database_url,
+                                           isolated_user_factory, invoicegen_session):
+    name = make_url(invoicegen_database_url).database
+    assert name.endswith("_" + worker_id) and "_pytest_" in name
+    isolated_user_factory.create_batch(n + 1)
+    invoicegen_session.commit()
+    time.sleep(0.4)  # the two runs overlap
+    assert invoicegen_session.scalar(sa.select(sa.func.count()).select_from(User)) == n + 1
+"""
+
+
+def _server_only(database_url: str) -> None:
+    if sa.make_url(database_url).get_backend_name() == "sqlite":
+        pytest.skip("worker databases are created on servers only")
+
+
+@pytest.mark.slow
+def test_two_concurrent_xdist_runs_on_one_server_both_pass(
+    pytester: pytest.Pytester, database_url: str, engine: sa.Engine
+) -> None:
+    _server_only(database_url)
+    pytester.makepyfile(test_concurrent=CONCURRENT_MODULE)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "-q"]
+    runs = [
+        subprocess.Popen(
+            [
+                *command,
+                "--basetemp",
+                str(pytester.path / f"tmp{i}"),
+                "--invoicegen-db-url",
+                database_url,
+            ],
+            cwd=pytester.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    for run, output in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, output
+        assert "8 passed" in output, output
+    url = sa.make_url(database_url)
+    assert _databases_like(engine, f"{url.database}_pytest_") == set()
+
+
+def test_databases_left_by_killed_runs_are_dropped_unless_in_use(
+    pytester: pytest.Pytester, database_url: str, engine: sa.Engine
+) -> None:
+    """A killed run leaves its database with no connection and its lock released."""
+    _server_only(database_url)
+    base = sa.make_url(database_url).database
+    admin = engine.execution_options(isolation_level="AUTOCOMMIT")
+    left = f"{base}_pytest_0badc0de_gw0"
+    in_use = f"{base}_pytest_0badc0de_gw1"
+    not_ours = f"{base}_pytest_keepme"
+    with admin.connect() as connection:
+        for name in (left, in_use, not_ours):
+            connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    holder = db.make_engine(sa.make_url(database_url).set(database=in_use))
+    try:
+        with holder.connect() as busy:
+            busy.exec_driver_sql("SELECT 1")
+            pytester.makepyfile(test_workers=XDIST_MODULE)
+            result = pytester.runpytest_subprocess(
+                "-p", "no:cacheprovider", "-n", "2", "--invoicegen-db-url", database_url
+            )
+            result.assert_outcomes(passed=6, warnings=None)
+            result.stdout.fnmatch_lines([f"*invoicegen: left database(s) {in_use} of an earlier*"])
+            assert _databases_like(engine, f"{base}_pytest_") == {in_use, not_ours}
+    finally:
+        holder.dispose()
+        with admin.connect() as connection:
+            for name in (in_use, not_ours):
+                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+
+
+KILLED_MODULE = """
+import time
+
+import pytest
+
+
+@pytest.mark.parametrize("n", range(2))
+def test_waits_to_be_killed(n, invoicegen_engine):
+    time.sleep(300)
+"""
+
+
+def _connections_to(engine: sa.Engine, names: set[str]) -> int:
+    query = {
+        "postgresql": "SELECT COUNT(*) FROM pg_stat_activity WHERE datname IN :names",
+        "mysql": "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB IN :names",
+    }[engine.dialect.name]
+    statement = sa.text(query).bindparams(sa.bindparam("names", expanding=True))
+    with engine.connect() as connection:
+        return int(connection.execute(statement, {"names": sorted(names)}).scalar_one())
+
+
+def _wait_until(condition: Any, what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_the_databases_of_a_killed_run_are_dropped_by_the_next_run(
+    pytester: pytest.Pytester, database_url: str, engine: sa.Engine
+) -> None:
+    _server_only(database_url)
+    prefix = f"{sa.make_url(database_url).database}_pytest_"
+    pytester.makepyfile(test_killed=KILLED_MODULE, test_workers=XDIST_MODULE)
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "test_killed.py"]
+        + ["--invoicegen-db-url", database_url],
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the workers die with it
+    )
+    try:
+        _wait_until(
+            lambda: len(_databases_like(engine, prefix)) == 2, "both workers' databases exist"
+        )
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+    left = _databases_like(engine, prefix)
+    assert len(left) == 2  # a killed run cannot drop its databases
+    _wait_until(lambda: _connections_to(engine, left) == 0, "the server notices the kill")
+
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "test_workers.py", "--invoicegen-db-url", database_url
+    )
+    result.assert_outcomes(passed=6)
+    result.stdout.no_fnmatch_line("*left database*")
+    assert _databases_like(engine, prefix) == set()
