@@ -87,6 +87,8 @@ class Stats:
     months: list[Month] = field(default_factory=list)
     top_clients: list[TopClient] = field(default_factory=list)
     runs: list[RunRecord] = field(default_factory=list)
+    #: None when the schema predates the billing columns (migration 0003)
+    billing: Billing | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = _jsonable(asdict(self))
@@ -255,6 +257,7 @@ def collect(engine: Engine, *, top: int = TOP_CLIENTS) -> Stats:
             months=_months(connection, dialect),
             top_clients=_top_clients(connection, dialect, top),
             runs=manifest.runs(connection, limit=RUNS_SHOWN),
+            billing=_billing(connection, dialect),
         )
 
 
@@ -438,14 +441,381 @@ def check(engine: Engine, *, fallback: Expectations) -> CheckReport:
     with db.connect(engine) as connection:
         _open_schema(connection, engine)
         expect = expectations_from_manifest(manifest.runs(connection), fallback)
-        results = []
-        for name, table, sql in _checks(dialect, expect):
-            if sql is None:
-                results.append(CheckResult(name, table, None, skipped="not recorded"))
-                continue
-            count = connection.execute(sa.text(f"SELECT COUNT(*) FROM ({sql}) AS v")).scalar_one()
-            examples = connection.execute(
-                sa.text(f"SELECT * FROM ({sql}) AS v ORDER BY 1 LIMIT {EXAMPLES}")
-            ).scalars()
-            results.append(CheckResult(name, table, int(count), [int(i) for i in examples]))
+        results = [_run_check(connection, *check) for check in _checks(dialect, expect)]
+        results += _billing_results(connection, dialect, expect)
         return CheckReport(db.mask(engine.url), expect, results)
+
+
+def _run_check(
+    connection: Connection, name: str, table: str, sql: str | None, skipped: str = "not recorded"
+) -> CheckResult:
+    """Count the rows ``sql`` selects (ids, first column) and keep the first few."""
+    if sql is None:
+        return CheckResult(name, table, None, skipped=skipped)
+    count = connection.execute(sa.text(f"SELECT COUNT(*) FROM ({sql}) AS v")).scalar_one()
+    examples = connection.execute(
+        sa.text(f"SELECT * FROM ({sql}) AS v ORDER BY 1 LIMIT {EXAMPLES}")
+    ).scalars()
+    return CheckResult(name, table, int(count), [int(i) for i in examples])
+
+
+# --- billing: the invoices' lifecycle and money (schema 0003) ---------------------------------
+
+#: An invoice's statuses in lifecycle order (``invoices.status``).
+STATUSES = ("draft", "open", "paid", "overdue", "void")
+_ISSUED = "('open', 'paid', 'overdue', 'void')"
+#: Receivables by days past due on the as-of date: (label, fewest days, most days).
+AGE_BUCKETS: tuple[tuple[str, int | None, int | None], ...] = (
+    ("current", None, 0),
+    ("1-30", 1, 30),
+    ("31-60", 31, 60),
+    ("61-90", 61, 90),
+    ("90+", 91, None),
+)
+#: Days sales outstanding = receivables / billed in the last DSO_DAYS days * DSO_DAYS.
+DSO_DAYS = 90
+#: The columns migration 0003 added, by table: NULL in every row seeded before it.
+BILLING_COLUMNS = {
+    "clients": ("country", "payment_terms_days"),
+    "contracts": ("currency", "monthly_rate"),
+    "invoices": ("number", "issued_on", "due_on", "paid_on", "status", "currency"),
+}
+
+
+@dataclass(frozen=True)
+class StatusTotal:
+    """Invoices of one status in one currency; None for both: rows that predate billing."""
+
+    status: str | None
+    currency: str | None
+    invoices: int
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Receivables:
+    """What is owed in one currency on the as-of date (open and overdue invoices), by days
+    past due, and the days sales outstanding."""
+
+    currency: str
+    #: bucket label (AGE_BUCKETS) -> amount; every bucket present
+    by_age: dict[str, Decimal]
+    invoices: int
+    total: Decimal
+    #: billed (issued, not void) in the DSO_DAYS days up to as-of
+    billed_recently: Decimal
+    #: total / billed_recently * DSO_DAYS; None when nothing was billed in that window
+    dso_days: Decimal | None
+
+
+@dataclass(frozen=True)
+class BilledMonth:
+    """Invoices issued in ``month`` (YYYY-MM) in one currency, void ones excluded."""
+
+    month: str
+    currency: str
+    invoices: int
+    billed: Decimal
+
+
+@dataclass(frozen=True)
+class Billing:
+    """The billing view of ``stats``; computed as of ``as_of`` (see ``as_of_source``)."""
+
+    as_of: dt.date | None
+    as_of_source: str
+    by_status: list[StatusTotal]
+    receivables: list[Receivables]
+    billed_months: list[BilledMonth]
+    #: invoices without a status: seeded before the billing columns existed
+    predating: int
+    dso_window_days: int = DSO_DAYS
+
+
+def has_billing_columns(connection: Connection) -> bool:
+    """Whether the schema has migration 0003's columns (``invoices.status`` stands for all)."""
+    return any(c["name"] == "status" for c in sa.inspect(connection).get_columns("invoices"))
+
+
+def _literal(day: dt.date) -> str:
+    """A date as a SQL literal all three databases compare with a DATE column."""
+    return f"'{day.isoformat()}'"
+
+
+def _dataset_as_of(connection: Connection) -> tuple[dt.date | None, str]:
+    """The as-of date the data was generated for: the latest recorded run's, else the latest
+    date in the invoices."""
+    dates = [d for run in manifest.runs(connection) if (d := _date(run.as_of)) is not None]
+    if dates:
+        return max(dates), "the run manifest"
+    latest = connection.execute(sa.text("SELECT MAX(issued_on), MAX(paid_on) FROM invoices")).one()
+    found = [d for d in map(_date, latest) if d is not None]
+    if not found:
+        return None, "unknown (no run manifest, no issued invoice)"
+    return max(found), "the latest issue or payment date (no run manifest)"
+
+
+def _age_case(as_of: dt.date) -> str:
+    """CASE naming the AGE_BUCKETS label of ``due_on``, from date literals computed here."""
+    whens = []
+    for label, fewest, most in AGE_BUCKETS:
+        if most is None:  # at least ``fewest`` days past due
+            bound, compare = as_of - dt.timedelta(days=fewest or 0), "<="
+        else:  # at most ``most`` days past due (the earlier buckets took the fewer days)
+            bound, compare = as_of - dt.timedelta(days=most), ">="
+        whens.append(f"WHEN due_on {compare} {_literal(bound)} THEN '{label}'")
+    return f"CASE {' '.join(whens)} END"
+
+
+def _receivables(connection: Connection, dialect: str, as_of: dt.date) -> list[Receivables]:
+    amount = money_sum(dialect, "amount")
+    owed: dict[str, dict[str, tuple[int, Decimal]]] = {}
+    for currency, age, n, total in connection.execute(
+        sa.text(
+            f"SELECT currency, {_age_case(as_of)} AS age, COUNT(*), {amount} FROM invoices "
+            "WHERE status IN ('open', 'overdue') GROUP BY 1, 2"
+        )
+    ):
+        owed.setdefault(str(currency), {})[str(age)] = (int(n), _money(dialect, total))
+    window = as_of - dt.timedelta(days=DSO_DAYS)
+    billed = {
+        str(currency): _money(dialect, total)
+        for currency, total in connection.execute(
+            sa.text(
+                f"SELECT currency, {amount} FROM invoices WHERE status IN {_ISSUED} "
+                f"AND status <> 'void' AND issued_on > {_literal(window)} "
+                f"AND issued_on <= {_literal(as_of)} GROUP BY currency"
+            )
+        )
+    }
+    result = []
+    for currency in sorted(owed.keys() | billed.keys()):
+        ages = owed.get(currency, {})
+        by_age = {label: ages.get(label, (0, Decimal("0.00")))[1] for label, *_ in AGE_BUCKETS}
+        total = sum(by_age.values(), Decimal("0.00"))
+        recent = billed.get(currency, Decimal("0.00"))
+        dso = (total / recent * DSO_DAYS).quantize(Decimal("0.1")) if recent else None
+        invoices = sum(n for n, _ in ages.values())
+        result.append(Receivables(currency, by_age, invoices, total, recent, dso))
+    return result
+
+
+def _billed_months(connection: Connection, dialect: str) -> list[BilledMonth]:
+    bucket = month_of(dialect, "issued_on")
+    return [
+        BilledMonth(str(month), str(currency), int(n), _money(dialect, total))
+        for month, currency, n, total in connection.execute(
+            sa.text(
+                f"SELECT {bucket}, currency, COUNT(*), {money_sum(dialect, 'amount')} "
+                f"FROM invoices WHERE status IN {_ISSUED} AND status <> 'void' "
+                "GROUP BY 1, 2 ORDER BY 1, 2"
+            )
+        )
+    ]
+
+
+def _billing(connection: Connection, dialect: str) -> Billing | None:
+    """The billing view; None when the schema predates the billing columns."""
+    if not has_billing_columns(connection):
+        return None
+    as_of, source = _dataset_as_of(connection)
+    rows = connection.execute(
+        sa.text(
+            f"SELECT status, currency, COUNT(*), {money_sum(dialect, 'amount')} "
+            "FROM invoices GROUP BY status, currency"
+        )
+    ).all()
+    order = {status: index for index, status in enumerate(STATUSES)}
+    by_status = sorted(
+        (StatusTotal(s, c, int(n), _money(dialect, total)) for s, c, n, total in rows),
+        key=lambda t: (order.get(t.status or "", len(order)), t.status or "", t.currency or ""),
+    )
+    return Billing(
+        as_of=as_of,
+        as_of_source=source,
+        by_status=by_status,
+        receivables=[] if as_of is None else _receivables(connection, dialect, as_of),
+        billed_months=_billed_months(connection, dialect),
+        predating=sum(t.invoices for t in by_status if t.status is None),
+    )
+
+
+# --- billing: the checks ------------------------------------------------------------------------
+
+
+def add_days(dialect: str, column: str, days: str) -> str:
+    """SQL for the date ``days`` (an integer expression) after a date expression."""
+    if dialect == "sqlite":
+        return f"date({column}, printf('%+d days', {days}))"
+    if dialect == "postgresql":
+        return f"({column} + CAST({days} AS INTEGER))"
+    return f"DATE_ADD({column}, INTERVAL ({days}) DAY)"
+
+
+def add_months(dialect: str, column: str, months: str) -> str:
+    """SQL for a date expression plus ``months`` (a non-negative integer expression), the day
+    clamped to the end of a shorter month (Jan 31 + 1 month = Feb 28 or 29), as PostgreSQL's
+    and MariaDB's own month arithmetic does. SQLite's would roll over into March: there it is the
+    earlier of the same day and the last day of the month ``months`` later."""
+    if dialect == "sqlite":
+        same_day = (
+            f"date({column}, 'start of month', printf('%+d months', {months}), "
+            f"printf('%+d days', CAST(strftime('%d', {column}) AS INTEGER) - 1))"
+        )
+        month_end = (
+            f"date({column}, 'start of month', printf('%+d months', ({months}) + 1), '-1 day')"
+        )
+        return f"min({same_day}, {month_end})"
+    if dialect == "postgresql":
+        return f"CAST({column} + CAST({months} AS INTEGER) * INTERVAL '1 month' AS DATE)"
+    return f"DATE_ADD({column}, INTERVAL ({months}) MONTH)"
+
+
+def concat(dialect: str, *parts: str) -> str:
+    """SQL joining text and integer expressions into one string."""
+    if dialect in ("sqlite", "postgresql"):
+        return "(" + " || ".join(f"CAST({p} AS TEXT)" if p[0] != "'" else p for p in parts) + ")"
+    return f"CONCAT({', '.join(parts)})"
+
+
+def _periods(dialect: str) -> str:
+    """Each invoice of a contract that has billing columns, with its place ``n`` (from 0) among
+    its contract's invoices and the monthly period n as the contract's dates define it:
+    ``due_start`` = start + n months, ``full_end`` = start + n + 1 months - 1 day."""
+    ranked = (
+        "SELECT i.id, i.contract_id, i.period_start, i.period_end, i.amount, k.start_date, "
+        "k.end_date, k.monthly_rate, "
+        "ROW_NUMBER() OVER (PARTITION BY i.contract_id ORDER BY i.period_start, i.id) - 1 AS n, "
+        "COUNT(*) OVER (PARTITION BY i.contract_id) - 1 AS last_n "
+        "FROM invoices i JOIN contracts k ON k.id = i.contract_id "
+        "WHERE k.monthly_rate IS NOT NULL"
+    )
+    next_start = add_months(dialect, "r.start_date", "r.n + 1")
+    return (
+        f"SELECT r.*, {add_months(dialect, 'r.start_date', 'r.n')} AS due_start, "
+        f"{add_days(dialect, next_start, '-1')} AS full_end FROM ({ranked}) AS r"
+    )
+
+
+def _billing_checks(dialect: str, as_of: dt.date | None) -> list[tuple[str, str, str | None]]:
+    """(name, table, SQL selecting the ids of the offending rows, or None without an as-of).
+
+    Rows seeded before the billing columns (NULL ``status`` or ``monthly_rate``) are left out.
+    """
+    periods = _periods(dialect)
+    day = _literal(as_of) if as_of else ""
+    after = _literal(as_of + dt.timedelta(days=1)) if as_of else ""
+    per_contract = (
+        "SELECT contract_id, COUNT(*) AS n, MAX(period_end) AS last_end "
+        "FROM invoices GROUP BY contract_id"
+    )
+    n = "COALESCE(b.n, 0)"
+    # billed_to: end_date when it is on or before as-of, else the end of the last monthly
+    # period complete on as-of. Invoices are the periods 0..n-1 (checked per invoice), so a
+    # running contract is billed to billed_to when period n-1 is complete and period n is not.
+    coverage = (
+        f"SELECT k.id FROM contracts k LEFT JOIN ({per_contract}) AS b ON b.contract_id = k.id "
+        f"WHERE k.monthly_rate IS NOT NULL AND CASE WHEN k.end_date <= {day} "
+        "THEN CASE WHEN b.last_end = k.end_date THEN 0 ELSE 1 END "
+        f"WHEN {add_months(dialect, 'k.start_date', f'{n} + 1')} <= {after} THEN 1 "
+        f"WHEN {n} > 0 AND {add_months(dialect, 'k.start_date', n)} > {after} THEN 1 "
+        "ELSE 0 END = 1"
+    )
+    expected_number = concat(dialect, "'INV-'", "w.user_id", "'-'", "w.n")
+    numbered = (
+        "SELECT i.id, i.number, c.user_id, "
+        "ROW_NUMBER() OVER (PARTITION BY c.user_id ORDER BY i.issued_on, i.id) AS n "
+        "FROM invoices i JOIN contracts k ON k.id = i.contract_id "
+        f"JOIN clients c ON c.id = k.client_id WHERE i.status IN {_ISSUED}"
+    )
+    due = add_days(dialect, "i.issued_on", "c.payment_terms_days")
+
+    def dated(sql: str) -> str | None:
+        return sql if as_of else None
+
+    return [
+        ("invoices off their contract's monthly periods", "invoices",
+         f"SELECT id FROM ({periods}) AS p WHERE period_start <> due_start OR "
+         "(period_end <> full_end AND NOT (n = last_n AND end_date IS NOT NULL "
+         "AND period_end = end_date AND period_end < full_end))"),
+        (f"contracts not billed to their end or last period complete on {as_of or 'as-of'}",
+         "contracts", dated(coverage)),
+        ("invoice amounts off their contract's monthly rate", "invoices",
+         f"SELECT id FROM ({periods}) AS p WHERE CASE WHEN period_end = full_end "
+         "THEN CASE WHEN amount = monthly_rate THEN 0 ELSE 1 END "
+         "WHEN amount > 0 AND amount <= monthly_rate THEN 0 ELSE 1 END = 1"),
+        ("invoices in another currency than their contract", "invoices",
+         "SELECT i.id FROM invoices i JOIN contracts k ON k.id = i.contract_id "
+         "WHERE i.status IS NOT NULL AND (i.currency IS NULL OR k.currency IS NULL "
+         "OR i.currency <> k.currency)"),
+        ("invoice numbers not INV-<user>-<n> in order of issue", "invoices",
+         f"SELECT id FROM ({numbered}) AS w "
+         f"WHERE w.number IS NULL OR w.number <> {expected_number}"),
+        ("drafts with a number or dates, or not their contract's latest invoice", "invoices",
+         "SELECT i.id FROM invoices i WHERE i.status = 'draft' AND (i.number IS NOT NULL "
+         "OR i.issued_on IS NOT NULL OR i.due_on IS NOT NULL OR i.paid_on IS NOT NULL "
+         "OR EXISTS (SELECT 1 FROM invoices l WHERE l.contract_id = i.contract_id "
+         "AND l.period_start > i.period_start))"),
+        (f"issued invoices not issued between their period's end and {as_of or 'as-of'}",
+         "invoices",
+         dated(f"SELECT id FROM invoices WHERE status IN {_ISSUED} AND (issued_on IS NULL "
+               f"OR issued_on < period_end OR issued_on > {day})")),
+        ("due dates other than the issue date + the client's payment terms", "invoices",
+         "SELECT i.id FROM invoices i JOIN contracts k ON k.id = i.contract_id "
+         f"JOIN clients c ON c.id = k.client_id WHERE i.status IN {_ISSUED} "
+         f"AND (i.due_on IS NULL OR c.payment_terms_days IS NULL OR i.due_on <> {due})"),
+        (f"paid invoices not paid between their issue and {as_of or 'as-of'}", "invoices",
+         dated("SELECT id FROM invoices WHERE status = 'paid' AND (paid_on IS NULL "
+               f"OR paid_on < issued_on OR paid_on > {day})")),
+        (f"open invoices paid or past due on {as_of or 'as-of'}", "invoices",
+         dated("SELECT id FROM invoices WHERE status = 'open' "
+               f"AND (paid_on IS NOT NULL OR due_on < {day})")),
+        (f"overdue invoices paid or not past due on {as_of or 'as-of'}", "invoices",
+         dated("SELECT id FROM invoices WHERE status = 'overdue' "
+               f"AND (paid_on IS NOT NULL OR due_on >= {day})")),
+        ("void invoices with a payment date", "invoices",
+         "SELECT id FROM invoices WHERE status = 'void' AND paid_on IS NOT NULL"),
+    ]  # fmt: skip
+
+
+def _predating(connection: Connection) -> tuple[int, int, int]:
+    """(invoices, contracts) seeded before the billing columns, and invoices seeded after."""
+    invoices = connection.execute(
+        sa.text(
+            "SELECT SUM(CASE WHEN status IS NULL THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN status IS NULL THEN 0 ELSE 1 END) FROM invoices"
+        )
+    ).one()
+    contracts = connection.execute(
+        sa.text("SELECT COUNT(*) FROM contracts WHERE monthly_rate IS NULL")
+    ).scalar_one()
+    return int(invoices[0] or 0), int(contracts or 0), int(invoices[1] or 0)
+
+
+def _billing_results(
+    connection: Connection, dialect: str, expect: Expectations
+) -> list[CheckResult]:
+    """The billing invariants, and a plain note on rows that predate the billing columns
+    (seeded by invoicegen 0.1 and migrated): they cannot be checked, and are not counted."""
+    checks = _billing_checks(dialect, expect.as_of)
+    if not has_billing_columns(connection):
+        reason = "the schema predates the billing columns; run `invoicegen migrate`"
+        return [CheckResult(name, table, None, skipped=reason) for name, table, _ in checks]
+    old_invoices, old_contracts, new_invoices = _predating(connection)
+    if not old_invoices and not old_contracts:
+        return [_run_check(connection, *check, skipped="no as-of date") for check in checks]
+    parts = [f"{old_invoices:,} invoices"] * bool(old_invoices)
+    parts += [f"{old_contracts:,} contracts"] * bool(old_contracts)
+    note = CheckResult(
+        "rows seeded before the billing columns",
+        "invoices" if old_invoices else "contracts",
+        None,
+        skipped=f"{' and '.join(parts)} predate the billing columns (seeded by invoicegen 0.1);"
+        " reseed to check them",
+    )
+    if not new_invoices:
+        return [note] + [
+            CheckResult(name, table, None, skipped="no row has billing columns")
+            for name, table, _ in checks
+        ]
+    return [note] + [_run_check(connection, *check, skipped="no as-of date") for check in checks]
