@@ -290,6 +290,8 @@ def check_report(report: CheckReport) -> None:
         examples = ", ".join(f"#{i}" for i in result.examples)
         table.add_row(result.name, mark, f"{result.table} {examples}" if examples else "")
     out.print(table)
+    for note in report.notes:
+        out.print(Text.assemble(("note: ", "bold yellow"), note))
 
 
 def target(description: str) -> None:

@@ -309,6 +309,8 @@ class CheckReport:
     database: str
     expectations: Expectations
     results: list[CheckResult]
+    #: what the checks could not cover, in words (rows older than the billing columns)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -335,6 +337,7 @@ class CheckReport:
                 **{k: None if v is None else str(v) for k, v in expectations.ranges.items()},
             },
             "checks": [asdict(r) | {"ok": r.ok} for r in self.results],
+            "notes": self.notes,
         }
 
 
@@ -442,8 +445,8 @@ def check(engine: Engine, *, fallback: Expectations) -> CheckReport:
         _open_schema(connection, engine)
         expect = expectations_from_manifest(manifest.runs(connection), fallback)
         results = [_run_check(connection, *check) for check in _checks(dialect, expect)]
-        results += _billing_results(connection, dialect, expect)
-        return CheckReport(db.mask(engine.url), expect, results)
+        billing, notes = _billing_results(connection, dialect, expect)
+        return CheckReport(db.mask(engine.url), expect, results + billing, notes)
 
 
 def _run_check(
@@ -738,9 +741,8 @@ def _billing_checks(dialect: str, as_of: dt.date | None) -> list[tuple[str, str,
          f"SELECT id FROM ({periods}) AS p WHERE period_start <> due_start OR "
          "(period_end <> full_end AND NOT (n = last_n AND end_date IS NOT NULL "
          "AND period_end = end_date AND period_end < full_end))"),
-        (f"contracts not billed to their end or last period complete on {as_of or 'as-of'}",
-         "contracts", dated(coverage)),
-        ("invoice amounts off their contract's monthly rate", "invoices",
+        ("contracts not billed exactly to billed_to", "contracts", dated(coverage)),
+        ("invoice amounts off their contract's rate", "invoices",
          f"SELECT id FROM ({periods}) AS p WHERE CASE WHEN period_end = full_end "
          "THEN CASE WHEN amount = monthly_rate THEN 0 ELSE 1 END "
          "WHEN amount > 0 AND amount <= monthly_rate THEN 0 ELSE 1 END = 1"),
@@ -748,29 +750,28 @@ def _billing_checks(dialect: str, as_of: dt.date | None) -> list[tuple[str, str,
          "SELECT i.id FROM invoices i JOIN contracts k ON k.id = i.contract_id "
          "WHERE i.status IS NOT NULL AND (i.currency IS NULL OR k.currency IS NULL "
          "OR i.currency <> k.currency)"),
-        ("invoice numbers not INV-<user>-<n> in order of issue", "invoices",
+        ("invoice numbers not INV-<user>-<n> in issue order", "invoices",
          f"SELECT id FROM ({numbered}) AS w "
          f"WHERE w.number IS NULL OR w.number <> {expected_number}"),
-        ("drafts with a number or dates, or not their contract's latest invoice", "invoices",
+        ("drafts with a number or dates, or not the latest", "invoices",
          "SELECT i.id FROM invoices i WHERE i.status = 'draft' AND (i.number IS NOT NULL "
          "OR i.issued_on IS NOT NULL OR i.due_on IS NOT NULL OR i.paid_on IS NOT NULL "
          "OR EXISTS (SELECT 1 FROM invoices l WHERE l.contract_id = i.contract_id "
          "AND l.period_start > i.period_start))"),
-        (f"issued invoices not issued between their period's end and {as_of or 'as-of'}",
-         "invoices",
+        ("issue dates before the period's end or after as-of", "invoices",
          dated(f"SELECT id FROM invoices WHERE status IN {_ISSUED} AND (issued_on IS NULL "
                f"OR issued_on < period_end OR issued_on > {day})")),
-        ("due dates other than the issue date + the client's payment terms", "invoices",
+        ("due dates other than issue date + payment terms", "invoices",
          "SELECT i.id FROM invoices i JOIN contracts k ON k.id = i.contract_id "
          f"JOIN clients c ON c.id = k.client_id WHERE i.status IN {_ISSUED} "
          f"AND (i.due_on IS NULL OR c.payment_terms_days IS NULL OR i.due_on <> {due})"),
-        (f"paid invoices not paid between their issue and {as_of or 'as-of'}", "invoices",
+        ("paid invoices not paid between issue and as-of", "invoices",
          dated("SELECT id FROM invoices WHERE status = 'paid' AND (paid_on IS NULL "
                f"OR paid_on < issued_on OR paid_on > {day})")),
-        (f"open invoices paid or past due on {as_of or 'as-of'}", "invoices",
+        ("open invoices paid or past due", "invoices",
          dated("SELECT id FROM invoices WHERE status = 'open' "
                f"AND (paid_on IS NOT NULL OR due_on < {day})")),
-        (f"overdue invoices paid or not past due on {as_of or 'as-of'}", "invoices",
+        ("overdue invoices paid or not past due", "invoices",
          dated("SELECT id FROM invoices WHERE status = 'overdue' "
                f"AND (paid_on IS NOT NULL OR due_on >= {day})")),
         ("void invoices with a payment date", "invoices",
@@ -794,28 +795,26 @@ def _predating(connection: Connection) -> tuple[int, int, int]:
 
 def _billing_results(
     connection: Connection, dialect: str, expect: Expectations
-) -> list[CheckResult]:
-    """The billing invariants, and a plain note on rows that predate the billing columns
-    (seeded by invoicegen 0.1 and migrated): they cannot be checked, and are not counted."""
+) -> tuple[list[CheckResult], list[str]]:
+    """The billing invariants, and a note on rows that predate the billing columns (seeded by
+    invoicegen 0.1, then migrated): they cannot be checked, so they are left out, plainly."""
     checks = _billing_checks(dialect, expect.as_of)
     if not has_billing_columns(connection):
-        reason = "the schema predates the billing columns; run `invoicegen migrate`"
-        return [CheckResult(name, table, None, skipped=reason) for name, table, _ in checks]
+        reason = "schema older than 0003"
+        note = "the schema predates the billing columns; run `invoicegen migrate`"
+        return [CheckResult(name, table, None, skipped=reason) for name, table, _ in checks], [note]
     old_invoices, old_contracts, new_invoices = _predating(connection)
-    if not old_invoices and not old_contracts:
-        return [_run_check(connection, *check, skipped="no as-of date") for check in checks]
-    parts = [f"{old_invoices:,} invoices"] * bool(old_invoices)
-    parts += [f"{old_contracts:,} contracts"] * bool(old_contracts)
-    note = CheckResult(
-        "rows seeded before the billing columns",
-        "invoices" if old_invoices else "contracts",
-        None,
-        skipped=f"{' and '.join(parts)} predate the billing columns (seeded by invoicegen 0.1);"
-        " reseed to check them",
-    )
-    if not new_invoices:
-        return [note] + [
-            CheckResult(name, table, None, skipped="no row has billing columns")
-            for name, table, _ in checks
-        ]
-    return [note] + [_run_check(connection, *check, skipped="no as-of date") for check in checks]
+    notes = []
+    if old_invoices or old_contracts:
+        parts = [f"{old_invoices:,} invoices"] * bool(old_invoices)
+        parts += [f"{old_contracts:,} contracts"] * bool(old_contracts)
+        notes.append(
+            f"{' and '.join(parts)} predate the billing columns (seeded by invoicegen 0.1); "
+            "reseed to check them"
+        )
+        if not new_invoices:
+            reason = "all rows predate them"
+            return [CheckResult(name, table, None, skipped=reason) for name, table, _ in checks], (
+                notes
+            )
+    return [_run_check(connection, *check, skipped="no as-of date") for check in checks], notes
