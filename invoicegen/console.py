@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Literal
 
 from rich import box
@@ -33,6 +34,8 @@ from invoicegen.manifest import RunRecord
 from invoicegen.seeding import Progress as SeedProgress
 from invoicegen.seeding import SeedResult
 from invoicegen.stats import (
+    AGE_BUCKETS,
+    Billing,
     CheckReport,
     ChildrenPerParent,
     DateRange,
@@ -263,10 +266,117 @@ def stats(data: Stats) -> None:
         out.print()
         out.print(_top_clients_table(data.top_clients))
     out.print()
+    billing(data.billing)
     if data.runs:
         out.print(_runs_table(data.runs))
     else:
         out.print(Text("no run manifest: seeded by an older invoicegen or another tool", "dim"))
+
+
+#: Months of billing shown in the table (``--json`` has them all).
+BILLED_MONTHS_SHOWN = 12
+
+
+def _money_or_dash(value: Decimal | None) -> str:
+    return "-" if not value else f"{value:,}"
+
+
+def _status_table(data: Billing, currencies: Sequence[str]) -> Table:
+    table = _titled("invoices by status", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("status")
+    table.add_column("invoices", justify="right")
+    for currency in currencies:
+        table.add_column(currency, justify="right")
+    statuses: dict[str | None, dict[str | None, tuple[int, Decimal]]] = {}
+    for total in data.by_status:
+        statuses.setdefault(total.status, {})[total.currency] = (total.invoices, total.amount)
+    for status, per_currency in statuses.items():
+        table.add_row(
+            status or "(before billing)",
+            f"{sum(n for n, _ in per_currency.values()):,}",
+            *(_money_or_dash(per_currency.get(c, (0, None))[1]) for c in currencies),
+        )
+    return table
+
+
+def _receivables_table(data: Billing) -> Table:
+    table = _titled(
+        f"receivables by days past due on {data.as_of}", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    table.add_column("currency")
+    for label, *_ in AGE_BUCKETS:
+        table.add_column(label, justify="right")
+    table.add_column("total", justify="right", style="bold")
+    table.add_column("DSO days", justify="right")
+    for owed in data.receivables:
+        table.add_row(
+            owed.currency,
+            *(_money_or_dash(owed.by_age[label]) for label, *_ in AGE_BUCKETS),
+            _money_or_dash(owed.total),
+            "-" if owed.dso_days is None else f"{owed.dso_days:,}",
+        )
+    table.caption = (
+        f"DSO = receivables / billed in the {data.dso_window_days} days to "
+        f"{data.as_of} × {data.dso_window_days}"
+    )
+    table.caption_justify = "left"
+    return table
+
+
+def _last_months(last: str, count: int) -> list[str]:
+    """The ``count`` calendar months (YYYY-MM) up to and including ``last``."""
+    year, month = map(int, last.split("-"))
+    months = []
+    for _ in range(count):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return months[::-1]
+
+
+def _billed_months_table(data: Billing, currencies: Sequence[str]) -> Table:
+    last = data.as_of.isoformat()[:7] if data.as_of else max(m.month for m in data.billed_months)
+    table = _titled(
+        f"billed per month (last {BILLED_MONTHS_SHOWN})", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    table.caption = "by issue date, void invoices left out; --json has every month"
+    table.caption_justify = "left"
+    table.add_column("month")
+    table.add_column("invoices", justify="right")
+    for currency in currencies:
+        table.add_column(currency, justify="right")
+    cells = {(m.month, m.currency): m for m in data.billed_months}
+    for month in _last_months(last, BILLED_MONTHS_SHOWN):
+        found = [cells[month, c] for c in currencies if (month, c) in cells]
+        table.add_row(
+            month,
+            f"{sum(m.invoices for m in found):,}",
+            *(_money_or_dash(getattr(cells.get((month, c)), "billed", None)) for c in currencies),
+        )
+    return table
+
+
+def billing(data: Billing | None) -> None:
+    """The billing view: statuses, receivables by age with DSO, billed per month."""
+    if data is None:
+        out.print(Text("no billing columns: run `invoicegen migrate` to add them", style="dim"))
+        out.print()
+        return
+    currencies = sorted({t.currency for t in data.by_status if t.currency is not None})
+    heading(f"billing as of {data.as_of or '-'} (from {data.as_of_source})")
+    out.print(_status_table(data, currencies))
+    if data.predating:
+        out.print(
+            Text(
+                f"{data.predating:,} invoices predate the billing columns (seeded by "
+                "invoicegen 0.1): no status, dates or currency",
+                style="dim",
+            )
+        )
+    if data.receivables:
+        out.print(_receivables_table(data))
+    if data.billed_months:
+        out.print(_billed_months_table(data, currencies))
+    out.print()
 
 
 def _range(value: DateRange) -> str:

@@ -793,6 +793,10 @@ def _predating(connection: Connection) -> tuple[int, int, int]:
     return int(invoices[0] or 0), int(contracts or 0), int(invoices[1] or 0)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'s' * (n != 1)}"
+
+
 def _billing_results(
     connection: Connection, dialect: str, expect: Expectations
 ) -> tuple[list[CheckResult], list[str]]:
@@ -806,10 +810,11 @@ def _billing_results(
     old_invoices, old_contracts, new_invoices = _predating(connection)
     notes = []
     if old_invoices or old_contracts:
-        parts = [f"{old_invoices:,} invoices"] * bool(old_invoices)
-        parts += [f"{old_contracts:,} contracts"] * bool(old_contracts)
+        parts = [_count(old_invoices, "invoice")] * bool(old_invoices)
+        parts += [_count(old_contracts, "contract")] * bool(old_contracts)
+        verb = "predates" if parts in (["1 invoice"], ["1 contract"]) else "predate"
         notes.append(
-            f"{' and '.join(parts)} predate the billing columns (seeded by invoicegen 0.1); "
+            f"{' and '.join(parts)} {verb} the billing columns (seeded by invoicegen 0.1); "
             "reseed to check them"
         )
         if not new_invoices:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import json
+from collections import defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -23,6 +24,7 @@ from invoicegen import db
 from invoicegen.cli import app
 from invoicegen.errors import CheckFailed
 from invoicegen.models import Base
+from tests.manifest import replace_manifest
 
 runner = CliRunner()
 AS_OF = dt.date(2026, 3, 31)
@@ -131,10 +133,18 @@ def test_the_dataset_is_what_the_tests_assume() -> None:
     assert statuses[OVERDUE_C2] == statuses[OVERDUE_C4] == "overdue"
 
 
-def build(url: str, *, revision: str = "head") -> sa.Engine:
+def migrated(url: str, revision: str = "head") -> sa.Engine:
     engine = db.make_engine(url)
     with engine.begin() as connection:
         command.upgrade(db.alembic_config(connection), revision)
+    return engine
+
+
+def build(url: str) -> sa.Engine:
+    return insert_dataset(migrated(url))
+
+
+def insert_dataset(engine: sa.Engine) -> sa.Engine:
     tables = Base.metadata.tables
     with engine.begin() as connection:
         users = sorted({u for u, _ in CLIENTS.values()})
@@ -260,3 +270,160 @@ def test_a_contract_without_its_due_invoices_is_caught(sqlite_url: str) -> None:
     with engine.begin() as connection:  # signed three months earlier, still nothing billed
         connection.execute(sa.text("UPDATE contracts SET start_date = '2025-12-10' WHERE id = 3"))
     assert failures(report(sqlite_url, code=CheckFailed.exit_code)) == {COVERAGE: (1, [3])}
+
+
+# --- the billing view of `stats` ---------------------------------------------------------------
+
+
+def _bucket(days_past_due: int) -> str:
+    if days_past_due <= 0:
+        return "current"
+    if days_past_due > 90:
+        return "90+"
+    return next(
+        b
+        for b, (lo, hi) in {"1-30": (1, 30), "31-60": (31, 60), "61-90": (61, 90)}.items()
+        if lo <= days_past_due <= hi
+    )
+
+
+def _stats(url: str) -> dict[str, Any]:
+    result = cli("stats", "--json", "-d", url)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)["billing"]  # type: ignore[no-any-return]
+
+
+def test_the_billing_view_matches_the_rows(database_url: str) -> None:
+    engine = build(database_url)
+    replace_manifest(engine, options={}, as_of=AS_OF)
+    billing = _stats(database_url)
+    assert (billing["as_of"], billing["as_of_source"]) == (AS_OF.isoformat(), "the run manifest")
+    assert billing["predating"] == 0
+
+    by_status: dict[tuple[str, str], list[Decimal]] = defaultdict(list)
+    for row in INVOICES:
+        by_status[row["status"], row["currency"]].append(row["amount"])
+    got = {
+        (t["status"], t["currency"]): (t["invoices"], Decimal(t["amount"]))
+        for t in billing["by_status"]
+    }
+    assert got == {key: (len(v), sum(v)) for key, v in by_status.items()}
+    assert [t["status"] for t in billing["by_status"]][0] == "draft"
+
+    owed: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    recent: dict[str, Decimal] = defaultdict(Decimal)
+    for row in INVOICES:
+        if row["status"] in ("open", "overdue"):
+            owed[row["currency"]][_bucket((AS_OF - row["due_on"]).days)] += row["amount"]
+        if row["status"] not in ("draft", "void") and AS_OF - row["issued_on"] < dt.timedelta(90):
+            recent[row["currency"]] += row["amount"]
+    assert {r["currency"] for r in billing["receivables"]} == set(owed) | set(recent)
+    for r in billing["receivables"]:
+        wanted = {
+            label: owed[r["currency"]].get(label, Decimal(0))
+            for label in ("current", "1-30", "31-60", "61-90", "90+")
+        }
+        assert {k: Decimal(v) for k, v in r["by_age"].items()} == wanted
+        total = sum(wanted.values())
+        assert (
+            Decimal(r["total"]) == total and Decimal(r["billed_recently"]) == recent[r["currency"]]
+        )
+        dso = (total / recent[r["currency"]] * 90).quantize(Decimal("0.1"))
+        assert Decimal(r["dso_days"]) == dso
+    assert {
+        r["currency"]: sorted(k for k, v in r["by_age"].items() if Decimal(v))
+        for r in billing["receivables"]
+    } == {"EUR": ["current"], "USD": ["31-60"], "JPY": ["1-30"]}
+
+    billed: dict[tuple[str, str], list[Decimal]] = defaultdict(list)
+    for row in INVOICES:
+        if row["status"] not in ("draft", "void"):
+            billed[row["issued_on"].isoformat()[:7], row["currency"]].append(row["amount"])
+    got_months = {
+        (m["month"], m["currency"]): (m["invoices"], Decimal(m["billed"]))
+        for m in billing["billed_months"]
+    }
+    assert got_months == {key: (len(v), sum(v)) for key, v in billed.items()}
+
+    text = cli("stats", "-d", database_url).stdout
+    assert f"billing as of {AS_OF}" in text and "receivables by days past due" in text
+    months = text[text.index("billed per month") :]
+    assert "2026-03 " in months and "2025-04 " in months and "2025-03 " not in months
+
+
+@pytest.mark.parametrize(
+    "days", [(0, 30, 31), (1, 90, 91)], ids=["current-1-30-31-60", "1-30-61-90-90+"]
+)
+def test_receivables_age_bucket_bounds(database_url: str, days: tuple[int, int, int]) -> None:
+    engine = build(database_url)
+    replace_manifest(engine, options={}, as_of=AS_OF)
+    with engine.begin() as connection:
+        for invoice, past_due in zip((OPEN, OVERDUE_C2, OVERDUE_C4), days, strict=True):
+            connection.execute(
+                sa.text("UPDATE invoices SET currency = 'EUR', due_on = :d WHERE id = :i"),
+                {"d": AS_OF - dt.timedelta(days=past_due), "i": invoice},
+            )
+    (eur,) = [r for r in _stats(database_url)["receivables"] if r["currency"] == "EUR"]
+    expected: dict[str, Decimal] = defaultdict(Decimal)
+    for invoice, past_due in zip((OPEN, OVERDUE_C2, OVERDUE_C4), days, strict=True):
+        expected[_bucket(past_due)] += _by_id(invoice)["amount"]
+    assert {k: Decimal(v) for k, v in eur["by_age"].items() if Decimal(v)} == dict(expected)
+    assert len(expected) == 3
+
+
+# --- rows older than the billing columns ---------------------------------------------------------
+
+
+def test_rows_that_predate_the_billing_columns_are_named_not_failed(database_url: str) -> None:
+    engine = migrated(database_url, "0002")
+    with engine.begin() as connection:  # an invoicegen 0.1 dataset
+        connection.exec_driver_sql(
+            "INSERT INTO users (id, name, email, phone) VALUES (10, 'a', 'a@x', '1')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO clients (id, name, company_name, email, user_id) "
+            "VALUES (10, 'c', 'co', 'c@x', 10)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO contracts (id, start_date, end_date, client_id) "
+            "VALUES (10, '2024-01-01', '2024-02-29', 10)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO invoices (id, period_start, period_end, amount, contract_id) VALUES "
+            "(100, '2024-01-01', '2024-01-31', 10.50, 10), (101, '2024-02-01', '2024-02-29', 7, 10)"
+        )
+    unmigrated = cli("stats", "-d", database_url)
+    assert unmigrated.exit_code == 0, unmigrated.stderr
+    assert "run `invoicegen migrate`" in unmigrated.stdout
+
+    assert cli("migrate", "-d", database_url).exit_code == 0
+    billing = _stats(database_url)
+    assert billing["predating"] == 2
+    assert billing["by_status"] == [
+        {"status": None, "currency": None, "invoices": 2, "amount": "17.50"}
+    ]
+    assert billing["receivables"] == [] and billing["billed_months"] == []
+    text = cli("stats", "-d", database_url)
+    assert text.exit_code == 0 and "2 invoices predate the billing columns" in text.stdout
+
+    note = (
+        "2 invoices and 1 contract predate the billing columns (seeded by invoicegen 0.1); "
+        "reseed to check them"
+    )
+    data = report(database_url, code=0)
+    assert data["notes"] == [note]
+    assert {c["skipped"] for c in data["checks"][-12:]} == {"all rows predate them"}
+    result = cli("stats", "--check", "-d", database_url)
+    assert result.exit_code == 0 and f"note: {note}" in " ".join(result.stdout.split())
+
+    insert_dataset(engine)  # newer rows beside the old: those are checked, the old ones named
+    data = report(database_url, code=0)
+    assert data["notes"] == [note]
+    assert all(c["violations"] == 0 for c in data["checks"][-12:])
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE invoices SET paid_on = issued_on WHERE id = :i"), {"i": VOID}
+        )
+    assert failures(report(database_url, code=CheckFailed.exit_code)) == {
+        "void invoices with a payment date": (1, [VOID])
+    }
