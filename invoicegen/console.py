@@ -275,26 +275,29 @@ def stats(data: Stats) -> None:
 
 #: Months of billing shown in the table (``--json`` has them all).
 BILLED_MONTHS_SHOWN = 12
+#: Currencies with a column in the billed-per-month table (the most billed; ``--json``: all).
+CURRENCY_COLUMNS = 4
 
 
-def _money_or_dash(value: Decimal | None) -> str:
-    return "-" if not value else f"{value:,}"
+def _units(value: Decimal | None) -> str:
+    """Money in whole units for the overview tables (``--json`` has it exactly)."""
+    return "-" if not value else f"{value:,.0f}"
 
 
-def _status_table(data: Billing, currencies: Sequence[str]) -> Table:
+def _status_table(data: Billing) -> Table:
+    """One row per currency (and one of counts), one column per status."""
+    statuses = list(dict.fromkeys(t.status for t in data.by_status))
     table = _titled("invoices by status", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("status")
-    table.add_column("invoices", justify="right")
-    for currency in currencies:
-        table.add_column(currency, justify="right")
-    statuses: dict[str | None, dict[str | None, tuple[int, Decimal]]] = {}
-    for total in data.by_status:
-        statuses.setdefault(total.status, {})[total.currency] = (total.invoices, total.amount)
-    for status, per_currency in statuses.items():
+    table.add_column("")
+    for status in statuses:
+        table.add_column(status or "(before billing)", justify="right")
+    cells = {(t.status, t.currency): t for t in data.by_status}
+    counts = {s: sum(t.invoices for t in data.by_status if t.status == s) for s in statuses}
+    table.add_row("invoices", *(f"{counts[s]:,}" for s in statuses), style="bold")
+    for currency in sorted({t.currency for t in data.by_status if t.currency is not None}):
         table.add_row(
-            status or "(before billing)",
-            f"{sum(n for n, _ in per_currency.values()):,}",
-            *(_money_or_dash(per_currency.get(c, (0, None))[1]) for c in currencies),
+            currency,
+            *(_units(getattr(cells.get((s, currency)), "amount", None)) for s in statuses),
         )
     return table
 
@@ -303,21 +306,21 @@ def _receivables_table(data: Billing) -> Table:
     table = _titled(
         f"receivables by days past due on {data.as_of}", box=box.SIMPLE_HEAD, pad_edge=False
     )
-    table.add_column("currency")
+    table.add_column("")
     for label, *_ in AGE_BUCKETS:
         table.add_column(label, justify="right")
     table.add_column("total", justify="right", style="bold")
-    table.add_column("DSO days", justify="right")
+    table.add_column("DSO", justify="right")
     for owed in data.receivables:
         table.add_row(
             owed.currency,
-            *(_money_or_dash(owed.by_age[label]) for label, *_ in AGE_BUCKETS),
-            _money_or_dash(owed.total),
-            "-" if owed.dso_days is None else f"{owed.dso_days:,}",
+            *(_units(owed.by_age[label]) for label, *_ in AGE_BUCKETS),
+            _units(owed.total),
+            "-" if owed.dso_days is None else f"{owed.dso_days:,.0f}",
         )
     table.caption = (
-        f"DSO = receivables / billed in the {data.dso_window_days} days to "
-        f"{data.as_of} × {data.dso_window_days}"
+        f"DSO (days sales outstanding) = receivables / billed in the {data.dso_window_days} "
+        f"days to {data.as_of} × {data.dso_window_days}"
     )
     table.caption_justify = "left"
     return table
@@ -333,25 +336,32 @@ def _last_months(last: str, count: int) -> list[str]:
     return months[::-1]
 
 
-def _billed_months_table(data: Billing, currencies: Sequence[str]) -> Table:
+def _billed_months_table(data: Billing) -> Table:
     last = data.as_of.isoformat()[:7] if data.as_of else max(m.month for m in data.billed_months)
+    invoices: dict[str, int] = {}
+    for m in data.billed_months:
+        invoices[m.currency] = invoices.get(m.currency, 0) + m.invoices
+    ranked = sorted(invoices, key=lambda c: (-invoices[c], c))  # the most used first
+    currencies, others = ranked[:CURRENCY_COLUMNS], ranked[CURRENCY_COLUMNS:]
     table = _titled(
         f"billed per month (last {BILLED_MONTHS_SHOWN})", box=box.SIMPLE_HEAD, pad_edge=False
     )
-    table.caption = "by issue date, void invoices left out; --json has every month"
-    table.caption_justify = "left"
     table.add_column("month")
     table.add_column("invoices", justify="right")
     for currency in currencies:
         table.add_column(currency, justify="right")
     cells = {(m.month, m.currency): m for m in data.billed_months}
     for month in _last_months(last, BILLED_MONTHS_SHOWN):
-        found = [cells[month, c] for c in currencies if (month, c) in cells]
+        found = [m for (mon, _), m in cells.items() if mon == month]
         table.add_row(
             month,
             f"{sum(m.invoices for m in found):,}",
-            *(_money_or_dash(getattr(cells.get((month, c)), "billed", None)) for c in currencies),
+            *(_units(getattr(cells.get((month, c)), "billed", None)) for c in currencies),
         )
+    table.caption = "by issue date, void invoices left out"
+    if others:
+        table.caption += f"; --json has {', '.join(others)} too, and every month"
+    table.caption_justify = "left"
     return table
 
 
@@ -361,9 +371,8 @@ def billing(data: Billing | None) -> None:
         out.print(Text("no billing columns: run `invoicegen migrate` to add them", style="dim"))
         out.print()
         return
-    currencies = sorted({t.currency for t in data.by_status if t.currency is not None})
-    heading(f"billing as of {data.as_of or '-'} (from {data.as_of_source})")
-    out.print(_status_table(data, currencies))
+    heading(f"billing as of {data.as_of or '-'} (from {data.as_of_source}), in whole units")
+    out.print(_status_table(data))
     if data.predating:
         out.print(
             Text(
@@ -375,7 +384,7 @@ def billing(data: Billing | None) -> None:
     if data.receivables:
         out.print(_receivables_table(data))
     if data.billed_months:
-        out.print(_billed_months_table(data, currencies))
+        out.print(_billed_months_table(data))
     out.print()
 
 
