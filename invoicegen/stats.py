@@ -452,14 +452,14 @@ def check(engine: Engine, *, fallback: Expectations) -> CheckReport:
 def _run_check(
     connection: Connection, name: str, table: str, sql: str | None, skipped: str = "not recorded"
 ) -> CheckResult:
-    """Count the rows ``sql`` selects (ids, first column) and keep the first few."""
+    """Count the rows ``sql`` selects (ids, first column) and keep the first few, in one pass."""
     if sql is None:
         return CheckResult(name, table, None, skipped=skipped)
-    count = connection.execute(sa.text(f"SELECT COUNT(*) FROM ({sql}) AS v")).scalar_one()
-    examples = connection.execute(
-        sa.text(f"SELECT * FROM ({sql}) AS v ORDER BY 1 LIMIT {EXAMPLES}")
-    ).scalars()
-    return CheckResult(name, table, int(count), [int(i) for i in examples])
+    rows = connection.execute(
+        sa.text(f"SELECT v.*, COUNT(*) OVER () FROM ({sql}) AS v ORDER BY 1 LIMIT {EXAMPLES}")
+    ).all()
+    count = int(rows[0][-1]) if rows else 0
+    return CheckResult(name, table, count, [int(row[0]) for row in rows])
 
 
 # --- billing: the invoices' lifecycle and money (schema 0003) ---------------------------------
@@ -649,6 +649,8 @@ def _billing(connection: Connection, dialect: str) -> Billing | None:
 def add_days(dialect: str, column: str, days: str) -> str:
     """SQL for the date ``days`` (an integer expression) after a date expression."""
     if dialect == "sqlite":
+        if days.lstrip("-").isdigit():
+            return f"date({column}, '{int(days):+d} days')"
         return f"date({column}, printf('%+d days', {days}))"
     if dialect == "postgresql":
         return f"({column} + CAST({days} AS INTEGER))"
@@ -656,14 +658,15 @@ def add_days(dialect: str, column: str, days: str) -> str:
 
 
 def add_months(dialect: str, column: str, months: str) -> str:
-    """SQL for a date expression plus ``months`` (a non-negative integer expression), the day
+    """SQL for a date expression plus ``months`` (an integer expression), the day
     clamped to the end of a shorter month (Jan 31 + 1 month = Feb 28 or 29), as PostgreSQL's
     and MariaDB's own month arithmetic does. SQLite's would roll over into March: there it is the
     earlier of the same day and the last day of the month ``months`` later."""
     if dialect == "sqlite":
+        # ISO text: the day is characters 9-10 (substr is much cheaper than strftime)
         same_day = (
             f"date({column}, 'start of month', printf('%+d months', {months}), "
-            f"printf('%+d days', CAST(strftime('%d', {column}) AS INTEGER) - 1))"
+            f"'+' || (substr({column}, 9, 2) - 1) || ' days')"
         )
         month_end = (
             f"date({column}, 'start of month', printf('%+d months', ({months}) + 1), '-1 day')"
@@ -681,22 +684,29 @@ def concat(dialect: str, *parts: str) -> str:
     return f"CONCAT({', '.join(parts)})"
 
 
-def _periods(dialect: str) -> str:
-    """Each invoice of a contract that has billing columns, with its place ``n`` (from 0) among
-    its contract's invoices and the monthly period n as the contract's dates define it:
-    ``due_start`` = start + n months, ``full_end`` = start + n + 1 months - 1 day."""
-    ranked = (
-        "SELECT i.id, i.contract_id, i.period_start, i.period_end, i.amount, k.start_date, "
-        "k.end_date, k.monthly_rate, "
-        "ROW_NUMBER() OVER (PARTITION BY i.contract_id ORDER BY i.period_start, i.id) - 1 AS n, "
-        "COUNT(*) OVER (PARTITION BY i.contract_id) - 1 AS last_n "
-        "FROM invoices i JOIN contracts k ON k.id = i.contract_id "
-        "WHERE k.monthly_rate IS NOT NULL"
-    )
-    next_start = add_months(dialect, "r.start_date", "r.n + 1")
+def months_between(dialect: str, earlier: str, later: str) -> str:
+    """SQL for the number of calendar months from one date expression's month to another's."""
+    if dialect == "sqlite":  # ISO text: arithmetic on substrings reads them as integers
+        year, month = "substr({}, 1, 4)", "substr({}, 6, 2)"
+    else:
+        year, month = "EXTRACT(YEAR FROM {})", "EXTRACT(MONTH FROM {})"
     return (
-        f"SELECT r.*, {add_months(dialect, 'r.start_date', 'r.n')} AS due_start, "
-        f"{add_days(dialect, next_start, '-1')} AS full_end FROM ({ranked}) AS r"
+        f"(({year.format(later)} - {year.format(earlier)}) * 12 "
+        f"+ {month.format(later)} - {month.format(earlier)})"
+    )
+
+
+def _periods(dialect: str) -> str:
+    """Each invoice of a contract that has billing columns, with the end ``full_end`` of the
+    monthly period its start falls in: period n (counted from 0) starts on start + n months, so
+    it starts in the n-th month after the start's, and ends the day before start + n + 1 months.
+    """
+    n = months_between(dialect, "k.start_date", "i.period_start")
+    full_end = add_days(dialect, add_months(dialect, "k.start_date", f"{n} + 1"), "-1")
+    return (
+        "SELECT i.id, i.period_end, i.amount, k.end_date, k.monthly_rate, "
+        f"{full_end} AS full_end FROM invoices i JOIN contracts k ON k.id = i.contract_id "
+        "WHERE k.monthly_rate IS NOT NULL"
     )
 
 
@@ -709,16 +719,19 @@ def _billing_checks(dialect: str, as_of: dt.date | None) -> list[tuple[str, str,
     day = _literal(as_of) if as_of else ""
     after = _literal(as_of + dt.timedelta(days=1)) if as_of else ""
     per_contract = (
-        "SELECT contract_id, COUNT(*) AS n, MAX(period_end) AS last_end "
-        "FROM invoices GROUP BY contract_id"
+        "SELECT contract_id, COUNT(*) AS n, MIN(period_start) AS first_start, "
+        "MAX(period_end) AS last_end FROM invoices GROUP BY contract_id"
     )
     n = "COALESCE(b.n, 0)"
     # billed_to: end_date when it is on or before as-of, else the end of the last monthly
-    # period complete on as-of. Invoices are the periods 0..n-1 (checked per invoice), so a
-    # running contract is billed to billed_to when period n-1 is complete and period n is not.
+    # period complete on as-of. The invoices tile the periods 0..n-1 (each ends on a period's
+    # end, and none leaves a gap or overlaps, checked apart), so a running contract is billed to
+    # billed_to when period n-1 is complete and period n is not.
     coverage = (
         f"SELECT k.id FROM contracts k LEFT JOIN ({per_contract}) AS b ON b.contract_id = k.id "
-        f"WHERE k.monthly_rate IS NOT NULL AND CASE WHEN k.end_date <= {day} "
+        "WHERE k.monthly_rate IS NOT NULL AND CASE "
+        "WHEN b.first_start IS NOT NULL AND b.first_start <> k.start_date THEN 1 "
+        f"WHEN k.end_date <= {day} "
         "THEN CASE WHEN b.last_end = k.end_date THEN 0 ELSE 1 END "
         f"WHEN {add_months(dialect, 'k.start_date', f'{n} + 1')} <= {after} THEN 1 "
         f"WHEN {n} > 0 AND {add_months(dialect, 'k.start_date', n)} > {after} THEN 1 "
@@ -737,11 +750,10 @@ def _billing_checks(dialect: str, as_of: dt.date | None) -> list[tuple[str, str,
         return sql if as_of else None
 
     return [
-        ("invoices off their contract's monthly periods", "invoices",
-         f"SELECT id FROM ({periods}) AS p WHERE period_start <> due_start OR "
-         "(period_end <> full_end AND NOT (n = last_n AND end_date IS NOT NULL "
-         "AND period_end = end_date AND period_end < full_end))"),
-        ("contracts not billed exactly to billed_to", "contracts", dated(coverage)),
+        ("invoices not ending where a monthly period ends", "invoices",
+         f"SELECT id FROM ({periods}) AS p WHERE period_end <> full_end AND NOT "
+         "(end_date IS NOT NULL AND period_end = end_date AND period_end < full_end)"),
+        ("contracts not billed exactly from start to billed_to", "contracts", dated(coverage)),
         ("invoice amounts off their contract's rate", "invoices",
          f"SELECT id FROM ({periods}) AS p WHERE CASE WHEN period_end = full_end "
          "THEN CASE WHEN amount = monthly_rate THEN 0 ELSE 1 END "
