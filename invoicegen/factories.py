@@ -149,7 +149,8 @@ def contract_dates(
     """A start and end such that exactly ``billed`` monthly periods are billed by ``as_of``.
 
     A running contract (no end, 30%; or an agreed end after as_of, 20%) started ``billed``
-    periods ago; an ended one (50%) ends on a day between ``since`` and as_of, after ``billed``
+    periods ago; an ended one (50%) ends on a day from ``since`` to before as_of (when the
+    window is at least a month long), after ``billed``
     periods, its last one full or cut short by the end date. ``billed`` 0 is a contract signed
     this month. Start days are 1 to 28, so every period starts on the same day of its month.
     """
@@ -165,14 +166,18 @@ def contract_dates(
         full = rand.random() < 0.6
         cut = rand.random()
         start = _on_day(target, day, -billed)
+        moved_back = False  # ending before as_of comes first, inside the window second
         while True:
             last_start = add_months(start, billed - 1)
             last_days = (add_months(start, billed) - last_start).days
             kept = last_days if full else 1 + int(cut * (last_days - 1))
             end = last_start + dt.timedelta(days=kept - 1)
-            if end < as_of:
+            if end >= as_of:
+                start, moved_back = add_months(start, -1), True
+            elif end < since and not moved_back:
+                start = add_months(start, 1)
+            else:
                 return start, end
-            start = add_months(start, -1)
     tomorrow = as_of + dt.timedelta(days=1)
     start = _on_day(tomorrow, day, -billed if day <= tomorrow.day else -billed - 1)
     start = min(start, as_of)  # signed this month, not yet started: it starts today

@@ -80,10 +80,13 @@ def dump(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
+MONEY = ("amount", "monthly_rate")
+
+
 def _text(column: str, value: Any) -> Any:
-    if value is None or (isinstance(value, int) and column != "amount"):
+    if value is None or (isinstance(value, int) and column not in MONEY):
         return value
-    if column == "amount":  # SQLite keeps 20.00 as the integer 20, PostgreSQL as Decimal
+    if column in MONEY:  # SQLite keeps 20.00 as the integer 20, PostgreSQL as Decimal
         return f"{Decimal(str(value)):.2f}"
     return str(value)
 
