@@ -381,11 +381,13 @@ def billing(data: Billing | None) -> None:
                 style="dim",
             )
         )
+    out.print()
     if data.receivables:
         out.print(_receivables_table(data))
+        out.print()
     if data.billed_months:
         out.print(_billed_months_table(data))
-    out.print()
+        out.print()
 
 
 def _range(value: DateRange) -> str:

@@ -830,7 +830,7 @@ def _billing_results(
             "reseed to check them"
         )
         if not new_invoices:
-            reason = "all rows predate them"
+            reason = "rows predate billing"
             return [CheckResult(name, table, None, skipped=reason) for name, table, _ in checks], (
                 notes
             )
