@@ -50,7 +50,7 @@ import factory
 import factory.random
 import sqlalchemy as sa
 from factory.alchemy import SQLAlchemyModelFactory
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from invoicegen import factory_signatures as sig
 from invoicegen.errors import FactoryValueError
@@ -453,7 +453,10 @@ def bill_contract(
 
 
 def invoice_number(user_id: int | None, n: int) -> str:
-    """``INV-<user id>-<n>``: n counts the user's issued invoices by issue date, then id."""
+    """``INV-<user id>-<n>``: n counts the user's issued invoices by issue date, then id.
+
+    A user with no id yet (``build()``) numbers as user 0.
+    """
     return f"INV-{user_id if user_id is not None else 0}-{n}"
 
 
@@ -831,7 +834,7 @@ class IsolatedInvoiceFactory(InvoicegenFactory[Invoice]):
     @classmethod
     def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
         invoice = super()._create(model_class, *args, **kwargs)
-        _renumber(invoice, _current_session())
+        _renumber(invoice, object_session(invoice))
         return invoice
 
 
