@@ -466,7 +466,8 @@ def _run_check(
 
 #: An invoice's statuses in lifecycle order (``invoices.status``).
 STATUSES = ("draft", "open", "paid", "overdue", "void")
-_ISSUED = "('open', 'paid', 'overdue', 'void')"
+_ISSUED = "('open', 'paid', 'overdue', 'void')"  # numbered, with issue and due dates
+_BILLED = "('open', 'paid', 'overdue')"  # issued and not void: what counts as billed
 #: Receivables by days past due on the as-of date: (label, fewest days, most days).
 AGE_BUCKETS: tuple[tuple[str, int | None, int | None], ...] = (
     ("current", None, 0),
@@ -477,12 +478,6 @@ AGE_BUCKETS: tuple[tuple[str, int | None, int | None], ...] = (
 )
 #: Days sales outstanding = receivables / billed in the last DSO_DAYS days * DSO_DAYS.
 DSO_DAYS = 90
-#: The columns migration 0003 added, by table: NULL in every row seeded before it.
-BILLING_COLUMNS = {
-    "clients": ("country", "payment_terms_days"),
-    "contracts": ("currency", "monthly_rate"),
-    "invoices": ("number", "issued_on", "due_on", "paid_on", "status", "currency"),
-}
 
 
 @dataclass(frozen=True)
@@ -585,8 +580,8 @@ def _receivables(connection: Connection, dialect: str, as_of: dt.date) -> list[R
         str(currency): _money(dialect, total)
         for currency, total in connection.execute(
             sa.text(
-                f"SELECT currency, {amount} FROM invoices WHERE status IN {_ISSUED} "
-                f"AND status <> 'void' AND issued_on > {_literal(window)} "
+                f"SELECT currency, {amount} FROM invoices WHERE status IN {_BILLED} "
+                f"AND issued_on > {_literal(window)} "
                 f"AND issued_on <= {_literal(as_of)} GROUP BY currency"
             )
         )
@@ -610,7 +605,7 @@ def _billed_months(connection: Connection, dialect: str) -> list[BilledMonth]:
         for month, currency, n, total in connection.execute(
             sa.text(
                 f"SELECT {bucket}, currency, COUNT(*), {money_sum(dialect, 'amount')} "
-                f"FROM invoices WHERE status IN {_ISSUED} AND status <> 'void' "
+                f"FROM invoices WHERE status IN {_BILLED} "
                 "GROUP BY 1, 2 ORDER BY 1, 2"
             )
         )
