@@ -410,6 +410,11 @@ def test_rows_that_predate_the_billing_columns_are_named_not_failed(database_url
     unmigrated = cli("stats", "-d", database_url)
     assert unmigrated.exit_code == 0, unmigrated.stderr
     assert "run `invoicegen migrate`" in unmigrated.stdout
+    old_schema = report(database_url, code=0)
+    assert old_schema["notes"] == [
+        "the schema predates the billing columns; run `invoicegen migrate`"
+    ]
+    assert {c["skipped"] for c in old_schema["checks"][-12:]} == {"schema older than 0003"}
 
     assert cli("migrate", "-d", database_url).exit_code == 0
     billing = _stats(database_url)
