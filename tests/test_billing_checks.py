@@ -293,13 +293,11 @@ def test_a_contract_without_its_due_invoices_is_caught(sqlite_url: str) -> None:
 def _bucket(days_past_due: int) -> str:
     if days_past_due <= 0:
         return "current"
-    if days_past_due > 90:
-        return "90+"
-    return next(
-        b
-        for b, (lo, hi) in {"1-30": (1, 30), "31-60": (31, 60), "61-90": (61, 90)}.items()
-        if lo <= days_past_due <= hi
-    )
+    if days_past_due <= 30:
+        return "1-30"
+    if days_past_due <= 60:
+        return "31-60"
+    return "61-90" if days_past_due <= 90 else "90+"
 
 
 def _stats(url: str) -> dict[str, Any]:
