@@ -196,9 +196,21 @@ def run_floor(url: str, counts: dict[str, int], batch_users: int, users: int) ->
     day, money = AS_OF - dt.timedelta(days=400), Decimal("123.45")
     values = {
         "users": lambda i, _parent: (i, "Jane Doe", f"jane.{i}@example.com", "555-0100"),
-        "clients": lambda i, p: (i, "John Roe", "Acme Inc", "john@acme.example", p),
-        "contracts": lambda i, p: (i, "Consulting", day, None, p),
-        "invoices": lambda i, p: (i, day, day + dt.timedelta(days=30), money, p),
+        "clients": lambda i, p: (i, "John Roe", "Acme Inc", "john@acme.example", "US", 30, p),
+        "contracts": lambda i, p: (i, "Consulting", day, None, "USD", money, p),
+        "invoices": lambda i, p: (
+            i,
+            day,
+            day + dt.timedelta(days=30),
+            money,
+            f"INV-{p}-{i}",
+            day,
+            day,
+            day,
+            "paid",
+            "USD",
+            p,
+        ),
     }
     batches = max(1, -(-users // batch_users))
     prepared = []  # values computed before the clock starts: only the writes are timed

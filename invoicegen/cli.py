@@ -253,6 +253,13 @@ def seed(
             help="The 'today' dates are relative to (YYYY-MM-DD). \\[default: today]",
         ),
     ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATE",
+            help="Contracts that ended, ended after this day. \\[default: 3 years before as-of]",
+        ),
+    ] = None,
     locale: Annotated[
         str | None, typer.Option(metavar="LOCALE", help="Faker locale. \\[default: en_US]")
     ] = None,
@@ -313,6 +320,7 @@ def seed(
             invoices_per_contract=given("invoices_per_contract"),
             seed=config.seed,
             as_of=config.as_of,
+            since=config.since,
             locale=given("locale"),
             batch_size=config.batch_size,
             workers=config.workers or seeding.default_workers(),
@@ -327,6 +335,7 @@ def seed(
         resolved = result.plan
         replay = (
             f"invoicegen seed --users {resolved.users} --seed {result.seed} --as-of {result.as_of} "
+            f"--since {resolved.since} "
             f"--clients-per-user {resolved.clients_per_user} --contracts-per-client "
             f"{resolved.contracts_per_client} --invoices-per-contract "
             f"{resolved.invoices_per_contract}"
@@ -345,6 +354,7 @@ def seed(
                     "rows_per_second": round(result.rows_per_second, 1),
                     "seed": result.seed,
                     "as_of": result.as_of.isoformat(),
+                    "since": resolved.since.isoformat() if resolved.since else None,
                     "first_user": result.first_user + 1,
                     "users": result.users,
                     "shard": str(resolved.shard) if resolved.shard else None,

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from rich import box
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # only for annotations: `--help` and `--version` must not loa
     from invoicegen.seeding import Progress as SeedProgress
     from invoicegen.seeding import SeedResult
     from invoicegen.stats import (
+        Billing,
         CheckReport,
         ChildrenPerParent,
         DateRange,
@@ -304,10 +306,130 @@ def stats(data: Stats) -> None:
         out.print()
         out.print(_top_clients_table(data.top_clients))
     out.print()
+    billing(data.billing)
     if data.runs:
         out.print(_runs_table(data.runs))
     else:
         out.print(Text("no run manifest: seeded by an older invoicegen or another tool", "dim"))
+
+
+#: Months of billing shown in the table (``--json`` has them all).
+BILLED_MONTHS_SHOWN = 12
+#: Currencies with a column in the billed-per-month table (the most billed; ``--json``: all).
+CURRENCY_COLUMNS = 4
+
+
+def _units(value: Decimal | None) -> str:
+    """Money in whole units for the overview tables (``--json`` has it exactly)."""
+    return "-" if not value else f"{value:,.0f}"
+
+
+def _status_table(data: Billing) -> Table:
+    """One row per currency (and one of counts), one column per status."""
+    statuses = list(dict.fromkeys(t.status for t in data.by_status))
+    table = _titled("invoices by status", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("")
+    for status in statuses:
+        table.add_column(status or "(before billing)", justify="right")
+    cells = {(t.status, t.currency): t for t in data.by_status}
+    counts = {s: sum(t.invoices for t in data.by_status if t.status == s) for s in statuses}
+    table.add_row("invoices", *(f"{counts[s]:,}" for s in statuses), style="bold")
+    for currency in sorted({t.currency for t in data.by_status if t.currency is not None}):
+        table.add_row(
+            currency,
+            *(_units(getattr(cells.get((s, currency)), "amount", None)) for s in statuses),
+        )
+    return table
+
+
+def _receivables_table(data: Billing) -> Table:
+    from invoicegen.stats import AGE_BUCKETS  # not at module level: stats loads SQLAlchemy
+
+    table = _titled(
+        f"receivables by days past due on {data.as_of}", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    table.add_column("")
+    for label, *_ in AGE_BUCKETS:
+        table.add_column(label, justify="right")
+    table.add_column("total", justify="right", style="bold")
+    table.add_column("DSO", justify="right")
+    for owed in data.receivables:
+        table.add_row(
+            owed.currency,
+            *(_units(owed.by_age[label]) for label, *_ in AGE_BUCKETS),
+            _units(owed.total),
+            "-" if owed.dso_days is None else f"{owed.dso_days:,.0f}",
+        )
+    table.caption = (
+        f"DSO (days sales outstanding) = receivables / billed in the {data.dso_window_days} "
+        f"days to {data.as_of} × {data.dso_window_days}"
+    )
+    table.caption_justify = "left"
+    return table
+
+
+def _last_months(last: str, count: int) -> list[str]:
+    """The ``count`` calendar months (YYYY-MM) up to and including ``last``."""
+    year, month = map(int, last.split("-"))
+    months = []
+    for _ in range(count):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return months[::-1]
+
+
+def _billed_months_table(data: Billing) -> Table:
+    last = data.as_of.isoformat()[:7] if data.as_of else max(m.month for m in data.billed_months)
+    invoices: dict[str, int] = {}
+    for m in data.billed_months:
+        invoices[m.currency] = invoices.get(m.currency, 0) + m.invoices
+    ranked = sorted(invoices, key=lambda c: (-invoices[c], c))  # the most used first
+    currencies, others = ranked[:CURRENCY_COLUMNS], ranked[CURRENCY_COLUMNS:]
+    table = _titled(
+        f"billed per month (last {BILLED_MONTHS_SHOWN})", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    table.add_column("month")
+    table.add_column("invoices", justify="right")
+    for currency in currencies:
+        table.add_column(currency, justify="right")
+    cells = {(m.month, m.currency): m for m in data.billed_months}
+    for month in _last_months(last, BILLED_MONTHS_SHOWN):
+        found = [m for (mon, _), m in cells.items() if mon == month]
+        table.add_row(
+            month,
+            f"{sum(m.invoices for m in found):,}",
+            *(_units(getattr(cells.get((month, c)), "billed", None)) for c in currencies),
+        )
+    table.caption = "by issue date, void invoices left out"
+    if others:
+        table.caption += f"; --json has {', '.join(others)} too, and every month"
+    table.caption_justify = "left"
+    return table
+
+
+def billing(data: Billing | None) -> None:
+    """The billing view: statuses, receivables by age with DSO, billed per month."""
+    if data is None:
+        out.print(Text("no billing columns: run `invoicegen migrate` to add them", style="dim"))
+        out.print()
+        return
+    heading(f"billing as of {data.as_of or '-'} (from {data.as_of_source}), in whole units")
+    out.print(_status_table(data))
+    if data.predating:
+        out.print(
+            Text(
+                f"{data.predating:,} invoices predate the billing columns (seeded by "
+                "invoicegen 0.1): no status, dates or currency",
+                style="dim",
+            )
+        )
+    out.print()
+    if data.receivables:
+        out.print(_receivables_table(data))
+        out.print()
+    if data.billed_months:
+        out.print(_billed_months_table(data))
+        out.print()
 
 
 def _range(value: DateRange) -> str:
@@ -331,6 +453,8 @@ def check_report(report: CheckReport) -> None:
         examples = ", ".join(f"#{i}" for i in result.examples)
         table.add_row(result.name, mark, f"{result.table} {examples}" if examples else "")
     out.print(table)
+    for note in report.notes:
+        out.print(Text.assemble(("note: ", "bold yellow"), note))
 
 
 def target(description: str) -> None:

@@ -7,14 +7,21 @@ Two kinds per model, as in the article that started invoicegen:
   ``clients=(1, 3)`` for a random count in a range, or ``clients=[client_a, client_b]``.
   Deeper levels take the ``__`` syntax: ``UserFactory(clients=2, clients__contracts=1)``.
 
-Values are coherent: emails derive from names (users' are unique: ``number`` is part of them);
-contracts start before they end; invoices are consecutive, non-overlapping periods inside their
-contract and never in the future relative to ``as_of``; amounts are positive with two decimals.
+Values are coherent, by the same rules as the seeding engine: emails derive from names (users'
+are unique: ``number`` is part of them); a contract is billed monthly from its start, and
+``ContractFactory(invoices=N)`` places its dates so that exactly N periods are billed by
+``as_of``; an invoice's amount is the contract's monthly rate (prorated by days for a short
+final period) in the contract's currency; its lifecycle (issued, due, paid, status) follows
+its client's payment terms and payer profile, as of ``as_of``; invoice numbers count each
+user's issued invoices, in order of issue, without gaps.
 
 Situations tests often need: ``ContractFactory(ongoing=True)`` (no end date),
 ``ContractFactory(ended=True)`` (ended before ``as_of``), ``InvoiceFactory(zero=True)``
 (amount 0.00), ``InvoiceFactory(long_ago=True)`` (its period ended a year or more before
-``as_of``), and a user with no clients: ``IsolatedUserFactory()`` or ``UserFactory(clients=0)``.
+``as_of``), ``InvoiceFactory(overdue=True)``, ``InvoiceFactory(paid_late=True)``,
+``InvoiceFactory(draft=True)``, ``InvoiceFactory(void=True)``,
+``ClientFactory(stopped_paying=True)`` (pays nothing issued in the last 90 days), and a user
+with no clients: ``IsolatedUserFactory()`` or ``UserFactory(clients=0)``.
 
 ``build()`` needs no database. ``create()`` adds and flushes through the session bound with
 :func:`bind_session` (the pytest plugin does this); the caller owns the transaction. A value that
@@ -24,21 +31,26 @@ the field. ``create()``/``build()`` are typed: ``UserFactory.create()`` is a ``U
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime as dt
 import functools
+import math
+import random
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
-from decimal import Decimal
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from itertools import accumulate
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import factory
 import factory.random
 import sqlalchemy as sa
 from factory.alchemy import SQLAlchemyModelFactory
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from invoicegen import factory_signatures as sig
 from invoicegen.errors import FactoryValueError, UsageError
@@ -53,6 +65,8 @@ DEFAULT_INVOICES = (1, 5)
 EMAIL_DOMAINS = ("example.com", "example.net", "example.org")  # reserved: mail never leaves
 MAX_AMOUNT = Decimal("9999999999.99")  # NUMERIC(12, 2)
 LONG_AGO_MONTHS = 12
+HISTORY_MONTHS = 36  # contracts that ended spread over this window before as_of by default
+LATE_DAYS = 75  # an overdue or late-paid invoice's period ends this long before as_of
 
 M = TypeVar("M")
 _session: ContextVar[Session | None] = ContextVar("invoicegen_factory_session", default=None)
@@ -115,45 +129,336 @@ def add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, last_day))
 
 
-def contract_dates(as_of: dt.date, invoice_count: int) -> tuple[dt.date, dt.date | None]:
-    """A start (and maybe an end) leaving room for ``invoice_count`` monthly periods before as_of.
+def _on_day(day: dt.date, day_of_month: int, months: int) -> dt.date:
+    """Day ``day_of_month`` (at most 28: no clamping) of the month ``months`` after ``day``'s."""
+    month_index = day.year * 12 + day.month - 1 + months
+    return dt.date(month_index // 12, month_index % 12 + 1, day_of_month)
 
-    25% of contracts are still running (no end date); the others end on or after the last
-    period, possibly after ``as_of`` (an end already agreed).
+
+#: How a drawn contract runs: no end date, an agreed end after as_of, or ended before as_of.
+CONTRACT_KINDS = ("running", "agreed", "ended")
+
+
+def contract_dates(
+    rand: random.Random,
+    as_of: dt.date,
+    billed: int,
+    since: dt.date,
+    *,
+    kind: str | None = None,
+) -> tuple[dt.date, dt.date | None]:
+    """A start and end such that exactly ``billed`` monthly periods are billed by ``as_of``.
+
+    A running contract (no end, 30%; or an agreed end after as_of, 20%) started ``billed``
+    periods ago; an ended one (50%) ends on a day from ``since`` to before as_of (when the
+    window is at least a month long), after ``billed``
+    periods, its last one full or cut short by the end date. ``billed`` 0 is a contract signed
+    this month. Start days are 1 to 28, so every period starts on the same day of its month.
     """
-    rand = factory.random.randgen
-    months = max(invoice_count, 1)
-    back = rand.randint(months + 1, months + 24)
-    month_start = add_months(as_of.replace(day=1), -back)
-    start = month_start.replace(day=rand.randint(1, 28))
-    if rand.random() < 0.25:
+    if kind is None:
+        draw = rand.random()
+        kind = "running" if billed == 0 or draw < 0.3 else "agreed" if draw < 0.5 else "ended"
+    day = rand.randint(1, 28)
+    if kind == "ended":
+        if billed < 1:
+            raise ValueError("an ended contract has billed at least one period")
+        window = max((as_of - since).days, 1)
+        target = as_of - dt.timedelta(days=rand.randint(1, window))
+        full = rand.random() < 0.6
+        cut = rand.random()
+        start = _on_day(target, day, -billed)
+        moved_back = False  # ending before as_of comes first, inside the window second
+        while True:
+            last_start = add_months(start, billed - 1)
+            last_days = (add_months(start, billed) - last_start).days
+            kept = last_days if full else 1 + int(cut * (last_days - 1))
+            end = last_start + dt.timedelta(days=kept - 1)
+            if end >= as_of:
+                start, moved_back = add_months(start, -1), True
+            elif end < since and not moved_back:
+                start = add_months(start, 1)
+            else:
+                return start, end
+    tomorrow = as_of + dt.timedelta(days=1)
+    start = _on_day(tomorrow, day, -billed if day <= tomorrow.day else -billed - 1)
+    start = min(start, as_of)  # signed this month, not yet started: it starts today
+    if kind == "running":
         return start, None
-    end = add_months(start, months + rand.randint(0, 6)) - dt.timedelta(days=1)
-    return start, end
+    return start, add_months(start, billed + rand.randint(1, 12)) - dt.timedelta(days=1)
 
 
-def invoice_period(
-    start: dt.date, end: dt.date | None, as_of: dt.date, index: int, count: int
-) -> tuple[dt.date, dt.date]:
-    """Period ``index`` of ``count`` consecutive periods inside the contract, none after as_of.
+#: One billed period: its first and last day, and the days of the full month it belongs to.
+Period = tuple[dt.date, dt.date, int]
 
-    Monthly periods from the contract's start when ``count`` of them fit; otherwise the
-    billable span is cut into ``count`` equal periods. Raises ValueError when even one day each
-    does not fit.
+
+def billing_periods(start: dt.date, end: dt.date | None, as_of: dt.date) -> list[Period]:
+    """The periods a contract is billed for by ``as_of``: they tile ``[start, billed_to]``.
+
+    Period i runs from start + i months to the day before start + i + 1 months. ``billed_to``
+    is ``end`` when the contract ended on or before as_of (the last period ends on it, maybe
+    short), else the end of the last period complete on as_of.
     """
-    last = min(end, as_of) if end is not None else as_of
-    if not 0 <= index < count:
-        raise ValueError(f"index {index} is outside 0..{count - 1}")
-    if add_months(start, count) - dt.timedelta(days=1) <= last:
-        return add_months(start, index), add_months(start, index + 1) - dt.timedelta(days=1)
-    length = ((last - start).days + 1) // count
-    if length < 1:
-        raise ValueError(
-            f"{count} periods do not fit between {start} and {last} "
-            "(build the contract with invoice_count=N to leave room)"
-        )
-    period_start = start + dt.timedelta(days=index * length)
-    return period_start, period_start + dt.timedelta(days=length - 1)
+    ended = end is not None and end <= as_of
+    periods: list[Period] = []
+    index = 0
+    while True:
+        first, following = add_months(start, index), add_months(start, index + 1)
+        last = following - dt.timedelta(days=1)
+        if ended:
+            assert end is not None
+            if first > end:
+                return periods
+            periods.append((first, min(last, end), (following - first).days))
+        elif last > as_of:
+            return periods
+        else:
+            periods.append((first, last, (following - first).days))
+        index += 1
+
+
+@dataclass(frozen=True)
+class Currency:
+    code: str  # ISO 4217
+    exponent: int  # digits after the decimal point of its minor unit
+    per_usd: float  # rough units per US dollar: the size of a typical price
+
+    @property
+    def minor_unit(self) -> Decimal:
+        return Decimal(1).scaleb(-self.exponent)
+
+
+_CURRENCY_LIST = (
+    Currency("USD", 2, 1),
+    Currency("EUR", 2, 0.92),
+    Currency("GBP", 2, 0.79),
+    Currency("JPY", 0, 150),
+    Currency("CHF", 2, 0.88),
+    Currency("CAD", 2, 1.37),
+    Currency("AUD", 2, 1.52),
+    Currency("NZD", 2, 1.66),
+    Currency("BRL", 2, 5.5),
+    Currency("MXN", 2, 18),
+    Currency("ARS", 2, 950),
+    Currency("CLP", 0, 930),
+    Currency("COP", 2, 4000),
+    Currency("CNY", 2, 7.2),
+    Currency("TWD", 2, 32),
+    Currency("KRW", 0, 1350),
+    Currency("INR", 2, 84),
+    Currency("BDT", 2, 118),
+    Currency("NPR", 2, 134),
+    Currency("IDR", 2, 15800),
+    Currency("PHP", 2, 57),
+    Currency("THB", 2, 35),
+    Currency("VND", 0, 25000),
+    Currency("PLN", 2, 4),
+    Currency("CZK", 2, 23),
+    Currency("HUF", 2, 360),
+    Currency("RON", 2, 4.6),
+    Currency("MKD", 2, 57),
+    Currency("SEK", 2, 10.5),
+    Currency("NOK", 2, 10.8),
+    Currency("DKK", 2, 6.9),
+    Currency("RUB", 2, 92),
+    Currency("UAH", 2, 41),
+    Currency("GEL", 2, 2.7),
+    Currency("AMD", 2, 390),
+    Currency("AZN", 2, 1.7),
+    Currency("ILS", 2, 3.7),
+    Currency("IRR", 2, 42000),
+    Currency("DZD", 2, 135),
+    Currency("ZAR", 2, 18),
+)
+CURRENCIES = {currency.code: currency for currency in _CURRENCY_LIST}
+
+#: ISO 3166 alpha-2 -> ISO 4217, for every country a Faker locale stands for.
+COUNTRY_CURRENCY = {
+    **dict.fromkeys(
+        ("AT", "BE", "DE", "ES", "FI", "FR", "GR", "HR", "IE", "IT", "NL", "PT", "SI", "SK"), "EUR"
+    ),
+    "US": "USD", "GB": "GBP", "JP": "JPY", "CH": "CHF", "CA": "CAD", "AU": "AUD", "NZ": "NZD",
+    "BR": "BRL", "MX": "MXN", "AR": "ARS", "CL": "CLP", "CO": "COP", "CN": "CNY", "TW": "TWD",
+    "KR": "KRW", "IN": "INR", "BD": "BDT", "NP": "NPR", "ID": "IDR", "PH": "PHP", "TH": "THB",
+    "VN": "VND", "PL": "PLN", "CZ": "CZK", "HU": "HUF", "RO": "RON", "MK": "MKD", "SE": "SEK",
+    "NO": "NOK", "DK": "DKK", "RU": "RUB", "UA": "UAH", "GE": "GEL", "AM": "AMD", "AZ": "AZN",
+    "IL": "ILS", "IR": "IRR", "DZ": "DZD", "ZA": "ZAR",
+}  # fmt: skip
+FALLBACK_CURRENCY = "USD"  # a country without its own entry here bills in dollars
+
+#: Where the few clients abroad are, and the currencies of the few contracts not in the
+#: client's own.
+ABROAD = ("US", "GB", "DE", "FR", "NL", "CH", "JP", "CA", "IE", "SE")
+ABROAD_SHARE = 0.08
+OTHER_CURRENCIES = ("USD", "EUR", "GBP")
+OTHER_CURRENCY_SHARE = 0.08
+CENT = Decimal("0.01")
+
+
+def currency_of(code: str | None) -> Currency:
+    return CURRENCIES.get(code or FALLBACK_CURRENCY, CURRENCIES[FALLBACK_CURRENCY])
+
+
+def client_country(rand: random.Random, home: str) -> str:
+    """Mostly the locale's own country, a few clients abroad."""
+    if rand.random() >= ABROAD_SHARE:
+        return home
+    return rand.choice([country for country in ABROAD if country != home])
+
+
+def contract_currency(rand: random.Random, country: str | None) -> str:
+    """Mostly the client's country's currency, a few contracts in another."""
+    home = COUNTRY_CURRENCY.get(country or "", FALLBACK_CURRENCY)
+    if rand.random() >= OTHER_CURRENCY_SHARE:
+        return home
+    return rand.choice([code for code in OTHER_CURRENCIES if code != home])
+
+
+#: Monthly rates, log-normal in US dollars: a median of 1,500, most small, a long tail.
+RATE_MEDIAN_USD = 1500.0
+RATE_SIGMA = 1.0
+RATE_BOUNDS_USD = (50.0, 150_000.0)
+
+
+def monthly_rate(rand: random.Random, currency: str) -> Decimal:
+    """A log-normal monthly rate priced as people price: two significant figures, whole units."""
+    low, high = RATE_BOUNDS_USD
+    usd = min(max(rand.lognormvariate(math.log(RATE_MEDIAN_USD), RATE_SIGMA), low), high)
+    local = usd * currency_of(currency).per_usd
+    step = 10 ** max(int(math.log10(local)) - 1, 0)
+    return Decimal(max(round(local / step), 1) * step).quantize(CENT)
+
+
+def period_amount(rate: Decimal, currency: str | None, period: Period) -> Decimal:
+    """The rate for a full period, prorated by days for a short one, rounded to the currency's
+    minor unit (and written with two decimals, as the column holds them)."""
+    first, last, full_days = period
+    days = (last - first).days + 1
+    if days >= full_days:
+        return rate.quantize(CENT)
+    unit = currency_of(currency).minor_unit
+    return (rate * days / full_days).quantize(unit, rounding=ROUND_HALF_UP).quantize(CENT)
+
+
+#: Payment terms in days, and how often clients have each.
+TERMS = (7, 14, 30, 45, 60)
+_TERMS_CUMULATIVE = tuple(accumulate((10, 20, 45, 10, 15)))
+
+
+def payment_terms(rand: random.Random) -> int:
+    return TERMS[bisect.bisect_right(_TERMS_CUMULATIVE, rand.random() * _TERMS_CUMULATIVE[-1])]
+
+
+@dataclass(frozen=True)
+class Payer:
+    """How a client pays: ``on_time`` (within terms, rarely a little late), ``late`` (after the
+    due date, habitually), or ``stopped`` (pays nothing issued in its last ``stopped_days``
+    before as_of; on time before that)."""
+
+    kind: str = "on_time"
+    stopped_days: int = 0
+
+    def pays_after(self, rand: random.Random, issued: dt.date, terms: int, as_of: dt.date) -> int:
+        """Days from issue to payment; -1 for never."""
+        if self.kind == "stopped" and (as_of - issued).days < self.stopped_days:
+            return -1
+        if self.kind == "late":
+            return terms + rand.randint(3, 60)
+        if rand.random() < 0.05:
+            return terms + rand.randint(1, 20)
+        return rand.randint(0, terms)
+
+
+ON_TIME = Payer()
+PAYER_SHARES = (0.84, 0.96)  # cumulative: on time, late, then stopped
+STOPPED_PAYING = Payer("stopped", 90)  # ClientFactory(stopped_paying=True)
+
+
+def payer_profile(rand: random.Random) -> Payer:
+    draw = rand.random()
+    if draw < PAYER_SHARES[0]:
+        return ON_TIME
+    if draw < PAYER_SHARES[1]:
+        return Payer("late")
+    return Payer("stopped", rand.randint(30, 365))
+
+
+#: Days from a period's end to the invoice's issue ("a few days after").
+ISSUE_DELAYS = (0, 1, 1, 2, 2, 3, 3, 4, 5, 7)
+VOID_SHARE = 0.015
+STATUSES = ("draft", "open", "paid", "overdue", "void")
+
+Lifecycle = tuple[dt.date | None, dt.date | None, dt.date | None, str]
+
+
+def invoice_lifecycle(
+    rand: random.Random,
+    period_end: dt.date,
+    as_of: dt.date,
+    terms: int,
+    payer: Payer,
+    *,
+    latest: bool,
+    status: str | None = None,
+) -> Lifecycle:
+    """(issued_on, due_on, paid_on, status) of an invoice as of ``as_of``.
+
+    Issued a few days after its period ends; a contract's latest invoice that would be issued
+    after as_of is still a draft. Paid when the payer's payment day has come by as_of; else
+    open until due, then overdue; a small share is void. ``status`` forces one outcome
+    (``draft``, ``void``, ``overdue``, ``paid_late``) and raises ValueError when the dates
+    cannot give it.
+    """
+    issued = period_end + dt.timedelta(days=ISSUE_DELAYS[int(rand.random() * 10)])
+    if status == "draft" or (status is None and latest and issued > as_of):
+        return None, None, None, "draft"
+    issued = min(issued, as_of)
+    due = issued + dt.timedelta(days=terms)
+    if status == "void" or (status is None and rand.random() < VOID_SHARE):
+        return issued, due, None, "void"
+    if status in ("overdue", "paid_late") and due >= as_of:
+        raise ValueError(f"an invoice due on {due} is not yet late on {as_of}")
+    if status == "overdue":
+        return issued, due, None, "overdue"
+    if status == "paid_late":
+        return issued, due, min(due + dt.timedelta(days=rand.randint(1, 30)), as_of), "paid"
+    delay = payer.pays_after(rand, issued, terms, as_of)
+    if delay >= 0 and (paid := issued + dt.timedelta(days=delay)) <= as_of:
+        return issued, due, paid, "paid"
+    return issued, due, None, "open" if due >= as_of else "overdue"
+
+
+#: An invoice row of the seeding engine, before its number: period_start, period_end, amount,
+#: issued_on, due_on, paid_on, status, currency.
+Bill = tuple[dt.date, dt.date, Decimal, dt.date | None, dt.date | None, dt.date | None, str, str]
+
+
+def bill_contract(
+    rand: random.Random,
+    start: dt.date,
+    end: dt.date | None,
+    as_of: dt.date,
+    rate: Decimal,
+    currency: str,
+    terms: int,
+    payer: Payer,
+) -> list[Bill]:
+    """Every invoice of a contract as of ``as_of``, by the rules the invoice factory follows."""
+    periods = billing_periods(start, end, as_of)
+    last = len(periods) - 1
+    bills: list[Bill] = []
+    for index, period in enumerate(periods):
+        lifecycle = invoice_lifecycle(rand, period[1], as_of, terms, payer, latest=index == last)
+        amount = period_amount(rate, currency, period)
+        bills.append((period[0], period[1], amount, *lifecycle, currency))
+    return bills
+
+
+def invoice_number(user_id: int | None, n: int) -> str:
+    """``INV-<user id>-<n>``: n counts the user's issued invoices by issue date, then id.
+
+    A user with no id yet (``build()``) numbers as user 0.
+    """
+    return f"INV-{user_id if user_id is not None else 0}-{n}"
 
 
 def random_amount() -> Decimal:
@@ -281,8 +586,23 @@ class IsolatedUserFactory(InvoicegenFactory[User]):
     phone = factory.Faker("phone_number")
 
 
+def payer_of(client: Any) -> Payer:
+    """A client's payer profile: the one its factory drew, else on time (e.g. a loaded row)."""
+    payer = getattr(client, "_invoicegen_payer", None)
+    return payer if isinstance(payer, Payer) else ON_TIME
+
+
+def _client_payer(o: Any) -> Payer:
+    return STOPPED_PAYING if o.stopped_paying else payer_profile(factory.random.randgen)
+
+
 class IsolatedClientFactory(InvoicegenFactory[Client]):
-    """A client, with its user (an isolated one unless given), and no contracts."""
+    """A client, with its user (an isolated one unless given), and no contracts.
+
+    Most clients are in the locale's country, a few abroad. ``payer`` is how the client pays
+    (not a column: kept on the object for its invoices); ``stopped_paying=True`` gives one
+    that pays nothing issued in the last 90 days before as_of.
+    """
 
     # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
     create: ClassVar[sig.MakeClient[list[Contract]]]
@@ -294,22 +614,46 @@ class IsolatedClientFactory(InvoicegenFactory[Client]):
     class Params:
         first_name = factory.Faker("first_name")
         last_name = factory.Faker("last_name")
+        home_country = factory.Faker("current_country_code")  # the locale's; draws nothing
+        stopped_paying = False
 
     user = factory.SubFactory("invoicegen.factories.IsolatedUserFactory")
     name = factory.LazyAttribute(lambda o: f"{o.first_name} {o.last_name}")
     company_name = factory.Faker("company")
     email = factory.LazyAttribute(lambda o: client_email(o.first_name, o.last_name, o.company_name))
+    country = factory.LazyAttribute(
+        lambda o: client_country(factory.random.randgen, o.home_country)
+    )
+    payment_terms_days = factory.LazyFunction(lambda: payment_terms(factory.random.randgen))
+    payer = factory.LazyAttribute(_client_payer)
+
+    @classmethod
+    def _build(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        payer = kwargs.pop("payer", ON_TIME)
+        client = super()._build(model_class, *args, **kwargs)
+        client._invoicegen_payer = payer
+        return client
+
+    @classmethod
+    def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        payer = kwargs.pop("payer", ON_TIME)
+        client = super()._create(model_class, *args, **kwargs)
+        client._invoicegen_payer = payer
+        return client
 
 
 def _contract_dates(o: Any) -> tuple[dt.date, dt.date | None]:
     if o.ongoing and o.ended:
         raise FactoryValueError("ContractFactory.end_date: a contract cannot be ongoing and ended")
-    start, end = contract_dates(o.as_of, o.invoice_count)
-    if o.ongoing:
-        end = None
-    elif o.ended:  # the dates leave room for the invoices before as_of, so this stays >= start
-        day_before = o.as_of - dt.timedelta(days=1)
-        end = day_before if end is None else min(end, day_before)
+    kind = "running" if o.ongoing else "ended" if o.ended else None
+    if kind is None and o.invoice_count == 0:
+        kind = "running"
+    try:
+        start, end = contract_dates(
+            factory.random.randgen, o.as_of, o.invoice_count, o.since, kind=kind
+        )
+    except ValueError as exc:
+        raise FactoryValueError(f"ContractFactory.end_date: {exc}") from None
     return start, end
 
 
@@ -332,9 +676,11 @@ def _contract_end(o: Any) -> dt.date | None:
 class IsolatedContractFactory(InvoicegenFactory[Contract]):
     """A contract, with its client, and no invoices.
 
-    ``invoice_count`` is the number of monthly periods the dates leave room for;
-    ``ongoing=True`` gives a contract with no end date, ``ended=True`` one that ended before
-    ``as_of``. Given only a ``start_date``, the end keeps the drawn length from that start.
+    ``invoice_count`` is the number of monthly periods billed by ``as_of``: a running contract
+    started that many periods ago, an ended one (ending between ``since`` and as_of) after that
+    many. ``ongoing=True`` gives a contract with no end date, ``ended=True`` one that ended
+    before ``as_of``. Given only a ``start_date``, the end keeps the drawn length from that
+    start. The currency is mostly the client's country's; the monthly rate is log-normal.
     """
 
     # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
@@ -346,6 +692,7 @@ class IsolatedContractFactory(InvoicegenFactory[Contract]):
 
     class Params:
         as_of = factory.LazyFunction(dt.date.today)
+        since = factory.LazyAttribute(lambda o: add_months(o.as_of, -HISTORY_MONTHS))
         invoice_count = DEFAULT_INVOICES[1]
         ongoing = False
         ended = False
@@ -359,31 +706,74 @@ class IsolatedContractFactory(InvoicegenFactory[Contract]):
     )
     start_date = factory.LazyAttribute(lambda o: o.dates[0])
     end_date = factory.LazyAttribute(_contract_end)
+    currency = factory.LazyAttribute(
+        lambda o: contract_currency(factory.random.randgen, getattr(o.client, "country", None))
+    )
+    monthly_rate = factory.LazyAttribute(lambda o: monthly_rate(factory.random.randgen, o.currency))
 
     _ordered = (("start_date", "end_date"),)
 
 
-def _period(o: Any) -> tuple[dt.date, dt.date]:
+def _period(o: Any) -> Period:
     contract = o.contract
-    index = o.index
-    count = o.count if o.count is not None else index + 1
-    try:
-        return invoice_period(contract.start_date, contract.end_date, o.billed_by, index, count)
-    except ValueError as exc:
-        raise FactoryValueError(f"InvoiceFactory.period_start: {exc}") from None
+    index: int = o.index
+    periods = billing_periods(contract.start_date, contract.end_date, o.billed_by)
+    if index >= len(periods):
+        raise FactoryValueError(
+            f"InvoiceFactory.period_start: the contract from {contract.start_date} to "
+            f"{contract.end_date or 'no end'} bills {len(periods)} periods by {o.billed_by}, "
+            f"not {index + 1} (build the contract with invoice_count=N to leave room)"
+        )
+    return periods[index]
 
 
 def _existing_invoices(o: Any) -> int:
     return len(getattr(o.contract, "invoices", None) or ())
 
 
-class IsolatedInvoiceFactory(InvoicegenFactory[Invoice]):
-    """An invoice, with its contract: the contract's next free period unless ``index`` is given.
+def _amount(o: Any) -> Decimal:
+    rate = getattr(o.contract, "monthly_rate", None)
+    if rate is None:  # a contract that predates the billing columns
+        return random_amount()
+    return period_amount(rate, o.currency, o.period)
 
-    ``count`` is how many invoices the contract gets in all (they share one cadence);
+
+def _lifecycle(o: Any) -> Lifecycle:
+    client = getattr(o.contract, "client", None)
+    terms = getattr(client, "payment_terms_days", None) or 30
+    count = o.count if o.count is not None else o.index + 1
+    try:
+        return invoice_lifecycle(
+            factory.random.randgen,
+            o.period[1],
+            o.as_of,
+            terms,
+            payer_of(client),
+            latest=o.index == count - 1,
+            status=o.forced_status,
+        )
+    except ValueError as exc:
+        raise FactoryValueError(f"InvoiceFactory.status: {exc}") from None
+
+
+def _billed_by(o: Any) -> dt.date:
+    as_of: dt.date = o.as_of
+    if o.long_ago:
+        return add_months(as_of, -LONG_AGO_MONTHS)
+    if o.forced_status in ("overdue", "paid_late"):
+        return as_of - dt.timedelta(days=LATE_DAYS)
+    return as_of
+
+
+class IsolatedInvoiceFactory(InvoicegenFactory[Invoice]):
+    """An invoice, with its contract: the contract's next billed period unless ``index`` is given.
+
+    ``count`` is how many invoices the contract gets in all (the last may be a draft);
     ``zero=True`` gives a zero-amount invoice; ``long_ago=True`` one whose period ended
     ``LONG_AGO_MONTHS`` or more before ``as_of`` (its own contract is dated to match; a contract
-    you pass must have room for it that early).
+    you pass must have room for it that early). ``overdue=True``, ``paid_late=True``,
+    ``draft=True`` and ``void=True`` give that status (the first two on a period that ended
+    long enough ago). Its number counts among its user's issued invoices by issue date.
     """
 
     # Only annotations (the classmethods stay factory-boy's): keywords for editors and mypy.
@@ -398,21 +788,33 @@ class IsolatedInvoiceFactory(InvoicegenFactory[Invoice]):
         index = factory.LazyAttribute(_existing_invoices)
         count = None
         long_ago = False
+        forced_status = None
         # Periods end on or before this day.
-        billed_by = factory.LazyAttribute(
-            lambda o: add_months(o.as_of, -LONG_AGO_MONTHS) if o.long_ago else o.as_of
-        )
+        billed_by = factory.LazyAttribute(_billed_by)
         period = factory.LazyAttribute(_period)
+        lifecycle = factory.LazyAttribute(_lifecycle)
         zero = factory.Trait(amount=Decimal("0.00"))
+        overdue = factory.Trait(forced_status="overdue")
+        paid_late = factory.Trait(forced_status="paid_late")
+        draft = factory.Trait(forced_status="draft")
+        void = factory.Trait(forced_status="void")
 
     contract = factory.SubFactory(
         "invoicegen.factories.IsolatedContractFactory", as_of=factory.SelfAttribute("..billed_by")
     )
     period_start = factory.LazyAttribute(lambda o: o.period[0])
     period_end = factory.LazyAttribute(lambda o: o.period[1])
-    amount = factory.LazyFunction(random_amount)
+    currency = factory.LazyAttribute(
+        lambda o: getattr(o.contract, "currency", None) or FALLBACK_CURRENCY
+    )
+    amount = factory.LazyAttribute(_amount)
+    issued_on = factory.LazyAttribute(lambda o: o.lifecycle[0])
+    due_on = factory.LazyAttribute(lambda o: o.lifecycle[1])
+    paid_on = factory.LazyAttribute(lambda o: o.lifecycle[2])
+    status = factory.LazyAttribute(lambda o: o.lifecycle[3])
+    number = None  # given by _renumber once the invoice is made
 
-    _ordered = (("period_start", "period_end"),)
+    _ordered = (("period_start", "period_end"), ("issued_on", "paid_on"))
 
     @classmethod
     def _check(cls, model_class: type[Any], values: dict[str, Any]) -> None:
@@ -426,6 +828,60 @@ class IsolatedInvoiceFactory(InvoicegenFactory[Invoice]):
                 f"{cls.__name__}.amount: {amount!r} is not an amount from 0.00 to {MAX_AMOUNT} "
                 "with at most two decimals"
             )
+        status = values.get("status")
+        if status is not None and status not in STATUSES:
+            raise FactoryValueError(
+                f"{cls.__name__}.status: {status!r} is not one of {', '.join(STATUSES)}"
+            )
+
+    @classmethod
+    def _build(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        invoice = super()._build(model_class, *args, **kwargs)
+        if isinstance(invoice, Invoice):
+            _renumber(invoice, None)
+        return invoice
+
+    @classmethod
+    def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        invoice = super()._create(model_class, *args, **kwargs)
+        _renumber(invoice, object_session(invoice))
+        return invoice
+
+
+def _renumber(invoice: Invoice, session: Session | None) -> None:
+    """Number the issued invoices of ``invoice``'s user 1, 2, 3 ... by issue date, then id.
+
+    An invoice given a ``number`` by the caller keeps it. In a session, numbers that move are
+    cleared and flushed first, so the unique index never sees two invoices with one number.
+    """
+    if invoice.number is not None:
+        return
+    contract = invoice.contract
+    user = contract.client.user if contract is not None and contract.client is not None else None
+    if user is None:
+        mine = [invoice] if invoice.issued_on is not None else []
+    else:
+        mine = [
+            other
+            for client in user.clients
+            for each in client.contracts
+            for other in each.invoices
+            if other.issued_on is not None
+        ]
+        if invoice not in mine and invoice.issued_on is not None:
+            mine.append(invoice)
+    mine.sort(key=lambda i: (i.issued_on, i.id if i.id is not None else math.inf))
+    user_id = user.id if user is not None else None
+    wanted = {i: invoice_number(user_id, n) for n, i in enumerate(mine, 1)}
+    moving = [i for i, number in wanted.items() if i.number != number]
+    if session is not None and any(i.number is not None for i in moving):
+        for other in moving:
+            other.number = None
+        session.flush()
+    for other in moving:
+        other.number = wanted[other]
+    if session is not None and moving:
+        session.flush()
 
 
 # --- full factories: the "many" side too ---------------------------------------------------------

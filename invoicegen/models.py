@@ -54,15 +54,21 @@ class User(Base):
 
 
 class Client(Base):
-    """Someone a user works for."""
+    """Someone a user works for.
+
+    ``country`` and ``payment_terms_days`` are NULL on rows written before schema 0003.
+    """
 
     __tablename__ = "clients"
+    __table_args__ = (CheckConstraint("payment_terms_days > 0", name="payment_terms_positive"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     company_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(254))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    country: Mapped[str | None] = mapped_column(String(2))  # ISO 3166 alpha-2
+    payment_terms_days: Mapped[int | None] = mapped_column(Integer)
 
     user: Mapped[User] = relationship(back_populates="clients")
     contracts: Mapped[list[Contract]] = relationship(
@@ -74,16 +80,25 @@ class Client(Base):
 
 
 class Contract(Base):
-    """A piece of work for a client; ``end_date`` is NULL while it is still running."""
+    """A piece of work for a client, billed monthly from ``start_date``.
+
+    ``end_date`` is NULL while it runs with no agreed end. ``currency`` and ``monthly_rate`` are
+    NULL on rows written before schema 0003.
+    """
 
     __tablename__ = "contracts"
-    __table_args__ = (CheckConstraint("end_date >= start_date", name="end_after_start"),)
+    __table_args__ = (
+        CheckConstraint("end_date >= start_date", name="end_after_start"),
+        CheckConstraint("monthly_rate > 0", name="monthly_rate_positive"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     summary: Mapped[str | None] = mapped_column(Text)
     start_date: Mapped[dt.date] = mapped_column(Date)
     end_date: Mapped[dt.date | None] = mapped_column(Date)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    currency: Mapped[str | None] = mapped_column(String(3))  # ISO 4217
+    monthly_rate: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
 
     client: Mapped[Client] = relationship(back_populates="contracts")
     invoices: Mapped[list[Invoice]] = relationship(
@@ -95,12 +110,19 @@ class Contract(Base):
 
 
 class Invoice(Base):
-    """One billed period of a contract."""
+    """One billed period of a contract.
+
+    ``status`` is draft (not issued: no number or dates), open, paid, overdue or void, as of the
+    dataset's as-of date. The lifecycle columns are NULL on rows written before schema 0003.
+    """
 
     __tablename__ = "invoices"
     __table_args__ = (
         CheckConstraint("period_end >= period_start", name="period_end_after_start"),
         CheckConstraint("amount >= 0", name="amount_not_negative"),
+        CheckConstraint(
+            "status IN ('draft', 'open', 'paid', 'overdue', 'void')", name="status_valid"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -110,6 +132,12 @@ class Invoice(Base):
     contract_id: Mapped[int] = mapped_column(
         ForeignKey("contracts.id", ondelete="CASCADE"), index=True
     )
+    number: Mapped[str | None] = mapped_column(String(32), unique=True, index=True)
+    issued_on: Mapped[dt.date | None] = mapped_column(Date)
+    due_on: Mapped[dt.date | None] = mapped_column(Date)
+    paid_on: Mapped[dt.date | None] = mapped_column(Date)
+    status: Mapped[str | None] = mapped_column(String(8))
+    currency: Mapped[str | None] = mapped_column(String(3))  # ISO 4217, the contract's
 
     contract: Mapped[Contract] = relationship(back_populates="invoices")
 

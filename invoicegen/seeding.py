@@ -37,10 +37,13 @@ from invoicegen import db, interrupts, manifest, writers
 from invoicegen import workers as worker_processes
 from invoicegen.errors import Interrupted, RefusedError, UsageError, WorkerDied
 from invoicegen.factories import (
+    HISTORY_MONTHS,
     IsolatedClientFactory,
     IsolatedContractFactory,
-    IsolatedInvoiceFactory,
     IsolatedUserFactory,
+    add_months,
+    bill_contract,
+    invoice_number,
 )
 from invoicegen.rows import RowMaker
 from invoicegen.settings import CountMix, Shard, check_as_of
@@ -73,6 +76,7 @@ class SeedPlan:
     seed: int | None = None
     as_of: dt.date | None = None
     locale: str | None = None
+    since: dt.date | None = None  # ended contracts end after this day; default: as_of - 3 years
     batch_size: int = 1000
     workers: int = 1
     append: bool = False
@@ -84,6 +88,8 @@ class SeedPlan:
             check_as_of(self.as_of, name="as_of")
         if self.append and self.shard is not None:
             raise UsageError("--append and --shard do not go together: a shard is a fixed slice")
+        if self.since is not None and self.as_of is not None and self.since >= self.as_of:
+            raise UsageError(f"--since {self.since} must come before --as-of {self.as_of}")
 
     def shaping(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in SHAPING_DEFAULTS}
@@ -216,17 +222,24 @@ class _Makers:
     user: RowMaker
     client: RowMaker
     contract: RowMaker
-    invoice: RowMaker
+
+
+CLIENT_FIELDS = ("name", "company_name", "email", "country", "payment_terms_days", "payer")
+CONTRACT_FIELDS = ("summary", "start_date", "end_date", "currency", "monthly_rate")
 
 
 @functools.cache
 def _makers(locale: str) -> _Makers:
     return _Makers(
         RowMaker(IsolatedUserFactory, ("name", "email", "phone"), locale=locale),
-        RowMaker(IsolatedClientFactory, ("name", "company_name", "email"), locale=locale),
-        RowMaker(IsolatedContractFactory, ("summary", "start_date", "end_date"), locale=locale),
-        RowMaker(IsolatedInvoiceFactory, ("period_start", "period_end", "amount"), locale=locale),
+        RowMaker(IsolatedClientFactory, CLIENT_FIELDS, locale=locale),
+        RowMaker(IsolatedContractFactory, CONTRACT_FIELDS, locale=locale),
     )
+
+
+def default_since(as_of: dt.date) -> dt.date:
+    """Where the history of ended contracts starts unless ``--since`` says: 3 years back."""
+    return add_months(as_of, -HISTORY_MONTHS)
 
 
 class Row(SimpleNamespace):
@@ -245,6 +258,7 @@ def generate_batch(plan: SeedPlan, seed: int, as_of: dt.date, batch: Batch) -> B
     """The rows of one batch of whole user trees, as tuples in ``writers.COLUMNS`` order."""
     assert plan.locale is not None, "the plan's locale is resolved"
     makers = _makers(plan.locale)
+    since = plan.since or default_since(as_of)
     users: Rows = []
     clients: Rows = []
     contracts: Rows = []
@@ -256,26 +270,37 @@ def generate_batch(plan: SeedPlan, seed: int, as_of: dt.date, batch: Batch) -> B
         # the contract or invoice ranges change.
         _reseed(seed, position, "people")
         users.append((user_id, *makers.user.make(number=position + 1)))
-        client_ids = []
+        client_rows = []
         for _ in shape:
-            clients.append((client_id, *makers.client.make(user=None), user_id))
-            client_ids.append(client_id)
+            *values, payer = makers.client.make(user=None)
+            clients.append((client_id, *values, user_id))
+            client_rows.append((client_id, Row(country=values[3]), values[4], payer))
             client_id += 1
-        user_id += 1
         _reseed(seed, position, "contracts")
         contract_rows = []
-        for owner, invoice_counts in zip(client_ids, shape, strict=True):
+        for (owner, client, terms, payer), invoice_counts in zip(client_rows, shape, strict=True):
             for count in invoice_counts:
-                row = makers.contract.make(client=None, as_of=as_of, invoice_count=count)
+                row = makers.contract.make(
+                    client=client, as_of=as_of, since=since, invoice_count=count
+                )
                 contracts.append((contract_id, *row, owner))
-                contract_rows.append((contract_id, Row(start_date=row[1], end_date=row[2]), count))
+                contract_rows.append((contract_id, row, terms, payer))
                 contract_id += 1
         _reseed(seed, position, "invoices")
-        for owner, contract, count in contract_rows:
-            for index in range(count):
-                row = makers.invoice.make(contract=contract, as_of=as_of, index=index, count=count)
-                invoices.append((invoice_id, *row, owner))
+        rand = factory.random.randgen
+        bills = []
+        for owner, (_summary, start, end, currency, rate), terms, payer in contract_rows:
+            for bill in bill_contract(rand, start, end, as_of, rate, currency, terms, payer):
+                bills.append((invoice_id, bill, owner))
                 invoice_id += 1
+        # Numbers count the user's issued invoices by issue date, then id (= list order).
+        issued = sorted((bill[3], index) for index, (_id, bill, _o) in enumerate(bills) if bill[3])
+        numbers: list[str | None] = [None] * len(bills)
+        for n, (_issued_on, index) in enumerate(issued, 1):
+            numbers[index] = invoice_number(user_id, n)
+        for (id_, bill, owner), number in zip(bills, numbers, strict=True):
+            invoices.append((id_, *bill[:3], number, *bill[3:], owner))  # as writers.COLUMNS
+        user_id += 1
     return users, clients, contracts, invoices
 
 
@@ -389,10 +414,12 @@ def _resolve(
                 f"{where} already holds an invoicegen dataset ({users_in_db:,} users); add to it "
                 "with `invoicegen seed --append`, or drop it with `invoicegen reset`"
             )
+        as_of = plan.as_of or dt.date.today()
         resolved = replace(
             plan,
             seed=plan.seed if plan.seed is not None else secrets.randbelow(2**31),
-            as_of=plan.as_of or dt.date.today(),
+            as_of=as_of,
+            since=plan.since or default_since(as_of),
             **{k: v if v is not None else SHAPING_DEFAULTS[k] for k, v in plan.shaping().items()},
         )
         if resolved.shard is None:
@@ -401,8 +428,9 @@ def _resolve(
 
     options = identity.options if isinstance(identity.options, dict) else {}
     recorded = _recorded(identity.id, options, force=plan.force)
-    wanted = {"seed": plan.seed, "as_of": plan.as_of, **plan.shaping()}
-    have = {"seed": identity.seed, "as_of": identity.as_of, **recorded}
+    since = _recorded_since(options, identity.as_of)
+    wanted = {"seed": plan.seed, "as_of": plan.as_of, "since": plan.since, **plan.shaping()}
+    have = {"seed": identity.seed, "as_of": identity.as_of, "since": since, **recorded}
     differences = [
         f"{key} {wanted[key]} (dataset: {have[key]})"
         for key in wanted
@@ -412,6 +440,7 @@ def _resolve(
         plan,
         seed=identity.seed if plan.seed is None else plan.seed,
         as_of=identity.as_of if plan.as_of is None else plan.as_of,
+        since=since if plan.since is None else plan.since,
         **{k: recorded[k] if v is None else v for k, v in plan.shaping().items()},
     )
     current = manifest.versions()
@@ -459,6 +488,14 @@ def _resolve(
             "use the same options, or --force to add to it anyway"
         )
     return target
+
+
+def _recorded_since(options: dict[str, Any], as_of: dt.date) -> dt.date:
+    """The dataset's --since; a run recorded before the option existed used the default."""
+    try:
+        return dt.date.fromisoformat(str(options["since"]))
+    except (KeyError, ValueError):
+        return default_since(as_of)
 
 
 def _recorded(run_id: int, options: dict[str, Any], *, force: bool) -> dict[str, Any]:
@@ -650,6 +687,8 @@ def _highest_ids(batch: Batch, rows: Prepared) -> dict[str, int]:
 
 def _recorded_options(plan: SeedPlan) -> dict[str, Any]:
     options: dict[str, Any] = {k: str(v) for k, v in plan.shaping().items()}
+    if plan.since is not None:
+        options["since"] = plan.since.isoformat()
     if plan.shard is not None:
         options.update(shards=plan.shard.count, users_total=plan.users)
     return options

@@ -331,6 +331,7 @@ OPTIONS: dict[str, Option] = {
     "invoices_per_contract": Option(_count("--invoices-per-contract"), CountMix.range(1, 5)),
     "seed": Option(parse_seed, None),
     "as_of": Option(parse_date, None),
+    "since": Option(lambda text: parse_date(text, name="--since"), None),
     "locale": Option(parse_locale, "en_US"),
     "batch_size": Option(_int("--batch-size", 1, MAX_BATCH_SIZE), 1000),
     "workers": Option(_int("--workers", 1, 256), None),

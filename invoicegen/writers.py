@@ -38,9 +38,29 @@ Prepared = Rows | CopyText
 #: Column order of the tuples each table's rows are written with.
 COLUMNS = {
     "users": ("id", "name", "email", "phone"),
-    "clients": ("id", "name", "company_name", "email", "user_id"),
-    "contracts": ("id", "summary", "start_date", "end_date", "client_id"),
-    "invoices": ("id", "period_start", "period_end", "amount", "contract_id"),
+    "clients": ("id", "name", "company_name", "email", "country", "payment_terms_days", "user_id"),
+    "contracts": (
+        "id",
+        "summary",
+        "start_date",
+        "end_date",
+        "currency",
+        "monthly_rate",
+        "client_id",
+    ),
+    "invoices": (
+        "id",
+        "period_start",
+        "period_end",
+        "amount",
+        "number",
+        "issued_on",
+        "due_on",
+        "paid_on",
+        "status",
+        "currency",
+        "contract_id",
+    ),
 }
 TABLES = DATA_TABLE_NAMES
 assert tuple(COLUMNS) == TABLES, "COLUMNS lists the data tables, parents first"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -80,9 +80,151 @@ def dump(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
+MONEY = ("amount", "monthly_rate")
+
+
 def _text(column: str, value: Any) -> Any:
-    if value is None or (isinstance(value, int) and column != "amount"):
+    if value is None or (isinstance(value, int) and column not in MONEY):
         return value
-    if column == "amount":  # SQLite keeps 20.00 as the integer 20, PostgreSQL as Decimal
+    if column in MONEY:  # SQLite keeps 20.00 as the integer 20, PostgreSQL as Decimal
         return f"{Decimal(str(value)):.2f}"
     return str(value)
+
+
+# --- billing: computed here from plain SQL rows, independently of invoicegen's code ---------------
+
+NO_CENTS = {"JPY", "KRW", "CLP", "VND"}  # ISO 4217 currencies without a minor unit we use
+
+
+def _day(value: Any) -> dt.date | None:
+    return None if value is None else dt.date.fromisoformat(str(value)[:10])
+
+
+def _plus_months(day: dt.date, months: int) -> dt.date:
+    year, month = divmod(day.month - 1 + months, 12)
+    year += day.year
+    month += 1
+    for last in (31, 30, 29, 28):
+        try:
+            return dt.date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def expected_periods(
+    start: dt.date, end: dt.date | None, as_of: dt.date
+) -> list[tuple[dt.date, dt.date, int]]:
+    """The issue's rule: monthly from start, tiling [start, billed_to]; (first, last, full days)."""
+    periods = []
+    i = 0
+    while True:
+        first, following = _plus_months(start, i), _plus_months(start, i + 1)
+        last = following - dt.timedelta(days=1)
+        if end is not None and end <= as_of:
+            if first > end:
+                return periods
+            periods.append((first, min(last, end), (following - first).days))
+        elif last > as_of:
+            return periods
+        else:
+            periods.append((first, last, (following - first).days))
+        i += 1
+
+
+def _rows(engine: sa.Engine, sql: str) -> list[Any]:
+    with engine.connect() as connection:
+        return list(connection.exec_driver_sql(sql))
+
+
+def billing_violations(engine: sa.Engine, as_of: dt.date) -> dict[str, int]:
+    """Each billing invariant of issue 12's data side: its number of violating rows."""
+    clients = {
+        r[0]: (r[1], r[2], r[3])
+        for r in _rows(engine, "SELECT id, user_id, country, payment_terms_days FROM clients")
+    }
+    contracts = {
+        r[0]: (r[1], _day(r[2]), _day(r[3]), r[4], None if r[5] is None else Decimal(str(r[5])))
+        for r in _rows(
+            engine,
+            "SELECT id, client_id, start_date, end_date, currency, monthly_rate FROM contracts",
+        )
+    }
+    invoices = _rows(
+        engine,
+        "SELECT id, contract_id, period_start, period_end, amount, number, issued_on, due_on, "
+        "paid_on, status, currency FROM invoices ORDER BY id",
+    )
+    found = dict.fromkeys(
+        (
+            "client without country or terms",
+            "contract without currency or rate",
+            "periods do not tile the contract",
+            "amount is not the (prorated) rate",
+            "currency differs from the contract's",
+            "draft with a number or dates",
+            "draft that is not the latest invoice",
+            "issued before the period ends or after as-of",
+            "due date is not issue date + terms",
+            "paid outside issue date .. as-of",
+            "status does not match the dates",
+            "numbers not 1..n per user by issue date",
+        ),
+        0,
+    )
+    for client in clients.values():
+        if client[1] is None or len(client[1]) != 2 or not client[2] or client[2] <= 0:
+            found["client without country or terms"] += 1
+    by_contract: dict[int, list[Any]] = {k: [] for k in contracts}
+    for invoice in invoices:
+        by_contract[invoice[1]].append(invoice)
+    issued_by_user: dict[int, list[tuple[dt.date, int, str | None]]] = {}
+    for contract_id, (client_id, start, end, currency, rate) in contracts.items():
+        if not currency or len(currency) != 3 or rate is None or rate <= 0:
+            found["contract without currency or rate"] += 1
+            continue
+        user_id, _country, terms = clients[client_id]
+        rows = sorted(by_contract[contract_id], key=lambda r: _day(r[2]))
+        periods = expected_periods(start, end, as_of)
+        if [(_day(r[2]), _day(r[3])) for r in rows] != [(p[0], p[1]) for p in periods]:
+            found["periods do not tile the contract"] += 1
+            continue
+        for position, (row, period) in enumerate(zip(rows, periods, strict=True)):
+            _id, _k, _ps, period_end, amount, number, issued, due, paid, status, cur = row
+            period_end, issued, due, paid = map(_day, (period_end, issued, due, paid))
+            days = (period[1] - period[0]).days + 1
+            unit = Decimal(1) if currency in NO_CENTS else Decimal("0.01")
+            expected = rate if days == period[2] else rate * days / period[2]
+            if Decimal(str(amount)) != expected.quantize(unit, rounding=ROUND_HALF_UP):
+                found["amount is not the (prorated) rate"] += 1
+            if cur != currency:
+                found["currency differs from the contract's"] += 1
+            if status == "draft":
+                if number is not None or issued or due or paid:
+                    found["draft with a number or dates"] += 1
+                if position != len(rows) - 1:
+                    found["draft that is not the latest invoice"] += 1
+                continue
+            if issued is None or not period_end <= issued <= as_of:
+                found["issued before the period ends or after as-of"] += 1
+                continue
+            if due != issued + dt.timedelta(days=terms):
+                found["due date is not issue date + terms"] += 1
+            if paid is not None and not issued <= paid <= as_of:
+                found["paid outside issue date .. as-of"] += 1
+            right = {
+                "paid": paid is not None,
+                "open": paid is None and due is not None and due >= as_of,
+                "overdue": paid is None and due is not None and due < as_of,
+                "void": paid is None,
+            }.get(status, False)
+            if not right:
+                found["status does not match the dates"] += 1
+            issued_by_user.setdefault(user_id, []).append((issued, row[0], number))
+    for user_id, issued_list in issued_by_user.items():
+        issued_list.sort()
+        wanted = [f"INV-{user_id}-{n}" for n in range(1, len(issued_list) + 1)]
+        found["numbers not 1..n per user by issue date"] += sum(
+            1 for (_d, _i, number), want in zip(issued_list, wanted, strict=True) if number != want
+        )
+    return found

@@ -246,3 +246,16 @@ def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["counts"]["users"] == 2
+
+
+def test_since_must_come_before_as_of(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'since.db'}"
+    args = ["seed", "-n", "2", "-d", url, "--as-of", "2026-01-31"]
+    result = runner.invoke(app, [*args, "--since", "2026-01-31"])
+    assert result.exit_code == 2
+    assert "--since 2026-01-31 must come before --as-of 2026-01-31" in result.stderr
+    assert runner.invoke(app, [*args, "--since", "tomorrow"]).exit_code == 2
+    done = runner.invoke(app, [*args, "--since", "2025-12-01", "--json"])
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout)["since"] == "2025-12-01"
+    assert "--since 2025-12-01" in json.loads(done.stdout)["replay"]

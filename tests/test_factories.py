@@ -29,11 +29,12 @@ from invoicegen.factories import (
     IsolatedUserFactory,
     UserFactory,
     add_months,
-    invoice_period,
+    billing_periods,
     session_bound,
     slug,
 )
 from invoicegen.models import Client, Contract, Invoice, User
+from tests.invariants import expected_periods
 
 AS_OF = dt.date(2026, 6, 15)
 REPO = Path(__file__).resolve().parents[1]
@@ -47,8 +48,19 @@ def session(engine: sa.Engine) -> Iterator[Session]:
         session.rollback()
 
 
-def _check_contract(contract: Contract, as_of: dt.date) -> None:
+def _check_contract(contract: Contract, as_of: dt.date, *, whole: bool = True) -> None:
+    """Coherent invoices; with ``whole``, they bill the contract to date, no more, no less."""
     assert contract.end_date is None or contract.end_date >= contract.start_date
+    periods = [(i.period_start, i.period_end) for i in contract.invoices]
+    expected = expected_periods(contract.start_date, contract.end_date, as_of)
+    if not whole:
+        expected = expected[: len(periods)]
+    assert periods == [(first, last) for first, last, _days in expected]
+    for invoice in contract.invoices:
+        assert invoice.currency == contract.currency
+        assert (invoice.status == "draft") == (invoice.number is None)
+        if invoice.issued_on is not None:
+            assert invoice.period_end <= invoice.issued_on <= as_of
     previous_end = None
     for invoice in sorted(contract.invoices, key=lambda i: i.period_start):
         assert contract.start_date <= invoice.period_start <= invoice.period_end <= as_of
@@ -157,7 +169,7 @@ def test_a_given_start_date_keeps_the_end_after_it() -> None:
 
 def test_ended_trait_ends_before_as_of_with_room_for_the_invoices() -> None:
     for _ in range(40):
-        contract = ContractFactory.build(ended=True, invoices=(0, 6), as_of=AS_OF)
+        contract = ContractFactory.build(ended=True, invoices=(1, 6), as_of=AS_OF)
         assert contract.end_date is not None and contract.end_date < AS_OF
         _check_contract(contract, AS_OF)
     plain = [ContractFactory.build(as_of=AS_OF).end_date for _ in range(40)]
@@ -168,7 +180,7 @@ def test_long_ago_trait_bills_a_period_a_year_or_more_back() -> None:
     for _ in range(40):
         invoice = InvoiceFactory.build(long_ago=True, as_of=AS_OF)
         assert invoice.period_end <= add_months(AS_OF, -12)
-        _check_contract(invoice.contract, AS_OF)
+        _check_contract(invoice.contract, AS_OF, whole=False)
     recent = [InvoiceFactory.build(as_of=AS_OF).period_end for _ in range(40)]
     assert max(recent) > add_months(AS_OF, -12)
 
@@ -205,7 +217,14 @@ def test_create_and_build_are_typed_for_editors_and_mypy(tmp_path: Path) -> None
     ]
 
 
-INTERNAL = {"dates", "billed_by", "period", "invoices__as_of"}  # derived, not for callers
+INTERNAL = {
+    "dates",
+    "billed_by",
+    "period",
+    "lifecycle",
+    "forced_status",
+    "invoices__as_of",
+}  # derived, not for callers
 
 
 def _signature_keywords() -> dict[str, set[str]]:
@@ -285,17 +304,22 @@ def test_a_period_that_cannot_fit_names_factory_and_field() -> None:
     contract = IsolatedContractFactory.build(
         start_date=dt.date(2026, 1, 1), end_date=dt.date(2026, 1, 2)
     )
-    with pytest.raises(FactoryValueError, match=r"InvoiceFactory\.period_start: 5 periods"):
-        InvoiceFactory.build(contract=contract, index=0, count=5, as_of=AS_OF)
+    with pytest.raises(FactoryValueError, match=r"InvoiceFactory\.period_start: .* bills 1 "):
+        InvoiceFactory.build(contract=contract, index=1, count=5, as_of=AS_OF)
 
 
-def test_invoice_periods_fall_back_to_equal_parts_inside_the_contract() -> None:
-    start, end = dt.date(2026, 1, 1), dt.date(2026, 1, 31)
-    periods = [invoice_period(start, end, AS_OF, i, 4) for i in range(4)]
-    assert periods[0][0] == start and periods[-1][1] <= end
-    assert all(
-        b[0] == a[1] + dt.timedelta(days=1) for a, b in zip(periods, periods[1:], strict=False)
-    )
+def test_billing_periods_are_monthly_and_a_short_last_one_ends_the_contract() -> None:
+    start, end = dt.date(2026, 1, 31), dt.date(2026, 4, 10)
+    assert billing_periods(start, end, AS_OF) == [
+        (dt.date(2026, 1, 31), dt.date(2026, 2, 27), 28),
+        (dt.date(2026, 2, 28), dt.date(2026, 3, 30), 31),
+        (dt.date(2026, 3, 31), dt.date(2026, 4, 10), 30),
+    ]
+    # Still running: the period that is not complete on as_of is not billed yet.
+    assert billing_periods(dt.date(2026, 5, 16), None, AS_OF) == [
+        (dt.date(2026, 5, 16), dt.date(2026, 6, 15), 31)
+    ]
+    assert billing_periods(dt.date(2026, 5, 17), None, AS_OF) == []
 
 
 def test_create_without_a_session_says_how_to_bind_one() -> None:
@@ -336,3 +360,110 @@ def test_a_count_takes_the_text_of_a_count_option_a_mix_too() -> None:
     assert {len(UserFactory.build(clients="2-3").clients) for _ in range(30)} == {2, 3}
     with pytest.raises(FactoryValueError, match=r"^UserFactory\.clients: the weight of '1-3:0'"):
         UserFactory.build(clients="1-3:0")
+
+
+def test_a_contract_is_billed_coherently_in_its_currency() -> None:
+    for _ in range(40):
+        contract = ContractFactory.build(invoices=3, as_of=AS_OF)
+        assert len(contract.invoices) == 3
+        _check_contract(contract, AS_OF)
+        assert contract.currency is not None and len(contract.currency) == 3
+        assert contract.monthly_rate is not None and contract.monthly_rate > 0
+        periods = expected_periods(contract.start_date, contract.end_date, AS_OF)
+        for invoice, (first, last, full_days) in zip(contract.invoices, periods, strict=True):
+            days = (last - first).days + 1
+            if days == full_days:
+                assert invoice.amount == contract.monthly_rate
+            else:  # a short last period: prorated by days
+                share = contract.monthly_rate * days / full_days
+                assert abs(invoice.amount - share) <= 1
+        statuses = [i.status for i in contract.invoices]
+        assert "draft" not in statuses[:-1]
+    assert ContractFactory.build(invoices=0, as_of=AS_OF).invoices == []
+
+
+def test_clients_have_a_country_terms_and_mostly_the_locales_currency() -> None:
+    with factory.Faker.override_default_locale("de_DE"):
+        contracts = [ContractFactory.build(invoices=1) for _ in range(60)]
+    countries = [c.client.country for c in contracts]
+    assert countries.count("DE") > 40
+    assert sum(c.currency == "EUR" for c in contracts) > 40
+    assert {c.client.payment_terms_days for c in contracts} <= {7, 14, 30, 45, 60}
+    with factory.Faker.override_default_locale("ja_JP"):
+        yen = [
+            c for c in (ContractFactory.build(invoices=1) for _ in range(40)) if c.currency == "JPY"
+        ]
+    assert yen and all(c.monthly_rate == c.monthly_rate.to_integral_value() for c in yen)
+    assert all(c.monthly_rate >= 1000 for c in yen)  # yen prices are large numbers
+
+
+@pytest.mark.parametrize(
+    ("trait", "status"),
+    [("overdue", "overdue"), ("paid_late", "paid"), ("draft", "draft"), ("void", "void")],
+)
+def test_invoice_status_traits(trait: str, status: str) -> None:
+    for _ in range(20):
+        invoice = InvoiceFactory.build(**{trait: True}, as_of=AS_OF)
+        assert invoice.status == status
+        if status == "draft":
+            assert invoice.number is invoice.issued_on is invoice.due_on is invoice.paid_on is None
+            continue
+        assert invoice.number is not None
+        assert invoice.issued_on is not None and invoice.due_on is not None
+        assert invoice.period_end <= invoice.issued_on <= AS_OF
+        terms = invoice.contract.client.payment_terms_days
+        assert invoice.due_on == invoice.issued_on + dt.timedelta(days=terms)
+        if trait == "overdue":
+            assert invoice.paid_on is None and invoice.due_on < AS_OF
+        elif trait == "paid_late":
+            assert invoice.paid_on is not None and invoice.due_on < invoice.paid_on <= AS_OF
+        else:
+            assert invoice.paid_on is None
+
+
+def test_an_overdue_invoice_on_a_recent_period_names_the_field() -> None:
+    contract = IsolatedContractFactory.build(invoice_count=1, ongoing=True, as_of=AS_OF)
+    contract.start_date = add_months(AS_OF, -1)
+    with pytest.raises(FactoryValueError, match=r"InvoiceFactory\.status: .* not yet late"):
+        InvoiceFactory.build(contract=contract, overdue=True, as_of=AS_OF, billed_by=AS_OF)
+
+
+def test_a_client_that_stopped_paying_leaves_its_recent_invoices_unpaid() -> None:
+    client = ClientFactory.build(
+        stopped_paying=True,
+        contracts=2,
+        contracts__invoices=8,
+        contracts__ongoing=True,
+        contracts__as_of=AS_OF,
+    )
+    invoices = [i for c in client.contracts for i in c.invoices if i.issued_on is not None]
+    recent = [i for i in invoices if i.issued_on > AS_OF - dt.timedelta(days=90)]
+    assert recent and all(i.paid_on is None for i in recent)
+    assert any(i.status == "overdue" for i in recent) or client.payment_terms_days > 60
+    older = [i for i in invoices if i.issued_on <= AS_OF - dt.timedelta(days=150)]
+    assert older and sum(i.status == "paid" for i in older) >= len(older) - 1
+
+
+def test_created_invoices_are_numbered_per_user_by_issue_date(session: Session) -> None:
+    user = UserFactory.create(
+        clients=2,
+        clients__contracts=2,
+        clients__contracts__invoices=3,
+        clients__contracts__as_of=AS_OF,
+    )
+    rows = session.execute(
+        sa.select(Invoice.number, Invoice.issued_on, Invoice.id)
+        .where(Invoice.issued_on.is_not(None))
+        .order_by(Invoice.issued_on, Invoice.id)
+    ).all()
+    assert [number for number, _issued, _id in rows] == [
+        f"INV-{user.id}-{n}" for n in range(1, len(rows) + 1)
+    ]
+    drafts = session.scalars(sa.select(Invoice.number).where(Invoice.status == "draft")).all()
+    assert all(number is None for number in drafts)
+    other = UserFactory.create(clients=1, clients__contracts=1, clients__contracts__invoices=2)
+    assert {i.number for c in other.clients for k in c.contracts for i in k.invoices} <= {
+        f"INV-{other.id}-1",
+        f"INV-{other.id}-2",
+        None,
+    }

@@ -154,12 +154,40 @@ def test_the_manifest_records_what_made_the_data(engine: sa.Engine) -> None:
     assert (first.seed, first.as_of) == (SEED, AS_OF)
     assert first.options["locale"] == "de_DE" and runs[1].options["locale"] == "de_DE"
     assert first.options["invoices_per_contract"] == "1-5"
+    assert first.options["since"] == "2023-04-30"  # the default: three years before as-of
     assert first.options["shards"] == 2 and first.options["users_total"] == 12
     assert set(first.versions) == {"invoicegen", "faker", "factory-boy"}
     assert sum(r.counts["users"] for r in runs if r.counts) == 12
     assert sum(r.counts["invoices"] for r in runs if r.counts) == scalar(
         engine, "SELECT COUNT(*) FROM invoices"
     )
+
+
+def test_since_is_kept_by_appends_and_defaulted_for_older_manifests(
+    tmp_path: Path, reference: Any
+) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'since.db'}")
+    _seed(engine, 5, since=dt.date(2025, 1, 1))
+    seed(engine, SeedPlan(users=5, append=True))
+    ended = "SELECT MIN(end_date) FROM contracts WHERE end_date <= :as_of"
+    assert scalar(engine, ended, as_of=AS_OF) >= "2025-01-01"
+    with pytest.raises(RefusedError, match=r"since 2024-01-01 \(dataset: 2025-01-01\)"):
+        seed(engine, SeedPlan(users=1, append=True, since=dt.date(2024, 1, 1)))
+    # A dataset seeded before --since existed used the default, and appends follow it.
+    older = db.make_engine(f"sqlite:///{tmp_path / 'older.db'}")
+    _seed(older, 50)
+    with older.begin() as connection:
+        for run_id, options in connection.exec_driver_sql(
+            "SELECT id, options FROM invoicegen_runs"
+        ):
+            recorded = json.loads(options)
+            del recorded["since"]
+            connection.exec_driver_sql(
+                "UPDATE invoicegen_runs SET options = ? WHERE id = ?",
+                (json.dumps(recorded), run_id),
+            )
+    seed(older, SeedPlan(users=10, append=True))
+    assert dump(older) == reference
 
 
 def test_ids_generators_follow_shards_and_appends(engine: sa.Engine) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 import factory
@@ -15,23 +16,33 @@ from invoicegen.factories import (
     IsolatedContractFactory,
     IsolatedInvoiceFactory,
     IsolatedUserFactory,
+    payer_of,
 )
-from invoicegen.models import Contract, User
+from invoicegen.models import Client, Contract, User
 from invoicegen.rows import RowMaker, fast_faker
+from invoicegen.seeding import CLIENT_FIELDS, CONTRACT_FIELDS
 
 AS_OF = dt.date(2026, 5, 20)
-CONTRACT = Contract(start_date=dt.date(2024, 2, 29), end_date=None)  # unsaved, no randomness
+# Unsaved, no randomness: what the engine passes in as parents.
+CLIENT = Client(country="DE", payment_terms_days=14)
+CONTRACT = Contract(
+    start_date=dt.date(2024, 2, 29),
+    end_date=None,
+    currency="EUR",
+    monthly_rate=Decimal("1200.00"),
+    client=CLIENT,
+)
 CASES = [
     (IsolatedUserFactory, ("name", "email", "phone"), {"number": 41}),
-    (IsolatedClientFactory, ("name", "company_name", "email"), {"user": None}),
+    (IsolatedClientFactory, CLIENT_FIELDS, {"user": None}),
     (
         IsolatedContractFactory,
-        ("summary", "start_date", "end_date"),
-        {"client": None, "as_of": AS_OF, "invoice_count": 4},
+        CONTRACT_FIELDS,
+        {"client": CLIENT, "as_of": AS_OF, "since": dt.date(2024, 1, 1), "invoice_count": 4},
     ),
     (
         IsolatedInvoiceFactory,
-        ("period_start", "period_end", "amount"),
+        ("period_start", "period_end", "amount", "issued_on", "due_on", "paid_on", "status"),
         {"contract": CONTRACT, "as_of": AS_OF, "index": 3, "count": 7},
     ),
 ]
@@ -42,7 +53,7 @@ def _built(
 ) -> tuple[Any, ...]:
     factory.random.reseed_random(seed)
     obj = factory_class.build(**given)
-    return tuple(getattr(obj, field) for field in fields)
+    return tuple(payer_of(obj) if f == "payer" else getattr(obj, f) for f in fields)
 
 
 @pytest.mark.parametrize("locale", ["en_US", "de_DE", "ja_JP"])

@@ -141,3 +141,78 @@ def test_developers_can_run_alembic_from_the_repo_root(tmp_path: Path) -> None:
     with engine.connect() as connection:
         assert db.current_revision(connection) == db.head_revision()
     assert not (REPO / "alembic.ini").exists()
+
+
+def test_a_dataset_of_schema_0002_upgrades_with_its_rows_intact(engine: sa.Engine) -> None:
+    """Rows written before 0003 survive it; their new columns are NULL (predate billing)."""
+    with engine.begin() as connection:
+        command.upgrade(db.alembic_config(connection), "0002")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO users (id, name, email, phone) VALUES (1, 'a', 'a@x', '1')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO clients (id, name, company_name, email, user_id) VALUES (1, 'c', 'co', 'c@x', 1)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO contracts (id, start_date, end_date, client_id) "
+            "VALUES (1, '2024-01-01', '2024-02-29', 1)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO invoices (id, period_start, period_end, amount, contract_id) "
+            "VALUES (1, '2024-01-01', '2024-01-31', 10.50, 1), (2, '2024-02-01', '2024-02-29', 7, 1)"
+        )
+    assert db.upgrade(engine) == db.head_revision() == "0003"
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql(
+            "SELECT id, country, payment_terms_days FROM clients"
+        ).all() == [(1, None, None)]
+        assert connection.exec_driver_sql(
+            "SELECT id, currency, monthly_rate FROM contracts"
+        ).all() == [(1, None, None)]
+        invoices = connection.exec_driver_sql(
+            "SELECT id, amount, number, issued_on, due_on, paid_on, status, currency "
+            "FROM invoices ORDER BY id"
+        ).all()
+        assert [(row[0], float(row[1]), *row[2:]) for row in invoices] == [
+            (1, 10.5, None, None, None, None, None, None),
+            (2, 7.0, None, None, None, None, None, None),
+        ]
+        command.check(db.alembic_config(connection))
+
+
+def test_the_billing_columns_are_checked(engine: sa.Engine) -> None:
+    db.upgrade(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO users (id, name, email, phone) VALUES (1, 'a', 'a@x', '1')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO clients (id, name, company_name, email, user_id, country, "
+            "payment_terms_days) VALUES (1, 'c', 'co', 'c@x', 1, 'DE', 30)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO contracts (id, start_date, client_id, currency, monthly_rate) "
+            "VALUES (1, '2024-01-01', 1, 'EUR', 900)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO invoices (id, period_start, period_end, amount, contract_id, number, "
+            "status, currency) VALUES (1, '2024-01-01', '2024-01-31', 900, 1, 'INV-1-1', 'open', 'EUR')"
+        )
+    bad_rows = [
+        "UPDATE clients SET payment_terms_days = 0",
+        "UPDATE contracts SET monthly_rate = 0",
+        "UPDATE invoices SET status = 'late'",
+        "INSERT INTO invoices (id, period_start, period_end, amount, contract_id, number) "
+        "VALUES (2, '2024-02-01', '2024-02-29', 900, 1, 'INV-1-1')",
+    ]
+    for statement in bad_rows:
+        rejected = (sa.exc.IntegrityError, sa.exc.OperationalError)
+        with pytest.raises(rejected), engine.begin() as connection:
+            connection.exec_driver_sql(statement)
+    with engine.begin() as connection:  # drafts: many NULL numbers are allowed
+        connection.exec_driver_sql(
+            "INSERT INTO invoices (id, period_start, period_end, amount, contract_id, status) "
+            "VALUES (3, '2024-02-01', '2024-02-29', 900, 1, 'draft'), "
+            "(4, '2024-03-01', '2024-03-31', 900, 1, 'draft')"
+        )

@@ -25,9 +25,15 @@ def test_awkward_strings_dates_and_amounts_round_trip(engine: sa.Engine) -> None
     db.upgrade(engine)
     day = dt.date(2024, 2, 29)
     users = [(i + 1, name, f"u{i}@example.com", name) for i, name in enumerate(AWKWARD)]
-    clients = [(1, AWKWARD[0], AWKWARD[1], "c@example.com", 1)]
-    contracts = [(1, None, day, None, 1), (2, AWKWARD[2], day, day, 1)]
-    invoices = [(1, day, day, Decimal("0.00"), 1), (2, day, day, Decimal("1234567890.99"), 2)]
+    clients = [(1, AWKWARD[0], AWKWARD[1], "c@example.com", "JP", 30, 1)]
+    contracts = [
+        (1, None, day, None, "JPY", Decimal("150000.00"), 1),
+        (2, AWKWARD[2], day, day, "EUR", Decimal("0.01"), 1),
+    ]
+    invoices = [
+        (1, day, day, Decimal("0.00"), None, None, None, None, "draft", "JPY", 1),
+        (2, day, day, Decimal("1234567890.99"), "INV-1-1", day, day, None, "open", "EUR", 2),
+    ]
     prepare = writers.adapter(engine.dialect.name)
     prepared = [prepare(rows) for rows in (users, clients, contracts, invoices)]
     prepared = pickle.loads(pickle.dumps(prepared))  # as sent back by a worker process
@@ -46,6 +52,18 @@ def test_awkward_strings_dates_and_amounts_round_trip(engine: sa.Engine) -> None
             Decimal("0.00"),
             Decimal("1234567890.99"),
         ]
+        lifecycle = connection.exec_driver_sql(
+            "SELECT number, issued_on, paid_on, status, currency FROM invoices ORDER BY id"
+        ).all()
+        assert [tuple(None if v is None else str(v) for v in r) for r in lifecycle] == [
+            (None, None, None, "draft", "JPY"),
+            ("INV-1-1", "2024-02-29", None, "open", "EUR"),
+        ]
+        rates = connection.exec_driver_sql("SELECT monthly_rate FROM contracts ORDER BY id").all()
+        assert [Decimal(str(r[0])).quantize(Decimal("0.01")) for r in rates] == [
+            Decimal("150000.00"),
+            Decimal("0.01"),
+        ]
 
 
 def test_a_table_larger_than_the_drivers_buffer_is_written_whole(engine: sa.Engine) -> None:
@@ -53,11 +71,14 @@ def test_a_table_larger_than_the_drivers_buffer_is_written_whole(engine: sa.Engi
     db.upgrade(engine)
     day = dt.date(2024, 1, 1)
     prepare = writers.adapter(engine.dialect.name)
-    invoices = [(i, day, day, Decimal("12.34"), 1) for i in range(1, 140_001)]
+    invoices = [
+        (i, day, day, Decimal("12.34"), f"INV-1-{i}", day, day, day, "paid", "USD", 1)
+        for i in range(1, 140_001)
+    ]
     batch = [
         prepare([(1, "A", "a@example.com", "1")]),
-        prepare([(1, "C", "Co", "c@example.com", 1)]),
-        prepare([(1, None, day, None, 1)]),
+        prepare([(1, "C", "Co", "c@example.com", "US", 30, 1)]),
+        prepare([(1, None, day, None, "USD", Decimal("12.34"), 1)]),
         prepare(invoices),
     ]
     with engine.begin() as connection:
