@@ -53,6 +53,7 @@ class MakeClient(Protocol[C_contra]):
         email: str = ...,
         first_name: str = ...,
         last_name: str = ...,
+        number: str = ...,
         contracts: C_contra = ...,
     ) -> Client: ...
     @overload

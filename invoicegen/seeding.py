@@ -260,8 +260,9 @@ def generate_batch(plan: SeedPlan, seed: int, as_of: dt.date, batch: Batch) -> B
         _reseed(seed, position, "people")
         users.append((user_id, *makers.user.make(number=position + 1)))
         client_ids = []
-        for _ in shape:
-            clients.append((client_id, *makers.client.make(user=None), user_id))
+        for index in range(len(shape)):  # a client's number follows from its place in the tree
+            client = makers.client.make(user=None, number=f"{position + 1}-{index + 1}")
+            clients.append((client_id, *client, user_id))
             client_ids.append(client_id)
             client_id += 1
         user_id += 1

@@ -23,7 +23,7 @@ AS_OF = dt.date(2026, 5, 20)
 CONTRACT = Contract(start_date=dt.date(2024, 2, 29), end_date=None)  # unsaved, no randomness
 CASES = [
     (IsolatedUserFactory, ("name", "email", "phone"), {"number": 41}),
-    (IsolatedClientFactory, ("name", "company_name", "email"), {"user": None}),
+    (IsolatedClientFactory, ("name", "company_name", "email"), {"user": None, "number": "41-2"}),
     (
         IsolatedContractFactory,
         ("summary", "start_date", "end_date"),
