@@ -68,18 +68,21 @@ def slug(text: str, sep: str = ".") -> str:
     return sep.join(_WORDS.findall(romanize(text).lower().replace("'", "")))
 
 
-def _local_part(words: str, fallback: str) -> str:
-    local = slug(words)[:MAX_LOCAL_WORDS].strip(".")
+Words = tuple[str, ...]  # the parts of a name, each read on its own (names repeat: cached)
+
+
+def _local_part(words: Words, fallback: str) -> str:
+    local = ".".join(filter(None, map(slug, words)))[:MAX_LOCAL_WORDS].strip(".")
     return local or fallback
 
 
-def user_email(words: str, number: int) -> str:
+def user_email(words: Words, number: int) -> str:
     """``first.last.<number>@example.com``: unique for distinct ``number`` whatever the names."""
     local = _local_part(words, "user")
     return f"{local}.{number}@{EMAIL_DOMAINS[number % len(EMAIL_DOMAINS)]}"
 
 
-def client_email(words: str, company: str, number: int | str) -> str:
+def client_email(words: Words, company: str, number: int | str) -> str:
     """``first.last.<number>@company-slug.example``: unique for distinct ``number``.
 
     The seeding engine numbers a client ``<user number>-<client number within the user>``.
@@ -108,17 +111,17 @@ class Person:
             return f"{last}{self.separator}{first}"
         return f"{first}{self.separator}{last}"
 
-    def email_words(self, name: str, first: str, last: str) -> str:
+    def email_words(self, name: str, first: str, last: str) -> Words:
         """The words of an email for ``name``, given name first.
 
         A name made of ``first`` and ``last`` reads as them (the drawn ones by their own
         reading); any other name, e.g. one given explicitly, reads as itself.
         """
         if name != self.full_name(first, last):
-            return name
+            return (name,)
         given = self.first_reading if first == self.first_name else first
         family = self.last_reading if last == self.last_name else last
-        return f"{given} {family}"
+        return given, family
 
 
 _Draw = Callable[[], tuple[str, str]]  # a name and its ASCII reading

@@ -75,8 +75,8 @@ def test_transliteration_keeps_every_letter(text: str, expected: str) -> None:
 
 @pytest.mark.parametrize("name", ["", "!!!", "\u200b", "— … ·", "  "])
 def test_an_email_never_has_an_empty_local_part(name: str) -> None:
-    assert user_email(name, 5) == "user.5@example.org"
-    assert client_email(name, name, "5-1") == "contact.5-1@company.example"
+    assert user_email((name, name), 5) == "user.5@example.org"
+    assert client_email((name,), name, "5-1") == "contact.5-1@company.example"
 
 
 @pytest.mark.parametrize("locale", LOCALES)
