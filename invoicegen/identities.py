@@ -36,6 +36,7 @@ _PLACEHOLDER = re.compile(r"{{\s*(\w+)\s*}}")
 # An extension at the end of a phone format or number: "x###", " x1975", " ext. 12".
 _EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension)\s*[#%!@$\d]+\s*$", re.IGNORECASE)
 _WORDS = re.compile(r"[a-z0-9]+")
+_NAME_PART = re.compile(r"(first|last)_name(?:_(?:male|female|nonbinary))?")
 
 
 class FromLocale(factory.Faker):  # type: ignore[misc]  # factory-boy is untyped
@@ -157,7 +158,11 @@ def _orders(formats: Any) -> tuple[tuple[_Order, ...], tuple[float, ...]]:
     weights: dict[_Order, float] = {}
     items = formats.items() if isinstance(formats, dict) else ((f, 1.0) for f in formats)
     for text, weight in items:
-        spans = {m.group(1).split("_name")[0]: m.span() for m in _PLACEHOLDER.finditer(text)}
+        spans: dict[str, tuple[int, int]] = {}
+        for match in _PLACEHOLDER.finditer(text):  # the first full first and last name
+            part = _NAME_PART.fullmatch(match.group(1))
+            if part:
+                spans.setdefault(part.group(1), match.span())
         first, last = spans.get("first"), spans.get("last")
         if first is None or last is None:
             continue
@@ -226,7 +231,7 @@ def draw_person(fake: Any) -> Person:
 def _phone_draw(fake: Any) -> Callable[[], str]:
     provider = next(p for p in fake.get_providers() if type(p).__module__.startswith(_PHONE))
     formats: Sequence[str] = getattr(provider, "formats", ())
-    plain = type(provider).phone_number is BasePhoneProvider.phone_number
+    plain = getattr(type(provider), "phone_number", None) is BasePhoneProvider.phone_number
     if plain and formats and not any("{{" in f for f in formats):
         # Faker's own phone_number(), from the formats without an extension (or, when every
         # format has one, from the formats with their extension cut off).
@@ -234,7 +239,7 @@ def _phone_draw(fake: Any) -> Callable[[], str]:
         kept = kept or tuple(_EXTENSION.sub("", f) for f in formats)
         generator, numerify = provider.generator, provider.numerify
         return lambda: numerify(generator.random.choice(kept))
-    own = provider.phone_number  # formats that call other providers: cut the result instead
+    own = fake.phone_number  # the locale's own way (e.g. other providers): cut the result
     return lambda: _EXTENSION.sub("", own())
 
 
