@@ -7,8 +7,10 @@ Two kinds per model, as in the article that started invoicegen:
   ``clients=(1, 3)`` for a random count in a range, or ``clients=[client_a, client_b]``.
   Deeper levels take the ``__`` syntax: ``UserFactory(clients=2, clients__contracts=1)``.
 
-Values are coherent, by the same rules as the seeding engine: emails derive from names (users'
-are unique: ``number`` is part of them); a contract is billed monthly from its start, and
+Values are coherent, by the same rules as the seeding engine: names are in the locale's order,
+first and last name of one gender; emails derive from the name (an explicit ``name=`` too), in
+ASCII, and are unique (``number`` is part of them); phone numbers have no extensions (see
+:mod:`invoicegen.identities`); a contract is billed monthly from its start, and
 ``ContractFactory(invoices=N)`` places its dates so that exactly N periods are billed by
 ``as_of``; an invoice's amount is the contract's monthly rate (prorated by days for a short
 final period) in the contract's currency; its lifecycle (issued, due, paid, status) follows
@@ -37,8 +39,6 @@ import datetime as dt
 import functools
 import math
 import random
-import re
-import unicodedata
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -54,6 +54,13 @@ from sqlalchemy.orm import Session, object_session
 
 from invoicegen import factory_signatures as sig
 from invoicegen.errors import FactoryValueError, UsageError
+from invoicegen.identities import (
+    FromLocale,
+    client_email,
+    draw_person,
+    draw_phone,
+    user_email,
+)
 from invoicegen.models import Client, Contract, Invoice, User
 from invoicegen.settings import CountMix
 
@@ -62,7 +69,6 @@ DEFAULT_CLIENTS = (1, 3)
 DEFAULT_CONTRACTS = (1, 3)
 DEFAULT_INVOICES = (1, 5)
 
-EMAIL_DOMAINS = ("example.com", "example.net", "example.org")  # reserved: mail never leaves
 MAX_AMOUNT = Decimal("9999999999.99")  # NUMERIC(12, 2)
 LONG_AGO_MONTHS = 12
 HISTORY_MONTHS = 36  # contracts that ended spread over this window before as_of by default
@@ -99,24 +105,6 @@ def _current_session() -> Session:
 
 
 # --- value helpers (pure functions of their inputs and factory-boy's random generator) ---------
-
-
-def slug(text: str, sep: str = ".") -> str:
-    """ASCII, lower-case, words joined by ``sep``: 'Zoë O'Neil' -> 'zoe.oneil'."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    words = re.findall(r"[a-z0-9]+", ascii_text.lower().replace("'", ""))
-    return sep.join(words)
-
-
-def user_email(first_name: str, last_name: str, number: int) -> str:
-    """Unique for distinct ``number`` whatever the names: the number is part of the address."""
-    local = slug(f"{first_name} {last_name}") or "user"
-    return f"{local}.{number}@{EMAIL_DOMAINS[number % len(EMAIL_DOMAINS)]}"
-
-
-def client_email(first_name: str, last_name: str, company: str) -> str:
-    local = slug(f"{first_name} {last_name}") or "contact"
-    return f"{local}@{slug(company, '-') or 'company'}.example"
 
 
 @functools.lru_cache(maxsize=1 << 16)  # invoice periods ask for the same month boundaries often
@@ -577,13 +565,16 @@ class IsolatedUserFactory(InvoicegenFactory[User]):
         model = User
 
     class Params:
-        number = factory.Sequence(lambda n: n + 1)
-        first_name = factory.Faker("first_name")
-        last_name = factory.Faker("last_name")
+        number = factory.Sequence(lambda n: n + 1)  # in the email: unique per user
+        person = FromLocale(draw_person)
+        first_name = factory.LazyAttribute(lambda o: o.person.first_name)
+        last_name = factory.LazyAttribute(lambda o: o.person.last_name)
 
-    name = factory.LazyAttribute(lambda o: f"{o.first_name} {o.last_name}")
-    email = factory.LazyAttribute(lambda o: user_email(o.first_name, o.last_name, o.number))
-    phone = factory.Faker("phone_number")
+    name = factory.LazyAttribute(lambda o: o.person.full_name(o.first_name, o.last_name))
+    email = factory.LazyAttribute(
+        lambda o: user_email(o.person.email_words(o.name, o.first_name, o.last_name), o.number)
+    )
+    phone = FromLocale(draw_phone)
 
 
 def payer_of(client: Any) -> Payer:
@@ -612,15 +603,22 @@ class IsolatedClientFactory(InvoicegenFactory[Client]):
         model = Client
 
     class Params:
-        first_name = factory.Faker("first_name")
-        last_name = factory.Faker("last_name")
+        # In the email: unique per client; the seeding engine gives "<user number>-<index>".
+        number = factory.Sequence(lambda n: str(n + 1))
+        person = FromLocale(draw_person)
+        first_name = factory.LazyAttribute(lambda o: o.person.first_name)
+        last_name = factory.LazyAttribute(lambda o: o.person.last_name)
         home_country = factory.Faker("current_country_code")  # the locale's; draws nothing
         stopped_paying = False
 
     user = factory.SubFactory("invoicegen.factories.IsolatedUserFactory")
-    name = factory.LazyAttribute(lambda o: f"{o.first_name} {o.last_name}")
+    name = factory.LazyAttribute(lambda o: o.person.full_name(o.first_name, o.last_name))
     company_name = factory.Faker("company")
-    email = factory.LazyAttribute(lambda o: client_email(o.first_name, o.last_name, o.company_name))
+    email = factory.LazyAttribute(
+        lambda o: client_email(
+            o.person.email_words(o.name, o.first_name, o.last_name), o.company_name, o.number
+        )
+    )
     country = factory.LazyAttribute(
         lambda o: client_country(factory.random.randgen, o.home_country)
     )

@@ -58,6 +58,7 @@ class MakeClient(Protocol[C_contra]):
         last_name: str = ...,
         home_country: str = ...,
         stopped_paying: bool = ...,
+        number: str = ...,
         contracts: C_contra = ...,
     ) -> Client: ...
     @overload

@@ -24,6 +24,7 @@ import faker
 from factory.declarations import SKIP, BaseDeclaration
 
 from invoicegen.errors import FactoryValueError
+from invoicegen.identities import FromLocale
 
 Evaluator = Callable[["_Draft"], Any]
 _MISSING = object()
@@ -74,6 +75,9 @@ class RowMaker:
     def _compile(self, name: str, declaration: Any) -> Evaluator:
         if not isinstance(declaration, BaseDeclaration):
             return lambda _draft: declaration
+        if isinstance(declaration, FromLocale):
+            draw, fake = declaration.draw, fast_faker(self.locale)
+            return lambda _draft: draw(fake)
         if isinstance(declaration, factory.Faker):
             options = dict(declaration._defaults)
             locale = options.pop("locale", None) or self.locale

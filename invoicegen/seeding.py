@@ -271,8 +271,8 @@ def generate_batch(plan: SeedPlan, seed: int, as_of: dt.date, batch: Batch) -> B
         _reseed(seed, position, "people")
         users.append((user_id, *makers.user.make(number=position + 1)))
         client_rows = []
-        for _ in shape:
-            *values, payer = makers.client.make(user=None)
+        for index in range(len(shape)):  # a client's number follows from its place in the tree
+            *values, payer = makers.client.make(user=None, number=f"{position + 1}-{index + 1}")
             clients.append((client_id, *values, user_id))
             client_rows.append((client_id, Row(country=values[3]), values[4], payer))
             client_id += 1

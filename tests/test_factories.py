@@ -31,8 +31,8 @@ from invoicegen.factories import (
     add_months,
     billing_periods,
     session_bound,
-    slug,
 )
+from invoicegen.identities import slug
 from invoicegen.models import Client, Contract, Invoice, User
 from tests.invariants import expected_periods
 
@@ -224,6 +224,7 @@ INTERNAL = {
     "lifecycle",
     "forced_status",
     "invoices__as_of",
+    "person",
 }  # derived, not for callers
 
 

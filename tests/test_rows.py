@@ -34,7 +34,7 @@ CONTRACT = Contract(
 )
 CASES = [
     (IsolatedUserFactory, ("name", "email", "phone"), {"number": 41}),
-    (IsolatedClientFactory, CLIENT_FIELDS, {"user": None}),
+    (IsolatedClientFactory, CLIENT_FIELDS, {"user": None, "number": "41-2"}),
     (
         IsolatedContractFactory,
         CONTRACT_FIELDS,
