@@ -16,7 +16,7 @@ from invoicegen import db
 from invoicegen.factories import IsolatedClientFactory, IsolatedUserFactory, UserFactory
 from invoicegen.identities import client_email, draw_phone, romanize, slug, user_email
 from invoicegen.seeding import SeedPlan, seed
-from invoicegen.settings import CountRange, Shard
+from invoicegen.settings import CountMix, Shard
 
 AS_OF = dt.date(2026, 4, 30)
 LOCALES = ["en_US", "de_DE", "pl_PL", "da_DK", "ja_JP", "zh_CN", "ru_RU", "fr_FR", "pt_BR"]
@@ -43,7 +43,7 @@ def _seeded(url: str, locale: str, users: int = 60, **options: Any) -> sa.Engine
             seed=7,
             as_of=AS_OF,
             locale=locale,
-            contracts_per_client=CountRange(0, 0),
+            contracts_per_client=CountMix.range(0, 0),
             **options,
         ),
     )
@@ -82,7 +82,7 @@ def test_an_email_never_has_an_empty_local_part(name: str) -> None:
 @pytest.mark.parametrize("locale", LOCALES)
 def test_seeded_names_emails_and_phones_hold_in_each_locale(tmp_path: Path, locale: str) -> None:
     engine = _seeded(
-        f"sqlite:///{tmp_path / 'people.db'}", locale, clients_per_user=CountRange(3, 3)
+        f"sqlite:///{tmp_path / 'people.db'}", locale, clients_per_user=CountMix.range(3, 3)
     )
     users = _column(engine, "SELECT email FROM users")
     clients = _column(engine, "SELECT email FROM clients")
@@ -162,7 +162,7 @@ def test_an_explicit_name_drives_the_email() -> None:
 def test_names_round_trip_and_emails_are_unique_on_each_database(
     database_url: str, locale: str
 ) -> None:
-    engine = _seeded(database_url, locale, users=40, clients_per_user=CountRange(5, 5))
+    engine = _seeded(database_url, locale, users=40, clients_per_user=CountMix.range(5, 5))
     names = _column(engine, "SELECT name FROM clients")
     emails = _column(engine, "SELECT email FROM clients")
     assert len(emails) == len(set(emails)) == 200
@@ -175,7 +175,7 @@ def test_emails_are_unique_among_200000_clients_across_shards_and_append(
     tmp_path: Path, locale: str
 ) -> None:
     url = f"sqlite:///{tmp_path / 'many.db'}"
-    per_user = CountRange(4, 4)
+    per_user = CountMix.range(4, 4)
     for index in (1, 0):  # 45,000 users in two shards, then 5,000 more appended
         _seeded(url, locale, users=45_000, shard=Shard(index, 2), clients_per_user=per_user)
     engine = _seeded(url, locale, users=5_000, append=True)
