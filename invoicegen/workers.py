@@ -17,52 +17,134 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing.context import SpawnContext, SpawnProcess
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, TypeVar
 
 from invoicegen import interrupts
 
+T = TypeVar("T")
+R = TypeVar("R")
 
-class _Spawn(SpawnContext):
-    """The spawn start method, remembering the processes it starts, so that their owner can
-    end them: a pool whose worker died waits for the others forever (they ignore SIGTERM)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.started: list[BaseProcess] = []
+class Pool:
+    """Worker processes, each with a pipe of its own: a worker killed in the middle of sending
+    a result (SIGKILL, the OOM killer) leaves a torn message on its own pipe only, which then
+    ends (EOF), instead of a lock and a shared pipe that hang everyone else."""
 
-    # BaseContext.Process is a class; ProcessPoolExecutor only calls it.
-    def Process(self, *args: Any, **kwargs: Any) -> BaseProcess:  # type: ignore[override]
-        process = SpawnProcess(*args, **kwargs)
-        self.started.append(process)
-        return process
+    def __init__(self, processes: list[BaseProcess], connections: list[Connection]) -> None:
+        self._processes = processes
+        self._connections = connections
+
+    def map(
+        self, fn: Callable[[T], R], items: Iterable[T], *, ahead: int = 2
+    ) -> Iterator[tuple[T, R]]:
+        """``(item, fn(item))`` for each item, in order; up to ``ahead`` calls queued per worker.
+        Raises BrokenProcessPool when a worker dies, and what ``fn`` raised."""
+        pending: deque[tuple[int, T]] = deque()
+        queued = iter(items)
+        turn = 0
+        while True:
+            while len(pending) < ahead * len(self._connections):
+                item = next(queued, _END)
+                if item is _END:
+                    break
+                worker = turn % len(self._connections)
+                turn += 1
+                self._send(worker, (fn, item))
+                pending.append((worker, item))
+            if not pending:
+                return
+            worker, item = pending.popleft()
+            ok, value = self._receive(worker)
+            if not ok:
+                raise value
+            yield item, value
+
+    def _send(self, worker: int, call: object) -> None:
+        try:
+            self._connections[worker].send(call)
+        except OSError:  # the worker is gone (EPIPE)
+            raise _broken() from None
+
+    def _receive(self, worker: int) -> Any:
+        connection = self._connections[worker]
+        sentinels = [process.sentinel for process in self._processes]
+        while True:
+            ready = multiprocessing.connection.wait([connection, *sentinels])
+            if connection in ready:
+                try:
+                    return connection.recv()
+                except (EOFError, OSError):  # died while sending: a torn message, then EOF
+                    raise _broken() from None
+            if ready:  # a worker's sentinel: it died
+                raise _broken()
+
+
+_END: Any = object()
+
+
+def _broken() -> BrokenProcessPool:
+    return BrokenProcessPool("a worker process terminated abruptly")
 
 
 @contextlib.contextmanager
-def pool(count: int, warm: str, *args: Any) -> Iterator[ProcessPoolExecutor]:
+def pool(count: int, warm: str, *args: Any) -> Iterator[Pool]:
     """``count`` processes, started at once; each calls ``warm`` ("module:function") with
     ``args`` when it starts. After an error or an interrupt in the block they are killed
-    (they hold no data of their own); otherwise they finish what was submitted."""
-    context = _Spawn()
-    executor = ProcessPoolExecutor(
-        max_workers=count, mp_context=context, initializer=init, initargs=(os.getpid(), warm, *args)
-    )
+    (they hold no data of their own); otherwise they are told to exit, and killed if they
+    have not within a few seconds."""
+    context = multiprocessing.get_context("spawn")
+    processes: list[BaseProcess] = []
+    connections: list[Connection] = []
     failed = True
     try:
         with interrupts.spawning():  # no stop between a worker's start and its ignore()
-            for _ in range(count):  # each submit starts one more process while none is idle
-                executor.submit(int)
-        yield executor
+            for _ in range(count):
+                mine, theirs = context.Pipe()
+                connections.append(mine)
+                worker = context.Process(target=_serve, args=(theirs, os.getpid(), warm, *args))
+                worker.start()
+                processes.append(worker)
+                theirs.close()  # its only writer is the worker now: its death is our EOF
+        yield Pool(processes, connections)
         failed = False
     finally:
-        if failed:
-            for process in context.started:
-                if process.is_alive():
-                    process.kill()
-        executor.shutdown(wait=True, cancel_futures=True)
+        for connection in connections:  # a worker waiting for a call reads EOF and exits
+            connection.close()
+        deadline = time.monotonic() + (0 if failed else _EXIT_SECONDS)
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+            process.close()
+
+
+_EXIT_SECONDS = 5.0
+
+
+def _serve(connection: Connection, parent: int, warm: str, *args: Any) -> None:
+    """A worker's life: :func:`init`, then answer calls until the pool closes its end."""
+    init(parent, warm, *args)
+    while True:
+        try:
+            fn, item = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            answer: tuple[bool, Any] = (True, fn(item))
+        except Exception as error:
+            answer = (False, error)
+        try:
+            connection.send(answer)
+        except (EOFError, OSError):
+            return
+        except Exception as error:  # an answer that does not pickle
+            connection.send((False, RuntimeError(f"{type(error).__name__}: {error}")))
 
 
 def init(parent: int, warm: str, *args: Any) -> None:

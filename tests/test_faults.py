@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
 
-from invoicegen import db
+from invoicegen import db, workers
 from tests.test_safety import cli, one_line_error, seed_args, users_in, wait_for_users
 
 # --- helpers: the process tree of a run -------------------------------------------------------
@@ -99,6 +101,51 @@ def test_a_killed_worker_ends_the_seed_promptly_with_one_line(sqlite_url: str) -
     assert elapsed < 5, elapsed
     assert survivors(tree, within=5) == set()
     assert users_in(sqlite_url) >= 40
+
+
+def pid_or_bulk(size: int) -> int | bytes:
+    """In a worker: its pid, or ``size`` bytes to send back (a batch's rows, only bigger)."""
+    return os.getpid() if size == 0 else bytes(size)
+
+
+def sending(pid: int, size: int) -> bool:
+    """Whether ``pid`` is blocked writing ``size`` bytes (Linux: /proc/PID/syscall)."""
+    fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    return len(fields) > 3 and size <= int(fields[3], 16) < size + 100  # (+ pickle framing)
+
+
+@pytest.mark.skipif(not Path("/proc/self/syscall").exists(), reason="Linux's /proc")
+def test_a_worker_killed_while_sending_its_result_breaks_the_pool_at_once() -> None:
+    """The fault behind the flaky kill -9 case: killed half-way through sending a result, a
+    worker leaves a torn message behind (with concurrent.futures' shared result pipe, the pool
+    then waited for its end forever, and so did every other worker)."""
+    outcome: list[BaseException | None] = []
+
+    def consume() -> None:
+        try:
+            with workers.pool(2, "os:getpid") as pool:
+                results = pool.map(pid_or_bulk, [0, 0, 50_000_000, 50_000_000])
+                sender = next(results)[1]  # worker 0's pid; it is sending item 2 next
+                next(results)
+                assert isinstance(sender, int)
+                deadline = time.monotonic() + 60
+                while not sending(sender, 50_000_000):  # half-way: the pipe is full
+                    assert time.monotonic() < deadline, "the worker is not sending"
+                    time.sleep(0.05)
+                os.kill(sender, signal.SIGKILL)
+                next(results)
+        except BaseException as error:  # noqa: BLE001 (reported to the test's thread)
+            outcome.append(error)
+        else:
+            outcome.append(None)
+
+    before = children(os.getpid())
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    thread.join(timeout=90)
+    assert not thread.is_alive(), "the pool hangs"
+    assert isinstance(outcome[0], BrokenProcessPool), outcome
+    assert {p for p in children(os.getpid()) - before if "spawn_main" in cmdline(p)} == set()
 
 
 # --- the seed process itself is killed --------------------------------------------------------
