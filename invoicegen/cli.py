@@ -55,15 +55,33 @@ class _OneLineUsageErrors(TyperGroup):
         try:
             # Not standalone: Typer returns exit codes and raises Click's errors to us.
             code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
-        except typer.Abort:  # Click's name for a KeyboardInterrupt outside a command's body
-            if interrupts.requested():
-                console.error("interrupted")
-                sys.exit(Interrupted.exit_code)
+        except typer.Abort:  # end of input at a prompt
             console.error("aborted")
             sys.exit(1)
         except Exception as exc:
             _usage_error(exc)
         sys.exit(code if isinstance(code, int) else 0)
+
+    # A stop (Ctrl-C, SIGTERM: a KeyboardInterrupt, see invoicegen.interrupts) that lands while
+    # the options are parsed or a command runs is one line and exit 130; Typer alone would
+    # turn it into a silent exit 130.
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _stop_reported():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _stop_reported():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _stop_reported() -> Iterator[None]:
+    """The one place a stop becomes a line on stderr and exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        raise typer.Exit(Interrupted.exit_code) from None
 
 
 def _usage_error(exc: Exception) -> NoReturn:
@@ -156,9 +174,6 @@ def _handled(debug: bool, url: str | None = None) -> Iterator[None]:
             raise
         console.error(str(exc))
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        console.error("interrupted")
-        raise typer.Exit(Interrupted.exit_code) from None
     except Exception as exc:
         if debug:
             raise

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -46,6 +48,18 @@ def install() -> None:
     if _main_thread():
         for signum in STOP_SIGNALS:
             signal.signal(signum, _on_stop)
+        sys.unraisablehook = _stop_where_it_was_lost
+
+
+def _stop_where_it_was_lost(unraisable: Any) -> None:
+    """A stop that landed in code whose exceptions Python ignores (a weakref callback, a
+    ``__del__``, e.g. while a module is imported) would be printed as "Exception ignored" and
+    lost: deliver it again, to the code that runs next."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _main_thread():
+        _State.requested = False  # the same stop, not a second one
+        signal.raise_signal(signal.SIGINT)
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 @contextlib.contextmanager
