@@ -136,26 +136,37 @@ def database_errors(url: URL) -> Iterator[None]:
     except InvoicegenError:
         raise
     except DBAPIError as exc:
+        database = mask(url)
         detail = scrub(str(exc.orig) if exc.orig is not None else str(exc), url)
         code = error_code(exc.orig)
         if code.startswith(_LOCKED):
             raise LockTimeout(
                 f"{mask(url)} is locked by another connection; gave up waiting "
-                f"(--lock-timeout): {detail}"
+                f"(--lock-timeout): {detail}",
+                database=database,
             ) from None
         if code.startswith(_DISK_FULL):
-            raise DiskFull(f"disk full: cannot write to {mask(url)}: {detail}") from None
+            raise DiskFull(
+                f"disk full: cannot write to {mask(url)}: {detail}", database=database
+            ) from None
         if code.startswith(_NOT_A_DATABASE):
             raise ConnectionFailed(
-                f"cannot open {mask(url)}: {sqlite_path(url)} is not an SQLite database ({detail})"
+                f"cannot open {mask(url)}: {sqlite_path(url)} is not an SQLite database ({detail})",
+                database=database,
             ) from None
         if code.startswith(_WRITE_DENIED):
-            raise WriteDenied(f"cannot write to {mask(url)}: {detail}") from None
+            raise WriteDenied(f"cannot write to {mask(url)}: {detail}", database=database) from None
         if exc.connection_invalidated or _is_connect_error(exc):
-            raise ConnectionFailed(f"cannot connect to {mask(url)}: {detail}") from None
-        raise InvoicegenError(f"database error on {mask(url)}: {detail}") from None
+            raise ConnectionFailed(
+                f"cannot connect to {mask(url)}: {detail}", database=database
+            ) from None
+        raise InvoicegenError(
+            f"database error on {mask(url)}: {detail}", database=database
+        ) from None
     except SQLAlchemyError as exc:
-        raise InvoicegenError(f"database error on {mask(url)}: {scrub(str(exc), url)}") from None
+        raise InvoicegenError(
+            f"database error on {mask(url)}: {scrub(str(exc), url)}", database=mask(url)
+        ) from None
 
 
 def _is_connect_error(exc: DBAPIError) -> bool:

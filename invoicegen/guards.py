@@ -60,11 +60,13 @@ def refuse_if_protected(url: URL, *, protected: bool, force_protected: str | Non
     if force_protected is None:
         raise RefusedError(
             f"{mask(url)} is protected (`invoicegen protect`), so reset refuses it even with "
-            f"--yes; to reset it anyway: invoicegen reset --yes --force-protected {name}"
+            f"--yes; to reset it anyway: invoicegen reset --yes --force-protected {name}",
+            database=mask(url),
         )
     raise RefusedError(
         f"--force-protected {force_protected!r} does not name this database ({name!r}); "
-        "nothing was dropped"
+        "nothing was dropped",
+        database=mask(url),
     )
 
 
@@ -317,7 +319,7 @@ def host_keys_problem(url: URL, plan: ResetPlan, *, drop_foreign_keys: bool) -> 
 def refuse_if_host_keys(url: URL, plan: ResetPlan, *, drop_foreign_keys: bool) -> None:
     problem = host_keys_problem(url, plan, drop_foreign_keys=drop_foreign_keys)
     if problem is not None:
-        raise RefusedError(f"{problem}; nothing was dropped")
+        raise RefusedError(f"{problem}; nothing was dropped", database=mask(url))
 
 
 def reset(

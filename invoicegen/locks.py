@@ -77,7 +77,8 @@ def wait_for(try_lock: Callable[[], Any], url: URL, timeout: float) -> None:
         if time.monotonic() >= deadline:
             raise LockTimeout(
                 f"another invoicegen run is using {mask(url)}; gave up waiting after "
-                f"{timeout:g} s (raise --lock-timeout to wait longer)"
+                f"{timeout:g} s (raise --lock-timeout to wait longer)",
+                database=mask(url),
             )
         time.sleep(0.2)
 

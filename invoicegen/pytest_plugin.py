@@ -78,7 +78,9 @@ def _failing_tests(source: str) -> Iterator[None]:
     try:
         yield
     except InvoicegenError as exc:
-        detail = str(exc).removeprefix("--database-url: ")
+        # A value at fault is the one this plugin was given (its URL): name where it came from,
+        # not the command line's option.
+        detail = exc.problem if exc.option is not None else str(exc)
         raise pytest.fail.Exception(f"invoicegen: {source}: {detail}", pytrace=False) from None
 
 

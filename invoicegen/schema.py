@@ -47,14 +47,14 @@ def current_revision(connection: Connection) -> str | None:
     return context.get_current_revision()
 
 
-TABLES = DATA_TABLE_NAMES  # users, clients, contracts, invoices
+TABLES = DATA_TABLE_NAMES  # seeding.py's db.TABLES; the seeding package uses models' own name
 
 
 def count_rows(connection: Connection) -> dict[str, int]:
     """Rows per data table."""
     return {
         table: int(connection.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one())
-        for table in TABLES
+        for table in DATA_TABLE_NAMES
     }
 
 
@@ -108,7 +108,8 @@ def inspect_schema(connection: Connection, *, allow_incomplete: bool = False) ->
         if present:
             raise SchemaStateError(
                 f"table(s) {', '.join(present)} in {target} exist but were not created by "
-                "invoicegen; point invoicegen at another database"
+                "invoicegen; point invoicegen at another database",
+                database=target,
             )
         return SchemaState(revision=None, head=head, present_tables=present)
     revision = current_revision(connection)
@@ -118,7 +119,9 @@ def inspect_schema(connection: Connection, *, allow_incomplete: bool = False) ->
         except Exception:
             raise SchemaStateError(
                 f"the invoicegen schema in {target} is at revision {revision}, which this "
-                "version of invoicegen does not know (newer?); upgrade invoicegen"
+                "version of invoicegen does not know (newer?); upgrade invoicegen",
+                database=target,
+                revision=revision,
             ) from None
     expected = tables_at(revision)
     found = set(present) - {VERSION_TABLE}
@@ -131,7 +134,9 @@ def inspect_schema(connection: Connection, *, allow_incomplete: bool = False) ->
         raise IncompleteSchema(
             f"the invoicegen schema in {target} is incomplete: revision {revision or '(none)'} "
             f"is recorded, but {' and '.join(problems)} (an interrupted migration?); run "
-            "`invoicegen reset --yes` to drop invoicegen's tables and migrate again"
+            "`invoicegen reset --yes` to drop invoicegen's tables and migrate again",
+            database=target,
+            revision=revision,
         )
     return SchemaState(revision=revision, head=head, present_tables=present)
 
@@ -183,8 +188,10 @@ def refuse_drift(connection: Connection) -> None:
     """Raise :class:`SchemaStateError` when invoicegen's tables, at the newest revision, differ
     from its migrations (a dropped or added column, a changed type)."""
     if differences := schema_differences(connection):
+        target = mask(connection.engine.url)
         raise SchemaStateError(
-            f"invoicegen's tables in {mask(connection.engine.url)} differ from its migrations: "
+            f"invoicegen's tables in {target} differ from its migrations: "
             f"{'; '.join(differences[:3])}{' …' if len(differences) > 3 else ''}; "
-            "run `invoicegen reset` to re-create them"
+            "run `invoicegen reset` to re-create them",
+            database=target,
         )
