@@ -40,7 +40,7 @@ import factory
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from invoicegen import db, writers
+from invoicegen import db, schema, urls, writers
 from invoicegen.factories import (
     IsolatedClientFactory,
     IsolatedContractFactory,
@@ -64,11 +64,11 @@ def fresh_database(kind: str) -> Iterator[str]:
             yield f"sqlite:///{Path(folder) / 'bench.db'}"
         return
     name = f"invoicegen_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(db.parse_url(SERVERS[kind]), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(urls.parse(SERVERS[kind]), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.exec_driver_sql(f"CREATE DATABASE {name}")
     try:
-        yield db.parse_url(SERVERS[kind]).set(database=name).render_as_string(hide_password=False)
+        yield urls.parse(SERVERS[kind]).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             force = " WITH (FORCE)" if kind == "postgresql" else ""
@@ -167,7 +167,7 @@ class ArticleInvoiceFactory(IsolatedInvoiceFactory):
 
 def run_article(url: str, users: int) -> dict[str, float]:
     engine = db.make_engine(url)
-    db.upgrade(engine)
+    schema.upgrade(engine)
     started = time.perf_counter()
     with Session(engine) as session:
         _Article.session = session
@@ -190,7 +190,7 @@ def run_article(url: str, users: int) -> dict[str, float]:
 def run_floor(url: str, counts: dict[str, int], batch_users: int, users: int) -> dict[str, float]:
     """Cheap constant values, ids counted up, written by invoicegen's writers per batch."""
     engine = db.make_engine(url)
-    db.upgrade(engine)
+    schema.upgrade(engine)
     dialect = engine.dialect.name
     adapt = writers.adapter(dialect)
     day, money = AS_OF - dt.timedelta(days=400), Decimal("123.45")

@@ -21,7 +21,7 @@ from invoicegen.errors import CheckFailed, Interrupted, InvoicegenError, Refused
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from invoicegen import console, db, seeding, stats, urls
+    from invoicegen import console, db, guards, schema, seeding, stats, urls
 else:
     # `--help`, `--version` and every completion Tab load none of SQLAlchemy, Alembic,
     # factory-boy, Faker or Rich: the modules that do are imported when a command first uses them.
@@ -32,8 +32,9 @@ else:
         def __getattr__(self, attribute: str) -> Any:
             return getattr(importlib.import_module(self._name), attribute)
 
-    console, db, seeding, stats, urls = (
-        _OnFirstUse(f"invoicegen.{name}") for name in ("console", "db", "seeding", "stats", "urls")
+    console, db, guards, schema, seeding, stats, urls = (
+        _OnFirstUse(f"invoicegen.{name}")
+        for name in ("console", "db", "guards", "schema", "seeding", "stats", "urls")
     )
 
 
@@ -232,8 +233,8 @@ def migrate(
         config, engine = _target(
             database_url, lock_timeout, profile=profile, verbose=verbose, quiet=quiet
         )
-        revision = db.upgrade(engine, lock_timeout=config.lock_timeout)
-        console.done(f"schema of {db.mask(engine.url)} is at revision {revision}")
+        revision = schema.upgrade(engine, lock_timeout=config.lock_timeout)
+        console.done(f"schema of {urls.mask(engine.url)} is at revision {revision}")
 
 
 @app.command()
@@ -361,7 +362,7 @@ def seed(
         if json:
             console.emit_json(
                 {
-                    "database": db.mask(engine.url),
+                    "database": urls.mask(engine.url),
                     "counts": result.counts,
                     "written": result.written,
                     "rows": result.rows,
@@ -381,7 +382,7 @@ def seed(
                 }
             )
         else:
-            console.seed_result(result, database=db.mask(engine.url), replay=replay)
+            console.seed_result(result, database=urls.mask(engine.url), replay=replay)
 
 
 @app.command()
@@ -413,29 +414,29 @@ def reset(
     """Drop invoicegen's tables (nothing else) and migrate again to an empty schema."""
     with _handled(debug, database_url):
         config, engine = _target(database_url, lock_timeout, profile=profile, verbose=verbose)
-        target = db.mask(engine.url)
-        plan = db.drop_plan(engine)
+        target = urls.mask(engine.url)
+        plan = guards.drop_plan(engine)
         if not dry_run:
-            db.refuse_if_protected(
+            guards.refuse_if_protected(
                 engine.url, protected=plan.protected, force_protected=force_protected
             )
-            db.refuse_if_host_keys(engine.url, plan, drop_foreign_keys=drop_foreign_keys)
+            guards.refuse_if_host_keys(engine.url, plan, drop_foreign_keys=drop_foreign_keys)
             if not yes and not sys.stdin.isatty():
                 raise RefusedError(
                     f"reset drops invoicegen's tables in {target}; pass --yes to confirm"
                 )
-        console.target(db.describe_target(engine.url))
-        problem = db.host_keys_problem(engine.url, plan, drop_foreign_keys=drop_foreign_keys)
+        console.target(urls.describe_target(engine.url))
+        problem = guards.host_keys_problem(engine.url, plan, drop_foreign_keys=drop_foreign_keys)
         keys = plan.host_foreign_keys if drop_foreign_keys else []
         if dry_run:
             console.drop_list(target, plan, keys, dry_run=True, problem=problem)
             return
         if not yes:
             console.drop_list(target, plan, keys, dry_run=False)
-            expected = db.confirmation_name(engine.url)
+            expected = guards.confirmation_name(engine.url)
             if not console.confirm_by_typing(expected, f"This drops the tables above in {target}."):
                 raise RefusedError("reset cancelled; nothing was dropped")
-        dropped = db.reset(
+        dropped = guards.reset(
             engine,
             force_protected=force_protected,
             drop_foreign_keys=drop_foreign_keys,
@@ -455,8 +456,8 @@ def protect(
     """Mark the database protected: reset refuses it, even with --yes."""
     with _handled(debug, database_url):
         config, engine = _target(database_url, lock_timeout, profile=profile, verbose=verbose)
-        db.set_protected(engine, True, lock_timeout=config.lock_timeout)
-        console.done(f"{db.mask(engine.url)} is protected: reset refuses it")
+        guards.set_protected(engine, True, lock_timeout=config.lock_timeout)
+        console.done(f"{urls.mask(engine.url)} is protected: reset refuses it")
 
 
 @app.command()
@@ -470,8 +471,8 @@ def unprotect(
     """Remove the protected mark, so that reset (with confirmation) may drop the data again."""
     with _handled(debug, database_url):
         config, engine = _target(database_url, lock_timeout, profile=profile, verbose=verbose)
-        db.set_protected(engine, False, lock_timeout=config.lock_timeout)
-        console.done(f"{db.mask(engine.url)} is not protected")
+        guards.set_protected(engine, False, lock_timeout=config.lock_timeout)
+        console.done(f"{urls.mask(engine.url)} is not protected")
 
 
 @app.command("stats")

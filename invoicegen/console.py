@@ -30,7 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:  # only for annotations: `--help` and `--version` must not load the engine
-    from invoicegen.db import HostForeignKey, ResetPlan
+    from invoicegen.guards import HostForeignKey, ResetPlan
     from invoicegen.manifest import RunRecord
     from invoicegen.seeding import Progress as SeedProgress
     from invoicegen.seeding import SeedResult

@@ -8,9 +8,47 @@ from __future__ import annotations
 
 
 class InvoicegenError(Exception):
-    """Something went wrong; the message says what, in one line."""
+    """Something went wrong; the message says what, in one line.
+
+    The parts of the message are data, so that each front end words them its own way (the
+    pytest plugin names its own option, not the command line's): ``problem`` (what is wrong),
+    ``option`` (the option or name whose value is at fault, e.g. ``--database-url``), ``source``
+    (where that value came from when not the command line, e.g. ``environment
+    INVOICEGEN_SEED``), ``database`` (masked: never a password) and ``revision`` (of the schema).
+    ``str()`` is the command line's wording: ``source: option: problem``.
+    """
 
     exit_code: int = 1
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        option: str | None = None,
+        source: str | None = None,
+        database: str | None = None,
+        revision: str | None = None,
+    ) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.option = option
+        self.source = source
+        self.database = database
+        self.revision = revision
+
+    def __str__(self) -> str:
+        return ": ".join(part for part in (self.source, self.option, self.problem) if part)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Errors cross process boundaries (generating workers): keep the data, not only the text.
+        return (_rebuild, (type(self), self.__dict__))
+
+
+def _rebuild(kind: type[InvoicegenError], data: dict[str, object]) -> InvoicegenError:
+    error = kind.__new__(kind)
+    Exception.__init__(error, data.get("problem"))
+    error.__dict__.update(data)
+    return error
 
 
 class UsageError(InvoicegenError):

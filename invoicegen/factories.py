@@ -471,7 +471,7 @@ def count_from(value: Any, *, name: str) -> int:
         try:
             return CountMix.parse(value, name=name).draw(rand)
         except UsageError as exc:
-            raise FactoryValueError(str(exc)) from None
+            raise FactoryValueError(exc.problem, option=exc.option) from None
     if isinstance(value, int):
         count = value
     elif isinstance(value, range):

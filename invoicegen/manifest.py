@@ -15,8 +15,10 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
+from invoicegen.db import LOCK_TIMEOUT_SECONDS, connect
+from invoicegen.locks import lock_is_free, wait_for
 from invoicegen.models import Base
 
 RUNS = Base.metadata.tables["invoicegen_runs"]
@@ -139,3 +141,37 @@ def finish(connection: Connection, run_id: int, status: str, counts: dict[str, i
             counts=json.dumps(counts, sort_keys=True) if counts is not None else None,
         )
     )
+
+
+def live_shard_runs(engine: Engine) -> list[str]:
+    """The shards still writing ("K/N"), by the run manifest and their locks.
+
+    Call with the database's lock held: a run that is not a shard holds it while it runs, so
+    one the manifest still calls running died without saying so (kill -9, a lost machine),
+    and so did a shard whose own lock is free. Those are marked interrupted.
+    """
+    runs = RUNS
+    with connect(engine) as connection:
+        if not sa.inspect(connection).has_table(runs.name):
+            return []
+        running = connection.execute(
+            sa.select(runs.c.id, runs.c.shard).where(runs.c.status == "running")
+        ).all()
+        server = engine.url.get_backend_name() != "sqlite"
+        alive: list[str] = []
+        dead: list[int] = []
+        for run_id, shard in running:
+            if shard and server and not lock_is_free(engine, f"shard {shard}"):
+                alive.append(shard)
+            else:
+                dead.append(run_id)
+        if dead:
+            connection.execute(
+                runs.update().where(runs.c.id.in_(dead)).values(status="interrupted")
+            )
+    return alive
+
+
+def wait_for_shards(engine: Engine, *, timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
+    """With the database's lock held: wait until no shard is writing, or raise LockTimeout."""
+    wait_for(lambda: not live_shard_runs(engine), engine.url, timeout)

@@ -78,7 +78,9 @@ def _failing_tests(source: str) -> Iterator[None]:
     try:
         yield
     except InvoicegenError as exc:
-        detail = str(exc).removeprefix("--database-url: ")
+        # A value at fault is the one this plugin was given (its URL): name where it came from,
+        # not the command line's option.
+        detail = exc.problem if exc.option is not None else str(exc)
         raise pytest.fail.Exception(f"invoicegen: {source}: {detail}", pytrace=False) from None
 
 
@@ -131,7 +133,8 @@ def _worker_database(url: URL, worker: str) -> Iterator[str]:
     """
     import secrets
 
-    from invoicegen.db import connect, make_engine, run_lock
+    from invoicegen.db import connect, make_engine
+    from invoicegen.locks import run_lock
 
     base = str(url.database)[:40]  # database names are at most 63 characters
     name = f"{base}{RUN_MARK}{secrets.token_hex(4)}_{worker}"
@@ -176,8 +179,9 @@ def _drop_leftovers(engine: Engine, base: str) -> list[str]:
     """Drop the databases killed runs left next to ``base``; return those kept (in use)."""
     import sqlalchemy as sa
 
-    from invoicegen.db import connect, lock_is_free
+    from invoicegen.db import connect
     from invoicegen.errors import InvoicegenError
+    from invoicegen.locks import lock_is_free
 
     admin = engine.execution_options(isolation_level="AUTOCOMMIT")
     postgresql = admin.dialect.name == "postgresql"
@@ -211,7 +215,8 @@ def _drop_leftovers(engine: Engine, base: str) -> list[str]:
 @pytest.fixture(scope="session")
 def invoicegen_engine(invoicegen_database_url: str) -> Iterator[Engine]:
     """An engine on the test database, migrated to invoicegen's newest schema once per run."""
-    from invoicegen.db import make_engine, upgrade
+    from invoicegen.db import make_engine
+    from invoicegen.schema import upgrade
 
     with _failing_tests("invoicegen_engine"):
         engine = make_engine(invoicegen_database_url)
@@ -227,8 +232,10 @@ def invoicegen_engine(invoicegen_database_url: str) -> Iterator[Engine]:
 def _refuse_rows_of_others(engine: Engine) -> None:
     """Tests count rows: in a database that already holds some, they fail with numbers that
     mean nothing. The plugin's own rows never outlive a test, so any row is someone else's."""
-    from invoicegen.db import connect, count_rows, mask
+    from invoicegen.db import connect
     from invoicegen.errors import RefusedError
+    from invoicegen.schema import count_rows
+    from invoicegen.urls import mask
 
     with connect(engine) as connection:
         rows = {table: n for table, n in count_rows(connection).items() if n}
@@ -342,8 +349,7 @@ class _IsolationGuard:
     def _clean(self) -> list[str]:
         import sqlalchemy as sa
 
-        from invoicegen.db import TABLES
-        from invoicegen.models import Run, Setting
+        from invoicegen.models import DATA_TABLE_NAMES, Run, Setting
 
         with self.engine.begin() as connection:
             quote = connection.dialect.identifier_preparer.quote
@@ -351,7 +357,7 @@ class _IsolationGuard:
             for table in left:
                 connection.exec_driver_sql(f"DROP TABLE {quote(table)}")
         with self.engine.begin() as connection:
-            for table in reversed(TABLES):
+            for table in reversed(DATA_TABLE_NAMES):
                 connection.exec_driver_sql(f"DELETE FROM {quote(table)}")
             connection.execute(sa.delete(Run))
             connection.execute(sa.delete(Setting).where(Setting.key == self.key))

@@ -43,13 +43,13 @@ class CountRange:
         raw = text.strip()
         match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", raw)
         if not match:
-            raise UsageError(f"{name}: expected N or MIN-MAX with whole numbers, got {raw!r}")
+            raise UsageError(f"expected N or MIN-MAX with whole numbers, got {raw!r}", option=name)
         low = int(match.group(1))
         high = int(match.group(2)) if match.group(2) is not None else low
         if low > high:
-            raise UsageError(f"{name}: the range {raw!r} runs backwards; write {high}-{low}")
+            raise UsageError(f"the range {raw!r} runs backwards; write {high}-{low}", option=name)
         if high > MAX_CHILDREN:
-            raise UsageError(f"{name}: at most {MAX_CHILDREN} per parent, got {high}")
+            raise UsageError(f"at most {MAX_CHILDREN} per parent, got {high}", option=name)
         return cls(low, high)
 
     def __contains__(self, count: object) -> bool:
@@ -102,7 +102,9 @@ class CountMix:
         raw = str(text).strip()
         pieces = [piece.strip() for piece in raw.split(",")]
         if len(pieces) > MAX_MIX_PARTS:
-            raise UsageError(f"{name}: at most {MAX_MIX_PARTS} parts in a mix, got {len(pieces)}")
+            raise UsageError(
+                f"at most {MAX_MIX_PARTS} parts in a mix, got {len(pieces)}", option=name
+            )
         if len(pieces) == 1 and ":" not in raw:
             return cls(((CountRange.parse(raw, name=name), 1),))
         parts: list[tuple[CountRange, int]] = []
@@ -110,20 +112,22 @@ class CountMix:
             counts, colon, weight = piece.rpartition(":")
             if not piece or not colon or not counts.strip():
                 raise UsageError(
-                    f"{name}: expected a mix of RANGE:WEIGHT parts separated by commas "
-                    f"(e.g. 1-3:80,4-20:20), got {raw!r}"
+                    f"expected a mix of RANGE:WEIGHT parts separated by commas "
+                    f"(e.g. 1-3:80,4-20:20), got {raw!r}",
+                    option=name,
                 )
             if not re.fullmatch(r"\s*\d+\s*", weight) or not 0 < int(weight) <= MAX_WEIGHT:
                 raise UsageError(
-                    f"{name}: the weight of {piece!r} must be a whole number from 1 to "
-                    f"{MAX_WEIGHT:,}"
+                    f"the weight of {piece!r} must be a whole number from 1 to {MAX_WEIGHT:,}",
+                    option=name,
                 )
             part = CountRange.parse(counts, name=name)
             for other, _ in parts:
                 if part.low <= other.high and other.low <= part.high:
                     raise UsageError(
-                        f"{name}: the parts {other} and {part} of {raw!r} overlap; "
-                        "each count belongs to one part"
+                        f"the parts {other} and {part} of {raw!r} overlap; "
+                        "each count belongs to one part",
+                        option=name,
                     )
             parts.append((part, int(weight)))
         return cls(tuple(parts))
@@ -180,13 +184,16 @@ class Shard:
     def parse(cls, text: str, *, name: str = "--shard") -> Shard:
         match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
         if not match:
-            raise UsageError(f"{name}: expected K/N (slice K of N, counted from 0), got {text!r}")
+            raise UsageError(
+                f"expected K/N (slice K of N, counted from 0), got {text!r}", option=name
+            )
         index, count = int(match.group(1)), int(match.group(2))
         if not 0 < count <= 10_000:
-            raise UsageError(f"{name}: N must be between 1 and 10,000, got {count}")
+            raise UsageError(f"N must be between 1 and 10,000, got {count}", option=name)
         if index >= count:
             raise UsageError(
-                f"{name}: K counts from 0, so K must be below N ({count}); got {index}"
+                f"K counts from 0, so K must be below N ({count}); got {index}",
+                option=name,
             )
         return cls(index, count)
 
@@ -236,7 +243,7 @@ def resolve_shard(
         if not raw_index and not raw_total:
             continue
         if not raw_index:
-            raise UsageError(f"--shard auto: {total_name} is set but {index_name} is not")
+            raise UsageError(f"{total_name} is set but {index_name} is not", option="--shard auto")
         index = parse_int(raw_index, name=index_name, low=first, high=first + 9_999)
         if raw_total:
             total = parse_int(raw_total, name=str(total_name), low=1, high=10_000)
@@ -248,21 +255,25 @@ def resolve_shard(
             needs = (
                 f"{total_name} or --shards N" if total_name else "--shards N (or INVOICEGEN_SHARDS)"
             )
-            raise UsageError(f"--shard auto: {index_name}={raw_index} gives no total; set {needs}")
+            raise UsageError(
+                f"{index_name}={raw_index} gives no total; set {needs}", option="--shard auto"
+            )
         shard = Shard.parse(f"{index - first}/{total}", name=f"--shard auto ({index_name})")
         totals = f", {total_name}={total}" if raw_total else f", {total} shards"
         return ShardChoice(shard if total > 1 else None, f"{index_name}={raw_index}{totals}")
     names = ", ".join(name for name, _, _ in RUNNER_SHARD_VARIABLES)
-    raise UsageError(f"--shard auto: no runner index in the environment (looked for {names})")
+    raise UsageError(
+        f"no runner index in the environment (looked for {names})", option="--shard auto"
+    )
 
 
 def parse_int(text: str | int, *, name: str, low: int, high: int) -> int:
     try:
         value = int(str(text).strip())
     except ValueError:
-        raise UsageError(f"{name}: expected a whole number, got {str(text)!r}") from None
+        raise UsageError(f"expected a whole number, got {str(text)!r}", option=name) from None
     if not low <= value <= high:
-        raise UsageError(f"{name}: must be between {low:,} and {high:,}, got {value:,}")
+        raise UsageError(f"must be between {low:,} and {high:,}, got {value:,}", option=name)
     return value
 
 
@@ -275,7 +286,8 @@ def check_as_of(day: dt.date, *, name: str = "--as-of") -> dt.date:
     """``day`` if a dataset can be made as of it, else a :class:`UsageError` naming ``name``."""
     if not EARLIEST_AS_OF <= day <= LATEST_AS_OF:
         raise UsageError(
-            f"{name}: must be between {EARLIEST_AS_OF} and {LATEST_AS_OF}, got {day.isoformat()}"
+            f"must be between {EARLIEST_AS_OF} and {LATEST_AS_OF}, got {day.isoformat()}",
+            option=name,
         )
     return day
 
@@ -283,14 +295,15 @@ def check_as_of(day: dt.date, *, name: str = "--as-of") -> dt.date:
 def parse_date(text: str | dt.date, *, name: str = "--as-of") -> dt.date:
     if isinstance(text, dt.datetime):  # a TOML date-time: which day is meant is not clear
         raise UsageError(
-            f"{name}: expected a date as YYYY-MM-DD, got a date and time {text.isoformat()}"
+            f"expected a date as YYYY-MM-DD, got a date and time {text.isoformat()}",
+            option=name,
         )
     if isinstance(text, dt.date):
         return check_as_of(text, name=name)
     try:
         day = dt.date.fromisoformat(str(text).strip())
     except ValueError:
-        raise UsageError(f"{name}: expected a date as YYYY-MM-DD, got {str(text)!r}") from None
+        raise UsageError(f"expected a date as YYYY-MM-DD, got {str(text)!r}", option=name) from None
     return check_as_of(day, name=name)
 
 
@@ -299,7 +312,9 @@ def parse_locale(text: str, *, name: str = "--locale") -> str:
 
     locale = str(text).strip().replace("-", "_")
     if locale not in AVAILABLE_LOCALES:
-        raise UsageError(f"{name}: Faker has no locale {text!r} (try en_US, de_DE, fr_FR, ja_JP)")
+        raise UsageError(
+            f"Faker has no locale {text!r} (try en_US, de_DE, fr_FR, ja_JP)", option=name
+        )
     return str(locale)
 
 
@@ -504,7 +519,9 @@ def _profile_table(
     if not isinstance(profiles, dict) or profile not in profiles:
         known = ", ".join(sorted(profiles)) if isinstance(profiles, dict) else ""
         where = f"in {file_label}" if file_label else "(no pyproject.toml or invoicegen.toml here)"
-        raise UsageError(f"--profile: no profile {profile!r} {where} (known: {known or 'none'})")
+        raise UsageError(
+            f"no profile {profile!r} {where} (known: {known or 'none'})", option="--profile"
+        )
     table = profiles[profile]
     if not isinstance(table, dict):
         raise UsageError(f"profile {profile} in {file_label}: expected a table of settings")
@@ -518,4 +535,4 @@ def _parse(option: Option, raw: Any, source: str) -> Any:
     except UsageError as exc:
         if source == "command line":
             raise
-        raise UsageError(f"{source}: {exc}") from None
+        raise UsageError(exc.problem, option=exc.option, source=source) from None

@@ -16,10 +16,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from invoicegen import db, manifest
+from invoicegen import db, manifest, schema
 from invoicegen.errors import CheckFailed, SchemaStateError, UsageError
 from invoicegen.manifest import RunRecord
+from invoicegen.models import DATA_TABLE_NAMES
 from invoicegen.settings import CountMix, CountRange, Settings
+from invoicegen.urls import mask
 
 #: (parent, child, foreign key, the option that sets how many children a parent gets)
 LEVELS = (
@@ -167,14 +169,14 @@ def _date(value: Any) -> dt.date | None:
 # --- the overview -----------------------------------------------------------------------------
 
 
-def _open_schema(connection: Connection, engine: Engine) -> db.SchemaState:
-    state = db.inspect_schema(connection)
-    if state.revision is None or not set(db.TABLES) <= set(state.present_tables):
+def _open_schema(connection: Connection, engine: Engine) -> schema.SchemaState:
+    state = schema.inspect_schema(connection)
+    if state.revision is None or not set(DATA_TABLE_NAMES) <= set(state.present_tables):
         raise SchemaStateError(
-            f"{db.mask(engine.url)} has no invoicegen schema; run `invoicegen seed` first"
+            f"{mask(engine.url)} has no invoicegen schema; run `invoicegen seed` first"
         )
     if state.is_current:  # what seed and migrate refuse, stats refuses too
-        db.refuse_drift(connection)
+        schema.refuse_drift(connection)
     return state
 
 
@@ -247,7 +249,7 @@ def collect(engine: Engine, *, top: int = TOP_CLIENTS) -> Stats:
     dialect = engine.dialect.name
     with db.connect(engine, read_only=True) as connection:
         state = _open_schema(connection, engine)
-        counts = db.count_rows(connection)
+        counts = schema.count_rows(connection)
         amounts = connection.execute(
             sa.text(f"SELECT {money_sum(dialect, 'amount')}, COUNT(*) FROM invoices")
         ).one()
@@ -263,7 +265,7 @@ def collect(engine: Engine, *, top: int = TOP_CLIENTS) -> Stats:
         total = _money(dialect, amounts[0])
         runs = manifest.runs(connection)
         return Stats(
-            database=db.mask(engine.url),
+            database=mask(engine.url),
             revision=state.revision,
             counts=counts,
             children=[
@@ -497,7 +499,7 @@ def check(engine: Engine, *, fallback: Expectations) -> CheckReport:
         expect = expectations_from_manifest(manifest.runs(connection), fallback)
         results = [_run_check(connection, *check) for check in _checks(dialect, expect)]
         billing, notes = _billing_results(connection, dialect, expect)
-        return CheckReport(db.mask(engine.url), expect, results + billing, notes)
+        return CheckReport(mask(engine.url), expect, results + billing, notes)
 
 
 def _run_check(

@@ -20,6 +20,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from invoicegen.errors import UsageError
 
+OPTION = "--database-url"  # the option a URL error names (the pytest plugin names its own)
+
 # backend name -> (driver invoicegen uses, importable module, extra that installs it)
 DRIVERS = {
     "sqlite": ("pysqlite", "sqlite3", None),
@@ -93,13 +95,14 @@ def _split(text: str) -> URL:
     if not re.fullmatch(r"[a-z][a-z0-9]*(\+[a-z0-9_]+)?", scheme) or backend not in DRIVERS:
         shown = scheme or text.split(":", 1)[0][:20]
         raise UsageError(
-            f"--database-url: unsupported or malformed URL (scheme {shown!r}); use "
-            "sqlite:///FILE, postgresql://USER@HOST/DB or mysql://USER@HOST/DB"
+            f"unsupported or malformed URL (scheme {shown!r}); use "
+            "sqlite:///FILE, postgresql://USER@HOST/DB or mysql://USER@HOST/DB",
+            option=OPTION,
         )
     try:
         url = sa.make_url(f"{backend}+{driver or DRIVERS[backend][0]}://{text.split('://', 1)[1]}")
     except (ArgumentError, ValueError):
-        raise UsageError("--database-url: the URL could not be parsed") from None
+        raise UsageError("the URL could not be parsed", option=OPTION) from None
     if url.host and "@" in url.host:
         rest, _, host = url.host.rpartition("@")
         if url.password is not None:
@@ -117,13 +120,13 @@ def parse(text: str) -> URL:
     except NoSuchModuleError:
         driver = text.split("://", 1)[0].partition("+")[2]
         raise UsageError(
-            f"--database-url: unknown driver {driver!r} for {url.get_backend_name()}"
+            f"unknown driver {driver!r} for {url.get_backend_name()}", option=OPTION
         ) from None
     backend = url.get_backend_name()
     if backend != "sqlite" and not url.host:
-        raise UsageError("--database-url: the URL names no host")
+        raise UsageError("the URL names no host", option=OPTION)
     if backend != "sqlite" and not url.database:
-        raise UsageError("--database-url: the URL names no database")
+        raise UsageError("the URL names no database", option=OPTION)
     check_query(url)
     return url
 
@@ -137,8 +140,9 @@ def check_query(url: URL) -> None:
     if refused:
         names = ", ".join(repr(key) for key in refused)
         raise UsageError(
-            f"--database-url: query parameter {names} {'is' if len(refused) == 1 else 'are'} "
-            f"not allowed for {backend} (allowed: {', '.join(sorted(allowed)) or 'none'})"
+            f"query parameter {names} {'is' if len(refused) == 1 else 'are'} "
+            f"not allowed for {backend} (allowed: {', '.join(sorted(allowed)) or 'none'})",
+            option=OPTION,
         )
 
 

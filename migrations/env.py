@@ -11,9 +11,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from invoicegen.db import VERSION_TABLE, make_engine, parse_url
+from invoicegen.db import make_engine
 from invoicegen.models import Base
+from invoicegen.schema import VERSION_TABLE
 from invoicegen.settings import resolve
+from invoicegen.urls import parse
 
 
 def _configure(**kwargs: object) -> None:
@@ -41,7 +43,7 @@ def run_with(connection: Connection) -> None:
 
 config = context.config
 if context.is_offline_mode():
-    _configure(url=parse_url(resolve({}).database_url), literal_binds=True)
+    _configure(url=parse(resolve({}).database_url), literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 elif config.attributes.get("connection") is not None:

@@ -37,7 +37,7 @@ DIALECTS = ("sqlite", "postgresql", "mariadb")
 
 @functools.cache
 def _server_problem(kind: str) -> str | None:
-    engine = sa.create_engine(db.parse_url(SERVER_URLS[kind]), connect_args={"connect_timeout": 5})
+    engine = sa.create_engine(urls.parse(SERVER_URLS[kind]), connect_args={"connect_timeout": 5})
     try:
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
@@ -60,7 +60,7 @@ def require_server(kind: str) -> None:
 
 
 def _admin(kind: str) -> sa.Engine:
-    return sa.create_engine(db.parse_url(SERVER_URLS[kind]), isolation_level="AUTOCOMMIT")
+    return sa.create_engine(urls.parse(SERVER_URLS[kind]), isolation_level="AUTOCOMMIT")
 
 
 def _fresh_server_database(kind: str) -> Iterator[str]:
@@ -69,7 +69,7 @@ def _fresh_server_database(kind: str) -> Iterator[str]:
     admin = _admin(kind)
     with admin.connect() as connection:
         connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    url = db.parse_url(SERVER_URLS[kind]).set(database=name)
+    url = urls.parse(SERVER_URLS[kind]).set(database=name)
     try:
         yield url.render_as_string(hide_password=False)
     finally:

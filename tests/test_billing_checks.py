@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import command
 from typer.testing import CliRunner
 
-from invoicegen import db
+from invoicegen import db, schema
 from invoicegen.cli import app
 from invoicegen.errors import CheckFailed
 from invoicegen.models import Base
@@ -136,7 +136,7 @@ def test_the_dataset_is_what_the_tests_assume() -> None:
 def migrated(url: str, revision: str = "head") -> sa.Engine:
     engine = db.make_engine(url)
     with engine.begin() as connection:
-        command.upgrade(db.alembic_config(connection), revision)
+        command.upgrade(schema.alembic_config(connection), revision)
     return engine
 
 

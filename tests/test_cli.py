@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from invoicegen import db
+from invoicegen import db, schema, urls
 from invoicegen.cli import app
 from tests.invariants import scalar
 
@@ -127,7 +127,7 @@ def test_stats_never_creates_a_database(tmp_path: Path) -> None:
 def test_migrate_prints_the_revision(database_url: str) -> None:
     result = invoke("migrate", "-d", database_url)
     assert result.exit_code == 0, result.stderr
-    assert db.head_revision() in result.stdout
+    assert schema.head_revision() in result.stdout
 
 
 def test_reset_without_a_terminal_needs_yes(sqlite_url: str) -> None:
@@ -151,7 +151,7 @@ def test_reset_leaves_an_empty_schema_and_foreign_tables_untouched(database_url:
         assert scalar(engine, f"SELECT COUNT(*) FROM {table}") == 0
     assert scalar(engine, "SELECT note FROM app_orders WHERE id = 1") == "keep me"
     with engine.connect() as connection:
-        assert db.current_revision(connection) == db.head_revision()
+        assert schema.current_revision(connection) == schema.head_revision()
     assert invoke("seed", "-n", "2", "-d", database_url, "--json").exit_code == 0
 
 
@@ -197,7 +197,7 @@ def test_wrong_password_exits_4_without_the_password() -> None:
     from tests.conftest import SERVER_URLS, require_server
 
     require_server("mariadb")
-    url = db.parse_url(SERVER_URLS["mariadb"]).set(username="nobody", password="p@ss/w:rd%")
+    url = urls.parse(SERVER_URLS["mariadb"]).set(username="nobody", password="p@ss/w:rd%")
     result = invoke("stats", "-d", url.render_as_string(hide_password=False))
     line = _assert_one_line_error(result, 4)
     assert "p@ss" not in result.output and "w:rd" not in result.output
@@ -221,8 +221,8 @@ def test_missing_sqlite_folder_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_postgres_shorthand_is_understood() -> None:
-    assert db.parse_url("postgres://u@h/d").drivername == "postgresql+psycopg"
-    assert db.parse_url("mysql://u@h/d").drivername == "mysql+pymysql"
+    assert urls.parse("postgres://u@h/d").drivername == "postgresql+psycopg"
+    assert urls.parse("mysql://u@h/d").drivername == "mysql+pymysql"
 
 
 def test_version_and_help() -> None:

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from invoicegen import db
+from invoicegen import schema
 from invoicegen.errors import FactoryValueError
 from invoicegen.factories import (
     ClientFactory,
@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def session(engine: sa.Engine) -> Iterator[Session]:
-    db.upgrade(engine)
+    schema.upgrade(engine)
     with Session(engine) as session, session_bound(session):
         yield session
         session.rollback()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from invoicegen import db, workers
+from invoicegen import db, locks, workers
 from tests.test_safety import cli, one_line_error, seed_args, users_in, wait_for_users
 
 # --- helpers: the process tree of a run -------------------------------------------------------
@@ -233,7 +233,7 @@ def test_a_stop_signal_ends_the_wait_for_the_run_lock(
     """A run waiting for another run's lock stops at once, not after --lock-timeout."""
     engine = db.make_engine(database_url)
     try:
-        with db.run_lock(engine):  # another run, as far as the seed process can tell
+        with locks.run_lock(engine):  # another run, as far as the seed process can tell
             process = cli(*seed_args(database_url, 50, "--lock-timeout", "60"))
             try:
                 time.sleep(3)  # started, and waiting for the lock

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from invoicegen import db
+from invoicegen import db, schema
 from invoicegen.errors import Interrupted
 from invoicegen.models import Client, Contract, Invoice, User
 from invoicegen.seeding import TABLES, Progress, SeedPlan, seed
@@ -46,8 +46,10 @@ def invoicegen_tables(url: str) -> tuple[set[str], str | None]:
     try:
         with engine.connect() as connection:
             names = set(sa.inspect(connection).get_table_names())
-            present = names & set(db.owned_table_names())
-            revision = db.current_revision(connection) if db.VERSION_TABLE in present else None
+            present = names & set(schema.owned_table_names())
+            revision = (
+                schema.current_revision(connection) if schema.VERSION_TABLE in present else None
+            )
     finally:
         engine.dispose()
     return present, revision
@@ -58,7 +60,7 @@ def assert_nothing_or_everything(url: str) -> bool:
     True for nothing. Then a seed continues from there."""
     present, revision = invoicegen_tables(url)
     if present:
-        assert (present, revision) == (set(db.owned_table_names()), db.head_revision())
+        assert (present, revision) == (set(schema.owned_table_names()), schema.head_revision())
     result = invoke("seed", "--users", "5", "--workers", "1", "-q", "-d", url)
     assert result.exit_code == 0, result.stderr
     assert users_in(url) == 5

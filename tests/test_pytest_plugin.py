@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from invoicegen import db
+from invoicegen import db, schema, urls
 from invoicegen.models import User
 
 pytest_plugins = ["pytester"]
@@ -95,7 +95,7 @@ def test_fixtures_roll_back_every_test_even_one_that_commits(
     result = pytester.runpytest("-p", "no:cacheprovider", "--invoicegen-db-url", database_url)
     result.assert_outcomes(passed=12)
     with db.connect(engine) as connection:  # migrated by the plugin, and left empty
-        assert db.inspect_schema(connection).is_current
+        assert schema.inspect_schema(connection).is_current
     assert _count_users(engine) == 0
 
 
@@ -201,7 +201,7 @@ def test_under_xdist_each_worker_gets_its_own_database(
     )
     result.assert_outcomes(passed=6)
     url = sa.make_url(database_url)
-    path = db.sqlite_path(url)
+    path = urls.sqlite_path(url)
     if path is not None:  # SQLite: one file per worker, next to the one named
         assert not path.exists()
         workers = {p.name for p in path.parent.glob(f"{path.stem}-gw*{path.suffix}")}

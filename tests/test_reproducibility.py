@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from invoicegen import db, manifest
+from invoicegen import db, manifest, schema
 from invoicegen.cli import app
 from invoicegen.errors import RefusedError
 from invoicegen.seeding import SeedPlan, seed
@@ -254,7 +254,7 @@ def test_shards_write_at_the_same_time(server_url: str, tmp_path: Path) -> None:
     users = 30_000
     single = db.make_engine(f"sqlite:///{tmp_path / 'single.db'}")
     _seed(single, users)
-    db.upgrade(db.make_engine(server_url))  # migrate once, as the README's CI example does
+    schema.upgrade(db.make_engine(server_url))  # migrate once, as the README's CI example does
     shards = [_seed_process(server_url, users, "--shard", f"{k}/3") for k in range(3)]
     try:
         outputs = [shard.communicate(timeout=600) for shard in shards]

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from invoicegen import db
+from invoicegen import db, guards, schema
 from invoicegen.seeding import TABLES
 from tests.conftest import fresh_database
 from tests.invariants import scalar
 from tests.test_cli import _assert_one_line_error, invoke
 
 AS_OF = "2026-03-31"
-OURS = {*TABLES, "invoicegen_meta", "invoicegen_runs", db.VERSION_TABLE}
+OURS = {*TABLES, "invoicegen_meta", "invoicegen_runs", schema.VERSION_TABLE}
 HOST_ROWS = [(1, 1, "first"), (2, 1, "second"), (3, 2, "third"), (4, 3, "fourth"), (5, 3, "x")]
 
 
@@ -130,7 +130,7 @@ def test_the_library_reset_refuses_too(database_url: str) -> None:
     seed(database_url)
     add_host_table(engine, "cascade")
     with pytest.raises(RefusedError, match="fk_app_notes_user"):
-        db.reset(engine)
+        guards.reset(engine)
     assert host_rows(engine) == HOST_ROWS
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from invoicegen import db
+from invoicegen import db, guards, schema, urls
 from invoicegen.errors import InvoicegenError
 from invoicegen.seeding import TABLES, SeedPlan, seed
 from tests.conftest import SERVER_URLS, _admin, fresh_database, require_server
@@ -89,7 +89,7 @@ def interrupted_seed(url: str, signum: signal.Signals) -> tuple[subprocess.Popen
 
 def table_counts(engine: sa.Engine) -> dict[str, int]:
     with engine.connect() as connection:
-        return db.count_rows(connection)
+        return schema.count_rows(connection)
 
 
 def assert_whole_trees(engine: sa.Engine, tmp_path: Path, *, seed_value: int = SEED) -> int:
@@ -159,7 +159,7 @@ def add_foreign_tables(engine: sa.Engine) -> list[str]:
 
 
 def test_reset_prints_the_target_before_acting_without_the_password(database_url: str) -> None:
-    url = db.parse_url(database_url)
+    url = urls.parse(database_url)
     if url.get_backend_name() == "postgresql":  # trust authentication ignores the password
         url = url.set(password="s3cr3t@pw")
     shown = url.render_as_string(hide_password=False)
@@ -168,7 +168,7 @@ def test_reset_prints_the_target_before_acting_without_the_password(database_url
     assert result.exit_code == 0, result.stderr
     target = result.stderr.strip().splitlines()[0]
     assert target.startswith("target: " + url.get_backend_name())
-    assert db.confirmation_name(url) in target
+    assert guards.confirmation_name(url) in target
     if url.host:
         assert url.host in target
     assert "s3cr3t" not in result.output
@@ -188,7 +188,7 @@ def test_reset_dry_run_lists_row_counts_and_changes_nothing(database_url: str) -
     }
     for table, count in counts.items():
         assert rows[table] == f"{count:,}"
-    assert db.VERSION_TABLE in rows
+    assert schema.VERSION_TABLE in rows
     assert table_counts(engine) == counts
 
 
@@ -224,7 +224,7 @@ def test_a_protected_database_needs_the_named_override(database_url: str) -> Non
     engine = db.make_engine(database_url)
     invoke(*seed_args(database_url, 3), "--json")
     assert invoke("protect", "-d", database_url).exit_code == 0
-    name = db.confirmation_name(engine.url)
+    name = guards.confirmation_name(engine.url)
 
     line = _assert_one_line_error(invoke("reset", "--yes", "-d", database_url), 3)
     assert f"--force-protected {name}" in line
@@ -258,18 +258,18 @@ def test_protect_is_stored_in_invoicegen_meta(sqlite_url: str) -> None:
 
 def test_seed_refuses_a_newer_schema(database_url: str) -> None:
     engine = db.make_engine(database_url)
-    db.upgrade(engine)
+    schema.upgrade(engine)
     with engine.begin() as connection:
-        connection.exec_driver_sql(f"UPDATE {db.VERSION_TABLE} SET version_num = '9999'")
+        connection.exec_driver_sql(f"UPDATE {schema.VERSION_TABLE} SET version_num = '9999'")
     line = _assert_one_line_error(invoke(*seed_args(database_url, 2)), 5)
     assert "9999" in line and "upgrade invoicegen" in line
     assert scalar(engine, "SELECT COUNT(*) FROM users") == 0
-    assert scalar(engine, f"SELECT version_num FROM {db.VERSION_TABLE}") == "9999"
+    assert scalar(engine, f"SELECT version_num FROM {schema.VERSION_TABLE}") == "9999"
 
 
 def test_seed_refuses_invoicegen_tables_that_differ_from_the_migrations(database_url: str) -> None:
     engine = db.make_engine(database_url)
-    db.upgrade(engine)
+    schema.upgrade(engine)
     with engine.begin() as connection:
         connection.exec_driver_sql("ALTER TABLE clients ADD COLUMN vip INTEGER")
     line = _assert_one_line_error(invoke(*seed_args(database_url, 2)), 5)
@@ -284,15 +284,15 @@ def test_an_interrupted_migration_is_reported_and_reset_repairs_it(
 ) -> None:
     """What MariaDB keeps when a migration dies half-way: its DDL is not transactional."""
     engine = db.make_engine(database_url)
-    db.upgrade(engine)
+    schema.upgrade(engine)
     with engine.begin() as connection:
         if left_by == "second migration":  # 0002 created invoicegen_meta, then stopped
             connection.exec_driver_sql("DROP TABLE invoicegen_runs")
-            connection.exec_driver_sql(f"UPDATE {db.VERSION_TABLE} SET version_num = '0001'")
+            connection.exec_driver_sql(f"UPDATE {schema.VERSION_TABLE} SET version_num = '0001'")
         else:  # 0001 created users and clients, then stopped: no revision recorded yet
             for table in ("invoicegen_runs", "invoicegen_meta", "invoices", "contracts"):
                 connection.exec_driver_sql(f"DROP TABLE {table}")
-            connection.exec_driver_sql(f"DELETE FROM {db.VERSION_TABLE}")
+            connection.exec_driver_sql(f"DELETE FROM {schema.VERSION_TABLE}")
     line = _assert_one_line_error(invoke(*seed_args(database_url, 2)), 5)
     assert "interrupted migration" in line and "invoicegen reset --yes" in line
     _assert_one_line_error(invoke("migrate", "-d", database_url), 5)
@@ -392,7 +392,7 @@ def test_a_second_run_gives_up_after_the_lock_timeout(database_url: str, tmp_pat
 
 def test_a_locked_sqlite_file_is_a_clear_error_after_the_busy_timeout(sqlite_url: str) -> None:
     assert invoke("migrate", "-d", sqlite_url).exit_code == 0
-    holder = sqlite3.connect(str(db.sqlite_path(db.parse_url(sqlite_url))), isolation_level=None)
+    holder = sqlite3.connect(str(urls.sqlite_path(urls.parse(sqlite_url))), isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
         started = time.monotonic()
@@ -478,7 +478,7 @@ WRONG = "wr@ng%pa/ss:1"
 def mariadb_account(mariadb_url: str) -> Iterator[tuple[str, str]]:
     """A MariaDB user with a password full of URL specials, and a database it may use."""
     user = f"ig_{uuid.uuid4().hex[:8]}"
-    name = db.parse_url(mariadb_url).database
+    name = urls.parse(mariadb_url).database
     admin = _admin("mariadb")
     with admin.connect() as connection:
         connection.execute(
@@ -497,7 +497,7 @@ def test_wrong_password_with_url_specials_exits_4_everywhere_without_it(
     mariadb_account: tuple[str, str],
 ) -> None:
     database, user = mariadb_account
-    url = db.parse_url(database).set(username=user)
+    url = urls.parse(database).set(username=user)
     right = invoke(*seed_args(url.set(password=PASSWORD).render_as_string(False), 2), "--json")
     assert right.exit_code == 0, right.stderr  # the specials are encoded and decoded right
     wrong = invoke(*seed_args(url.set(password=WRONG).render_as_string(False), 2), "--json")
@@ -511,7 +511,7 @@ def test_wrong_password_with_url_specials_exits_4_everywhere_without_it(
 @pytest.mark.servers
 def test_unknown_postgresql_role_exits_4_without_the_password() -> None:
     require_server("postgresql")
-    url = db.parse_url(SERVER_URLS["postgresql"]).set(username="no_such_role", password=WRONG)
+    url = urls.parse(SERVER_URLS["postgresql"]).set(username="no_such_role", password=WRONG)
     result = invoke(*seed_args(url.render_as_string(False), 1), "--json")
     line = _assert_one_line_error(result, 4)
     assert "no_such_role" in line and result.stdout == ""
@@ -548,7 +548,7 @@ def test_a_postgresql_role_without_write_rights_creates_nothing(postgresql_url: 
     with db.make_engine(database).begin() as connection:  # PostgreSQL < 15 grants it to all
         connection.exec_driver_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     try:
-        url = db.parse_url(database).set(username=role).render_as_string(False)
+        url = urls.parse(database).set(username=role).render_as_string(False)
         process = cli(*seed_args(url, 2))
         _, err = process.communicate(timeout=60)
         assert process.returncode == 4
@@ -564,7 +564,7 @@ def test_a_full_sqlite_database_keeps_whole_trees_and_integrity(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     engine = db.make_engine(sqlite_url)
-    db.upgrade(engine)
+    schema.upgrade(engine)
 
     def disk_is_almost_full(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute("PRAGMA max_page_count = 80")
@@ -586,7 +586,7 @@ def test_foreign_tables_are_left_alone_next_to_invoicegen_s(database_url: str) -
     result = invoke(*seed_args(database_url, 3), "--json")
     assert result.exit_code == 0, result.stderr
     assert snapshot(engine, foreign) == before
-    ours = {*TABLES, "invoicegen_meta", "invoicegen_runs", db.VERSION_TABLE}
+    ours = {*TABLES, "invoicegen_meta", "invoicegen_runs", schema.VERSION_TABLE}
     assert set(sa.inspect(engine).get_table_names()) == ours | set(foreign)
     assert users_in(database_url) == 3
 

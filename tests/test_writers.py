@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from invoicegen import db, writers
+from invoicegen import schema, writers
 
 AWKWARD = [
     "tab\there",
@@ -22,7 +22,7 @@ AWKWARD = [
 
 
 def test_awkward_strings_dates_and_amounts_round_trip(engine: sa.Engine) -> None:
-    db.upgrade(engine)
+    schema.upgrade(engine)
     day = dt.date(2024, 2, 29)
     users = [(i + 1, name, f"u{i}@example.com", name) for i, name in enumerate(AWKWARD)]
     clients = [(1, AWKWARD[0], AWKWARD[1], "c@example.com", "JP", 30, 1)]
@@ -68,7 +68,7 @@ def test_awkward_strings_dates_and_amounts_round_trip(engine: sa.Engine) -> None
 
 def test_a_table_larger_than_the_drivers_buffer_is_written_whole(engine: sa.Engine) -> None:
     """psycopg sends COPY data in 128 KiB chunks: a batch's table can be many times that."""
-    db.upgrade(engine)
+    schema.upgrade(engine)
     day = dt.date(2024, 1, 1)
     prepare = writers.adapter(engine.dialect.name)
     invoices = [
