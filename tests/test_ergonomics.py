@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from invoicegen import __version__
+from invoicegen import __version__, db
 from invoicegen.cli import app
+from tests.helpers import AS_OF, one_line_error, run
+from tests.invariants import scalar
 
 runner = CliRunner()
 SCRIPT = Path(sys.executable).with_name("invoicegen")
@@ -112,3 +114,21 @@ def test_a_usage_error_in_a_pipe_is_one_plain_line() -> None:
     result = _installed("seed", "--qqq", env={"TERM": "xterm-256color"})
     assert result.returncode == 2
     assert result.stderr == "error: No such option: --qqq (see 'invoicegen seed --help')\n"
+
+
+# --- output on a terminal that cannot show it -------------------------------------------------
+
+
+@pytest.mark.slow  # three real processes
+def test_an_ascii_only_output_does_not_fail_a_committed_seed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ascii.db'}"
+    ascii_only = {"PYTHONIOENCODING": "ascii"}
+    seeded = run("seed", "-n", "4", "--seed", "2", "--as-of", AS_OF, "-d", url, env=ascii_only)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "Seeded users 1" in seeded.stdout and "rows/s" in seeded.stdout  # degraded, not gone
+    assert scalar(db.make_engine(url), "SELECT COUNT(*) FROM users") == 4
+    shown = run("stats", "-d", url, env=ascii_only)
+    assert shown.returncode == 0, shown.stderr
+    assert "invoices per month" in shown.stdout
+    failed = run("stats", "-d", f"sqlite:///{tmp_path / 'missing.db'}", env=ascii_only)
+    assert failed.returncode == 5 and "no database at" in one_line_error(failed.stderr)

@@ -21,6 +21,7 @@ from invoicegen.cli import app
 from invoicegen.errors import RefusedError
 from invoicegen.seeding import SeedPlan, seed
 from invoicegen.settings import CountMix, Shard
+from tests.helpers import fresh_database
 from tests.invariants import dump, scalar, violations
 
 AS_OF = dt.date(2026, 4, 30)
@@ -243,8 +244,6 @@ def _seed_process(url: str, users: int, *extra: str) -> subprocess.Popen[str]:
 
 @pytest.fixture(params=["postgresql", "mariadb"])
 def server_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    from tests.conftest import fresh_database
-
     yield from fresh_database(request.param, tmp_path)
 
 
