@@ -249,6 +249,7 @@ def test_ctrl_c_on_a_terminal_reaches_the_workers_too_and_stays_one_line(
     assert assert_whole_trees(db.make_engine(sqlite_url), tmp_path) >= 60
 
 
+@pytest.mark.slow  # an interrupted seed, then an append, then a reference seed
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
 def test_append_after_an_interrupt_continues_cleanly(
     database_url: str, signum: signal.Signals, tmp_path: Path

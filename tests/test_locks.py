@@ -13,6 +13,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from invoicegen import db
 from invoicegen.seeding import SeedPlan, seed
 from tests.helpers import (
@@ -30,6 +32,7 @@ from tests.helpers import (
 )
 
 
+@pytest.mark.slow  # two processes, one of them seeds 600 users
 def test_two_runs_at_once_write_one_dataset(database_url: str, tmp_path: Path) -> None:
     runs = [
         cli(*seed_args(database_url, 600, "--batch-size", "200", "--json", seed_value=s))
@@ -58,6 +61,7 @@ def test_two_threads_of_one_process_take_turns_too(database_url: str, tmp_path: 
     assert assert_whole_trees(engine, tmp_path) == 400
 
 
+@pytest.mark.slow  # waits for two lock timeouts beside a running seed
 def test_a_second_run_gives_up_after_the_lock_timeout(database_url: str, tmp_path: Path) -> None:
     first = cli(*seed_args(database_url, 20_000, "--batch-size", "20"))
     try:

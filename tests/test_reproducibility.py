@@ -247,6 +247,7 @@ def server_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield from fresh_database(request.param, tmp_path)
 
 
+@pytest.mark.slow  # three processes seed 30,000 users
 def test_shards_write_at_the_same_time(server_url: str, tmp_path: Path) -> None:
     """Three processes write their slices at once, and together make the single run.
     Each writes for seconds: the manifest's timestamps (whole seconds) show the overlap."""
@@ -270,6 +271,7 @@ def test_shards_write_at_the_same_time(server_url: str, tmp_path: Path) -> None:
     assert max(r.started_at for r in runs) < min(r.finished_at for r in runs if r.finished_at)
 
 
+@pytest.mark.slow  # a shard of 50,000 users runs to its end
 def test_reset_and_plain_seed_wait_for_running_shards(server_url: str) -> None:
     shard = _seed_process(server_url, 50_000, "--shard", "0/2")
     try:
