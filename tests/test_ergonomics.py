@@ -8,14 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from invoicegen import __version__, db
-from invoicegen.cli import app
-from tests.helpers import AS_OF, one_line_error, run
+from tests.helpers import AS_OF, invoke, one_line_error, run
 from tests.invariants import scalar
 
-runner = CliRunner()
 SCRIPT = Path(sys.executable).with_name("invoicegen")
 
 
@@ -30,7 +27,7 @@ SCRIPT = Path(sys.executable).with_name("invoicegen")
     ],
 )
 def test_usage_errors_are_one_line_on_stderr_with_exit_2(args: list[str], message: str) -> None:
-    result = runner.invoke(app, args)
+    result = invoke(*args)
     assert result.exit_code == 2
     assert result.stdout == ""
     lines = result.stderr.splitlines()
@@ -40,18 +37,18 @@ def test_usage_errors_are_one_line_on_stderr_with_exit_2(args: list[str], messag
 
 
 def test_usage_errors_point_to_the_commands_help() -> None:
-    line = runner.invoke(app, ["seed", "--userz", "3"]).stderr.strip()
+    line = invoke("seed", "--userz", "3").stderr.strip()
     assert line.endswith("(see 'invoicegen seed --help')")
 
 
 def test_no_command_shows_the_help() -> None:
-    result = runner.invoke(app, [])
+    result = invoke()
     assert result.exit_code == 2
     assert "Commands" in result.stdout and "seed" in result.stdout
 
 
 def test_version() -> None:
-    result = runner.invoke(app, ["--version"])
+    result = invoke("--version")
     assert (result.exit_code, result.stdout) == (0, f"invoicegen {__version__}\n")
 
 
@@ -100,7 +97,7 @@ def test_profile_names_complete_from_the_settings_file(tmp_path: Path) -> None:
 
 
 def test_quiet_migrate_prints_nothing(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["migrate", "-q", "-d", f"sqlite:///{tmp_path / 'm.db'}"])
+    result = invoke("migrate", "-q", "-d", f"sqlite:///{tmp_path / 'm.db'}")
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
     assert (tmp_path / "m.db").exists()
 
