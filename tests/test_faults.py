@@ -286,9 +286,9 @@ def test_append_after_an_interrupt_continues_cleanly(
     assert dump(engine) == dump(reference)
 
 
+# --- a killed migration leaves nothing or everything ------------------------------------------
 # A migration killed at any moment leaves SQLite with none of invoicegen's tables or all of them
 # at the newest revision, and the next seed continues (issue 10, defect 6).
-# --- a killed migration leaves nothing or everything ------------------------------------------
 
 
 def invoicegen_tables(url: str) -> tuple[set[str], str | None]:
@@ -379,15 +379,13 @@ def test_migrate_killed_at_any_moment_then_seed_continues(tmp_path: Path, kind: 
     assert outcomes["nothing"] and outcomes["everything"], outcomes
 
 
+# --- after an interrupted run, the application's inserts get new ids --------------------------
 # After an interrupted run, the application's own inserts (no explicit id) get ids past every
 # committed one: PostgreSQL's sequences follow each committed batch, never moving backwards
 # (issue 10, defect 7).
-# --- after an interrupted run, the application's inserts get new ids --------------------------
 
 
-AS_OF_DAY = dt.date(2026, 3, 31)
-
-
+AS_OF_DAY = dt.date.fromisoformat(AS_OF)
 SEQUENCE_SEED = 11
 
 
