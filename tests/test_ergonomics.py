@@ -1,4 +1,5 @@
-"""The command line as CI and a person at a terminal meet it: usage errors, completion, version."""
+"""The command line as CI and a person at a terminal meet it: usage errors, completion, version,
+output on a terminal that cannot show every character."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Issue 15, point 3: a reset that cannot strand anyone or touch a host application's rows.
+"""`invoicegen reset`: it names its target and asks first, lists what it would drop, and cannot
+strand anyone or touch a host application's rows.
 
 A host table with a foreign key to one of invoicegen's tables makes reset refuse before it drops
 anything; ``--drop-foreign-keys`` drops those constraints only (PostgreSQL, MariaDB); a schema

@@ -1,4 +1,5 @@
-"""The models and the migrations describe the same schema, on every engine."""
+"""The models and the migrations describe the same schema, on every engine; a seed refuses a
+schema it does not know (newer, drifted, half-migrated) and leaves a host's own tables alone."""
 
 from __future__ import annotations
 
