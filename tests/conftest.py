@@ -2,14 +2,12 @@
 
 Servers come from INVOICEGEN_TEST_POSTGRESQL_URL and INVOICEGEN_TEST_MYSQL_URL (an account that
 may create databases). A server that cannot be reached skips its tests, unless
-INVOICEGEN_REQUIRE_SERVERS=1 (as in CI), where it fails them.
+INVOICEGEN_REQUIRE_SERVERS=1 (as in CI), where it fails them. The plain functions behind these
+fixtures (fresh_database, require_server ...) are in tests/helpers.py, for the tests to import.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,70 +18,12 @@ import pytest
 import sqlalchemy as sa
 
 import invoicegen.factories  # noqa: F401
-from invoicegen import db, urls
+from invoicegen import db
+from tests.helpers import DIALECTS, SERVER_URLS, fresh_database
 
 # The drivers and the factories are imported here, before any in-process pytester run: modules
 # first imported during such a run are dropped after it, and imported again, psycopg's Python
 # classes no longer match its compiled part, and a test module's factories are not the plugin's.
-
-SERVER_URLS = {
-    "postgresql": os.environ.get(
-        "INVOICEGEN_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    ),
-    "mariadb": os.environ.get("INVOICEGEN_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
-}
-DIALECTS = ("sqlite", "postgresql", "mariadb")
-
-
-@functools.cache
-def _server_problem(kind: str) -> str | None:
-    engine = sa.create_engine(urls.parse(SERVER_URLS[kind]), connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect() as connection:
-            connection.exec_driver_sql("SELECT 1")
-    except Exception as exc:  # any failure means: no usable server
-        return (
-            f"{kind} server not reachable at {urls.mask(SERVER_URLS[kind])}: {type(exc).__name__}"
-        )
-    finally:
-        engine.dispose()
-    return None
-
-
-def require_server(kind: str) -> None:
-    problem = _server_problem(kind)
-    if problem is None:
-        return
-    if os.environ.get("INVOICEGEN_REQUIRE_SERVERS") == "1":
-        pytest.fail(f"{problem} (INVOICEGEN_REQUIRE_SERVERS=1)")
-    pytest.skip(problem)
-
-
-def _admin(kind: str) -> sa.Engine:
-    return sa.create_engine(urls.parse(SERVER_URLS[kind]), isolation_level="AUTOCOMMIT")
-
-
-def _fresh_server_database(kind: str) -> Iterator[str]:
-    require_server(kind)
-    name = f"invoicegen_test_{uuid.uuid4().hex[:12]}"
-    admin = _admin(kind)
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    url = urls.parse(SERVER_URLS[kind]).set(database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            force = " WITH (FORCE)" if kind == "postgresql" else ""
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
-        admin.dispose()
-
-
-def fresh_database(kind: str, tmp_path: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'invoicegen-test.db'}"
-    else:
-        yield from _fresh_server_database(kind)
 
 
 @pytest.fixture(params=DIALECTS)

@@ -18,15 +18,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from typer.testing import CliRunner
 
 from invoicegen import db, schema
-from invoicegen.cli import app
 from invoicegen.errors import CheckFailed
 from invoicegen.models import Base
+from tests.helpers import invoke
 from tests.manifest import replace_manifest
 
-runner = CliRunner()
 AS_OF = dt.date(2026, 3, 31)
 ENV = {"INVOICEGEN_AS_OF": AS_OF.isoformat(), "INVOICEGEN_CLIENTS_PER_USER": "1-10"}
 ENV |= {"INVOICEGEN_CONTRACTS_PER_CLIENT": "0-10", "INVOICEGEN_INVOICES_PER_CONTRACT": "0-100"}
@@ -173,7 +171,7 @@ def insert_dataset(engine: sa.Engine) -> sa.Engine:
 
 
 def cli(*args: str) -> Any:
-    return runner.invoke(app, list(args), env=ENV)
+    return invoke(*args, env=ENV)
 
 
 def report(url: str, *, code: int) -> dict[str, Any]:
@@ -451,8 +449,8 @@ def test_rows_that_predate_the_billing_columns_are_named_not_failed(database_url
 
 
 def test_seeded_data_passes_and_a_broken_seeded_row_is_caught(database_url: str) -> None:
-    seeded = runner.invoke(
-        app, ["seed", "-n", "30", "--seed", "5", "--as-of", AS_OF.isoformat(), "-d", database_url]
+    seeded = invoke(
+        "seed", "-n", "30", "--seed", "5", "--as-of", AS_OF.isoformat(), "-d", database_url
     )
     assert seeded.exit_code == 0, seeded.stderr
     data = report(database_url, code=0)

@@ -8,26 +8,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
 
 from invoicegen import db, schema, urls
-from invoicegen.cli import app
+from tests.helpers import SERVER_URLS, assert_one_line_error, invoke, require_server
 from tests.invariants import scalar
 
-runner = CliRunner()
 AS_OF = "2026-03-31"
-
-
-def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, list(args), env=env, input=input)
-
-
-def _assert_one_line_error(result, code: int) -> str:  # type: ignore[no-untyped-def]
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def test_seed_json_is_one_document_with_counts(database_url: str) -> None:
@@ -120,7 +106,7 @@ def test_stats_renders_tables(sqlite_url: str) -> None:
 
 def test_stats_never_creates_a_database(tmp_path: Path) -> None:
     result = invoke("stats", "-d", f"sqlite:///{tmp_path / 'missing.db'}")
-    _assert_one_line_error(result, 5)
+    assert_one_line_error(result, 5)
     assert not (tmp_path / "missing.db").exists()
 
 
@@ -132,7 +118,7 @@ def test_migrate_prints_the_revision(database_url: str) -> None:
 
 def test_reset_without_a_terminal_needs_yes(sqlite_url: str) -> None:
     invoke("seed", "-n", "2", "-d", sqlite_url, "--json")
-    line = _assert_one_line_error(invoke("reset", "-d", sqlite_url), 3)
+    line = assert_one_line_error(invoke("reset", "-d", sqlite_url), 3)
     assert "--yes" in line
     assert scalar(db.make_engine(sqlite_url), "SELECT COUNT(*) FROM users") == 2
 
@@ -178,14 +164,14 @@ def test_bad_input_is_a_usage_error_before_anything_is_created(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("INVOICEGEN_DATABASE_URL", raising=False)
-    _assert_one_line_error(invoke("seed", *args), 2)
+    assert_one_line_error(invoke("seed", *args), 2)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_unreachable_server_exits_4_without_the_password() -> None:
     url = "postgresql://bob:s3cr%40t%2F%3A@127.0.0.1:1/nowhere"
     result = invoke("seed", "-n", "1", "-d", url, "--json")
-    line = _assert_one_line_error(result, 4)
+    line = assert_one_line_error(result, 4)
     assert "127.0.0.1" in line
     for secret in ("s3cr", "%40t", "s3cr@t/:"):
         assert secret not in result.output
@@ -194,12 +180,10 @@ def test_unreachable_server_exits_4_without_the_password() -> None:
 
 @pytest.mark.servers
 def test_wrong_password_exits_4_without_the_password() -> None:
-    from tests.conftest import SERVER_URLS, require_server
-
     require_server("mariadb")
     url = urls.parse(SERVER_URLS["mariadb"]).set(username="nobody", password="p@ss/w:rd%")
     result = invoke("stats", "-d", url.render_as_string(hide_password=False))
-    line = _assert_one_line_error(result, 4)
+    line = assert_one_line_error(result, 4)
     assert "p@ss" not in result.output and "w:rd" not in result.output
     assert "***" in line or "nobody" in line
 
@@ -208,14 +192,12 @@ def test_foreign_tables_with_invoicegen_names_exit_5(sqlite_url: str) -> None:
     engine = db.make_engine(sqlite_url)
     with engine.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE users (id INTEGER PRIMARY KEY, login TEXT)")
-    _assert_one_line_error(invoke("seed", "-n", "1", "-d", sqlite_url), 5)
+    assert_one_line_error(invoke("seed", "-n", "1", "-d", sqlite_url), 5)
     assert sa.inspect(engine).get_table_names() == ["users"]
 
 
 def test_missing_sqlite_folder_is_a_clear_error(tmp_path: Path) -> None:
-    line = _assert_one_line_error(
-        invoke("seed", "-d", f"sqlite:///{tmp_path / 'nope' / 'x.db'}"), 4
-    )
+    line = assert_one_line_error(invoke("seed", "-d", f"sqlite:///{tmp_path / 'nope' / 'x.db'}"), 4)
     assert "does not exist" in line
     assert list(tmp_path.iterdir()) == []
 
@@ -251,11 +233,11 @@ def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
 def test_since_must_come_before_as_of(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'since.db'}"
     args = ["seed", "-n", "2", "-d", url, "--as-of", "2026-01-31"]
-    result = runner.invoke(app, [*args, "--since", "2026-01-31"])
+    result = invoke(*args, "--since", "2026-01-31")
     assert result.exit_code == 2
     assert "--since 2026-01-31 must come before --as-of 2026-01-31" in result.stderr
-    assert runner.invoke(app, [*args, "--since", "tomorrow"]).exit_code == 2
-    done = runner.invoke(app, [*args, "--since", "2025-12-01", "--json"])
+    assert invoke(*args, "--since", "tomorrow").exit_code == 2
+    done = invoke(*args, "--since", "2025-12-01", "--json")
     assert done.exit_code == 0, done.stderr
     assert json.loads(done.stdout)["since"] == "2025-12-01"
     assert "--since 2025-12-01" in json.loads(done.stdout)["replay"]

@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from invoicegen import db, errors
-from invoicegen.cli import app
+from tests.helpers import invoke
 from tests.manifest import replace_manifest
 from tests.readme import commands
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text("utf-8")
-runner = CliRunner()
 
 
 def section(title: str) -> str:
@@ -87,15 +85,13 @@ def _keys(value: Any, prefix: str = "") -> set[str]:
 
 def test_every_json_field_is_documented(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'docs.db'}"
-    seeded = runner.invoke(app, ["seed", "-n", "3", "--seed", "1", "-d", url, "--json"])
+    seeded = invoke("seed", "-n", "3", "--seed", "1", "-d", url, "--json")
     # One manifest row, so that `runs` has fields to show.
     replace_manifest(db.make_engine(url), options={}, as_of=dt.date(2026, 1, 1))
     documents = {
         "seed": json.loads(seeded.stdout),
-        "stats": json.loads(runner.invoke(app, ["stats", "-d", url, "--json"]).stdout),
-        "stats --check": json.loads(
-            runner.invoke(app, ["stats", "--check", "-d", url, "--json"]).stdout
-        ),
+        "stats": json.loads(invoke("stats", "-d", url, "--json").stdout),
+        "stats --check": json.loads(invoke("stats", "--check", "-d", url, "--json").stdout),
     }
     text = section("JSON output")
     for command, document in documents.items():

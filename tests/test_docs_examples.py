@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import fresh_database
+from tests.helpers import fresh_database
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.usefixtures("plugin_environment")

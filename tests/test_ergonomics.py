@@ -1,4 +1,5 @@
-"""The command line as CI and a person at a terminal meet it: usage errors, completion, version."""
+"""The command line as CI and a person at a terminal meet it: usage errors, completion, version,
+output on a terminal that cannot show every character."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from invoicegen import __version__
-from invoicegen.cli import app
+from invoicegen import __version__, db
+from tests.helpers import AS_OF, invoke, one_line_error, run
+from tests.invariants import scalar
 
-runner = CliRunner()
 SCRIPT = Path(sys.executable).with_name("invoicegen")
 
 
@@ -28,7 +28,7 @@ SCRIPT = Path(sys.executable).with_name("invoicegen")
     ],
 )
 def test_usage_errors_are_one_line_on_stderr_with_exit_2(args: list[str], message: str) -> None:
-    result = runner.invoke(app, args)
+    result = invoke(*args)
     assert result.exit_code == 2
     assert result.stdout == ""
     lines = result.stderr.splitlines()
@@ -38,18 +38,18 @@ def test_usage_errors_are_one_line_on_stderr_with_exit_2(args: list[str], messag
 
 
 def test_usage_errors_point_to_the_commands_help() -> None:
-    line = runner.invoke(app, ["seed", "--userz", "3"]).stderr.strip()
+    line = invoke("seed", "--userz", "3").stderr.strip()
     assert line.endswith("(see 'invoicegen seed --help')")
 
 
 def test_no_command_shows_the_help() -> None:
-    result = runner.invoke(app, [])
+    result = invoke()
     assert result.exit_code == 2
     assert "Commands" in result.stdout and "seed" in result.stdout
 
 
 def test_version() -> None:
-    result = runner.invoke(app, ["--version"])
+    result = invoke("--version")
     assert (result.exit_code, result.stdout) == (0, f"invoicegen {__version__}\n")
 
 
@@ -98,7 +98,7 @@ def test_profile_names_complete_from_the_settings_file(tmp_path: Path) -> None:
 
 
 def test_quiet_migrate_prints_nothing(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["migrate", "-q", "-d", f"sqlite:///{tmp_path / 'm.db'}"])
+    result = invoke("migrate", "-q", "-d", f"sqlite:///{tmp_path / 'm.db'}")
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
     assert (tmp_path / "m.db").exists()
 
@@ -112,3 +112,21 @@ def test_a_usage_error_in_a_pipe_is_one_plain_line() -> None:
     result = _installed("seed", "--qqq", env={"TERM": "xterm-256color"})
     assert result.returncode == 2
     assert result.stderr == "error: No such option: --qqq (see 'invoicegen seed --help')\n"
+
+
+# --- output on a terminal that cannot show it -------------------------------------------------
+
+
+@pytest.mark.slow  # three real processes
+def test_an_ascii_only_output_does_not_fail_a_committed_seed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ascii.db'}"
+    ascii_only = {"PYTHONIOENCODING": "ascii"}
+    seeded = run("seed", "-n", "4", "--seed", "2", "--as-of", AS_OF, "-d", url, env=ascii_only)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "Seeded users 1" in seeded.stdout and "rows/s" in seeded.stdout  # degraded, not gone
+    assert scalar(db.make_engine(url), "SELECT COUNT(*) FROM users") == 4
+    shown = run("stats", "-d", url, env=ascii_only)
+    assert shown.returncode == 0, shown.stderr
+    assert "invoices per month" in shown.stdout
+    failed = run("stats", "-d", f"sqlite:///{tmp_path / 'missing.db'}", env=ascii_only)
+    assert failed.returncode == 5 and "no database at" in one_line_error(failed.stderr)

@@ -1,22 +1,45 @@
 """The fault campaign's cases (issue 10), kept: real processes, real signals, no mocks.
 
-Each section is one kind of fault. Slow cases are marked; CI runs them all.
+Each section is one kind of fault: a generating worker dies, the seed process is killed, a stop
+signal at any moment, an interrupted seed (whole user trees, then an append), a killed migration
+(nothing or everything), and the application's own inserts after an interrupted run. The state
+is read by SQL. Slow cases are marked; CI runs them all.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from invoicegen import db, locks, workers
-from tests.test_safety import cli, one_line_error, seed_args, users_in, wait_for_users
+from invoicegen import db, locks, schema, workers
+from invoicegen.errors import Interrupted
+from invoicegen.models import Client, Contract, Invoice, User
+from invoicegen.seeding import TABLES, Progress, SeedPlan, seed
+from invoicegen.settings import Shard
+from tests.helpers import (
+    AS_OF,
+    SEED,
+    assert_whole_trees,
+    cli,
+    fresh_database,
+    invoke,
+    one_line_error,
+    seed_args,
+    users_in,
+    wait_for_users,
+)
+from tests.invariants import dump
 
 # --- helpers: the process tree of a run -------------------------------------------------------
 
@@ -245,3 +268,285 @@ def test_a_stop_signal_ends_the_wait_for_the_run_lock(
     finally:
         engine.dispose()
     assert users_in(database_url) == 0
+
+
+# --- an interrupted seed leaves whole user trees ----------------------------------------------
+
+
+def interrupted_seed(url: str, signum: signal.Signals) -> tuple[subprocess.Popen[str], str, str]:
+    """A long seed, sent ``signum`` once it has committed a few batches; (process, out, err)."""
+    process = cli(*seed_args(url, 20_000, "--batch-size", "20", "--json"))
+    wait_for_users(url, 60, process)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    return process, out, err
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name
+)
+def test_an_interrupted_seed_leaves_only_whole_user_trees(
+    database_url: str, signum: signal.Signals, tmp_path: Path
+) -> None:
+    process, out, err = interrupted_seed(database_url, signum)
+    engine = db.make_engine(database_url)
+    users = assert_whole_trees(engine, tmp_path)
+    assert 60 <= users < 20_000
+    if signum == signal.SIGKILL:
+        assert process.returncode == -signal.SIGKILL
+    else:
+        assert process.returncode == 130, err
+        line = one_line_error(err)
+        assert f"interrupted: {users:,} of 20,000 user trees" in line
+        assert "rolled back" in line
+        assert out == ""
+
+
+def test_ctrl_c_on_a_terminal_reaches_the_workers_too_and_stays_one_line(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A terminal's Ctrl-C signals the whole process group, generating workers included."""
+    args = seed_args(sqlite_url, 20_000, "--batch-size", "20", workers=2)
+    process = cli(*args, start_new_session=True)
+    wait_for_users(sqlite_url, 60, process)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "rolled back" in one_line_error(err)
+    assert assert_whole_trees(db.make_engine(sqlite_url), tmp_path) >= 60
+
+
+@pytest.mark.slow  # an interrupted seed, then an append, then a reference seed
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
+def test_append_after_an_interrupt_continues_cleanly(
+    database_url: str, signum: signal.Signals, tmp_path: Path
+) -> None:
+    process = cli(*seed_args(database_url, 20_000, "--batch-size", "20", "--json"))
+    wait_for_users(database_url, 60, process)
+    process.send_signal(signum)
+    process.communicate(timeout=60)
+    engine = db.make_engine(database_url)
+    committed = assert_whole_trees(engine, tmp_path)
+    appended = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "invoicegen",
+            "seed",
+            "--append",
+            "-n",
+            "25",
+            "-q",
+            "-d",
+            database_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert appended.returncode == 0, appended.stderr
+    # The interrupted run plus the append equal one uninterrupted run of their total.
+    assert assert_whole_trees(engine, tmp_path) == committed + 25
+    reference = db.make_engine(f"sqlite:///{tmp_path / 'single.db'}")
+    seed(reference, SeedPlan(users=committed + 25, seed=SEED, as_of=dt.date.fromisoformat(AS_OF)))
+    assert dump(engine) == dump(reference)
+
+
+# --- a killed migration leaves nothing or everything ------------------------------------------
+# A migration killed at any moment leaves SQLite with none of invoicegen's tables or all of them
+# at the newest revision, and the next seed continues (issue 10, defect 6).
+
+
+def invoicegen_tables(url: str) -> tuple[set[str], str | None]:
+    """invoicegen's tables in the database, and the recorded revision.
+
+    Connecting rolls back what a killed process left: a SQLite file's hot journal, a
+    server's transaction of a connection that is gone.
+    """
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as connection:
+            names = set(sa.inspect(connection).get_table_names())
+            present = names & set(schema.owned_table_names())
+            revision = (
+                schema.current_revision(connection) if schema.VERSION_TABLE in present else None
+            )
+    finally:
+        engine.dispose()
+    return present, revision
+
+
+def assert_nothing_or_everything(url: str) -> bool:
+    """The database holds none of invoicegen's tables, or all of them at the newest revision;
+    True for nothing. Then a seed continues from there."""
+    present, revision = invoicegen_tables(url)
+    if present:
+        assert (present, revision) == (set(schema.owned_table_names()), schema.head_revision())
+    result = invoke("seed", "--users", "5", "--workers", "1", "-q", "-d", url)
+    assert result.exit_code == 0, result.stderr
+    assert users_in(url) == 5
+    return not present
+
+
+def start_migrate(url: str) -> subprocess.Popen[str]:
+    return cli("migrate", "-q", "-d", url)
+
+
+def kill_migrate_when(path: Path, moment: Callable[[], bool]) -> None:
+    """Run `invoicegen migrate` on the file and SIGKILL it as soon as ``moment()`` is true."""
+    process = start_migrate(f"sqlite:///{path}")
+    deadline = time.monotonic() + 60
+    while not moment() and process.poll() is None:
+        assert time.monotonic() < deadline, "the migration never got there"
+        time.sleep(0.0005)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["first write", "first commit"])
+def test_a_killed_migration_leaves_nothing_or_everything(tmp_path: Path, moment: str) -> None:
+    """SIGKILL the moment the migrating process starts writing (its rollback journal appears),
+    or the moment its first write is committed to the file: every table, index and the revision
+    are one transaction, so the file holds nothing of it, or all of it."""
+    outcomes = []
+    for attempt in range(5):
+        path = tmp_path / f"killed-{attempt}.db"
+        journal = path.with_name(path.name + "-journal")
+        if moment == "first write":
+            kill_migrate_when(path, journal.exists)
+        else:
+            kill_migrate_when(path, lambda file=path: file.exists() and file.stat().st_size > 0)
+        hot_journal = journal.exists()
+        outcomes.append((assert_nothing_or_everything(f"sqlite:///{path}"), hot_journal))
+    if moment == "first write":  # killed inside the transaction: rolled back
+        assert (True, True) in outcomes, outcomes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])  # MariaDB cannot roll back DDL
+def test_migrate_killed_at_any_moment_then_seed_continues(tmp_path: Path, kind: str) -> None:
+    """SIGKILL after delays sweeping the process's whole life (start-up, migration, exit),
+    as long as a migrate that is not killed takes here and now."""
+    attempts = 16
+    outcomes = {"nothing": 0, "everything": 0}
+    for attempt in range(-1, attempts):
+        folder = tmp_path / str(attempt)
+        folder.mkdir()
+        for url in fresh_database(kind, folder):
+            process = start_migrate(url)
+            if attempt < 0:  # not killed: how long a whole migrate takes
+                started = time.monotonic()
+                process.communicate(timeout=120)
+                lifetime = time.monotonic() - started
+                continue
+            time.sleep(lifetime * 1.2 * attempt / (attempts - 1))
+            process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=30)
+            outcomes["nothing" if assert_nothing_or_everything(url) else "everything"] += 1
+    assert outcomes["nothing"] and outcomes["everything"], outcomes
+
+
+# --- after an interrupted run, the application's inserts get new ids --------------------------
+# After an interrupted run, the application's own inserts (no explicit id) get ids past every
+# committed one: PostgreSQL's sequences follow each committed batch, never moving backwards
+# (issue 10, defect 7).
+
+
+AS_OF_DAY = dt.date.fromisoformat(AS_OF)
+SEQUENCE_SEED = 11
+
+
+def assert_application_inserts_follow(engine: sa.Engine) -> None:
+    """An application's INSERT without an id gets one past every committed id, in every table
+    (rolled back afterwards; a sequence keeps its step, which is how sequences work)."""
+    with engine.connect() as connection:
+        highest = {
+            table: connection.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table}").scalar()
+            for table in TABLES
+        }
+        user = connection.execute(
+            sa.insert(User).values(name="App User", email="app@example.invalid", phone="1")
+        ).inserted_primary_key[0]
+        client = connection.execute(
+            sa.insert(Client).values(
+                name="App Client", company_name="App Ltd", email="c@example.invalid", user_id=user
+            )
+        ).inserted_primary_key[0]
+        contract = connection.execute(
+            sa.insert(Contract).values(start_date=AS_OF_DAY, client_id=client)
+        ).inserted_primary_key[0]
+        invoice = connection.execute(
+            sa.insert(Invoice).values(
+                period_start=AS_OF_DAY, period_end=AS_OF_DAY, amount=1, contract_id=contract
+            )
+        ).inserted_primary_key[0]
+        connection.rollback()
+    got = dict(zip(TABLES, (user, client, contract, invoice), strict=True))
+    assert all(got[table] > highest[table] for table in TABLES), (got, highest)
+
+
+def interrupted_after(engine: sa.Engine, plan: SeedPlan, batches: int) -> int:
+    """Seed through the library, asking it to stop once ``batches`` batches are committed;
+    returns the user trees committed."""
+    committed: list[Progress] = []
+    with pytest.raises(Interrupted):
+        seed(engine, plan, on_progress=committed.append, stop=lambda: len(committed) >= batches)
+    return committed[-1].users_done
+
+
+def test_after_an_interrupted_seed_the_applications_inserts_get_new_ids(
+    engine: sa.Engine,
+) -> None:
+    plan = SeedPlan(users=40, seed=SEQUENCE_SEED, as_of=AS_OF_DAY, batch_size=5)
+    assert interrupted_after(engine, plan, 2) == 10
+    assert users_in(engine.url.render_as_string(hide_password=False)) == 10
+    assert_application_inserts_follow(engine)
+
+
+def test_interrupted_shards_never_move_a_sequence_backwards(engine: sa.Engine) -> None:
+    """The upper shard commits first; the lower shard's batches, committed later, have lower
+    ids: its sequence updates must not pull the sequence back below the upper shard's rows."""
+    upper = SeedPlan(users=40, seed=SEQUENCE_SEED, as_of=AS_OF_DAY, batch_size=5, shard=Shard(1, 2))
+    assert interrupted_after(engine, upper, 2) == 10
+    assert_application_inserts_follow(engine)
+    lower = SeedPlan(users=40, seed=SEQUENCE_SEED, as_of=AS_OF_DAY, batch_size=5, shard=Shard(0, 2))
+    assert interrupted_after(engine, lower, 3) == 15
+    assert_application_inserts_follow(engine)
+
+
+def shards_committed(engine: sa.Engine) -> dict[str, int]:
+    """Users each shard has committed so far, by the run manifest."""
+    with engine.connect() as connection:
+        if "invoicegen_runs" not in sa.inspect(connection).get_table_names():
+            return {}
+        rows = connection.exec_driver_sql("SELECT shard, users_done FROM invoicegen_runs")
+        return {str(shard): int(done) for shard, done in rows}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_concurrent_shards_stopped_by_sigint_leave_ids_free(kind: str, tmp_path: Path) -> None:
+    """Two shards write interleaved id ranges at once; both are stopped by a real SIGINT."""
+    for url in fresh_database(kind, tmp_path):
+        engine = db.make_engine(url)
+        args = ("seed", "-n", "40000", "--seed", str(SEQUENCE_SEED), "--as-of", str(AS_OF_DAY))
+        args += ("--batch-size", "20", "--workers", "1", "-q", "-d", url)
+        processes = [cli(*args, "--shard", f"{k}/2") for k in range(2)]
+        try:
+            deadline = time.monotonic() + 120
+            while sum(done > 0 for done in shards_committed(engine).values()) < 2:
+                assert all(p.poll() is None for p in processes), [
+                    p.communicate() for p in processes
+                ]
+                assert time.monotonic() < deadline, "the shards committed nothing in time"
+                time.sleep(0.05)
+            time.sleep(0.5)  # both keep committing for a while, interleaved
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGINT)
+            codes = [(p.wait(timeout=60), p.communicate()[1]) for p in processes]
+        assert [code for code, _ in codes] == [130, 130], codes
+        assert_application_inserts_follow(engine)
+        engine.dispose()

@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
 
 from invoicegen import db, manifest, schema
-from invoicegen.cli import app
 from invoicegen.errors import RefusedError
 from invoicegen.seeding import SeedPlan, seed
 from invoicegen.settings import CountMix, Shard
+from tests.helpers import fresh_database, invoke
 from tests.invariants import dump, scalar, violations
 
 AS_OF = dt.date(2026, 4, 30)
@@ -202,11 +201,10 @@ def test_ids_generators_follow_shards_and_appends(engine: sa.Engine) -> None:
 
 
 def test_cli_shards_then_stats_counts(database_url: str) -> None:
-    runner = CliRunner()
 
     def shard(index: int) -> Any:
         args = ["seed", "-n", "9", "--shard", f"{index}/3", "--seed", "5"]
-        return runner.invoke(app, [*args, "--as-of", "2026-01-31", "-d", database_url, "--json"])
+        return invoke(*args, "--as-of", "2026-01-31", "-d", database_url, "--json")
 
     outputs = []
     for index in range(3):
@@ -222,14 +220,14 @@ def test_cli_shards_then_stats_counts(database_url: str) -> None:
 
 @pytest.mark.parametrize("shard", ["3/3", "1/0", "a/b", "1-3", "-1/3"])
 def test_bad_shards_are_usage_errors(shard: str, sqlite_url: str) -> None:
-    result = CliRunner().invoke(app, ["seed", "--shard", shard, "-d", sqlite_url])
+    result = invoke("seed", "--shard", shard, "-d", sqlite_url)
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: --shard")
 
 
 def test_append_and_shard_together_is_a_usage_error(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'never.db'}"
-    result = CliRunner().invoke(app, ["seed", "--append", "--shard", "0/2", "-d", url])
+    result = invoke("seed", "--append", "--shard", "0/2", "-d", url)
     assert result.exit_code == 2
     assert not (tmp_path / "never.db").exists()
 
@@ -243,11 +241,10 @@ def _seed_process(url: str, users: int, *extra: str) -> subprocess.Popen[str]:
 
 @pytest.fixture(params=["postgresql", "mariadb"])
 def server_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    from tests.conftest import fresh_database
-
     yield from fresh_database(request.param, tmp_path)
 
 
+@pytest.mark.slow  # three processes seed 30,000 users
 def test_shards_write_at_the_same_time(server_url: str, tmp_path: Path) -> None:
     """Three processes write their slices at once, and together make the single run.
     Each writes for seconds: the manifest's timestamps (whole seconds) show the overlap."""
@@ -271,6 +268,7 @@ def test_shards_write_at_the_same_time(server_url: str, tmp_path: Path) -> None:
     assert max(r.started_at for r in runs) < min(r.finished_at for r in runs if r.finished_at)
 
 
+@pytest.mark.slow  # a shard of 50,000 users runs to its end
 def test_reset_and_plain_seed_wait_for_running_shards(server_url: str) -> None:
     shard = _seed_process(server_url, 50_000, "--shard", "0/2")
     try:
@@ -279,19 +277,16 @@ def test_reset_and_plain_seed_wait_for_running_shards(server_url: str) -> None:
         while _users(engine) < 100:
             assert shard.poll() is None and time.monotonic() < deadline, shard.communicate()
             time.sleep(0.05)
-        runner = CliRunner()
-        reset = runner.invoke(app, ["reset", "--yes", "--lock-timeout", "1", "-d", server_url])
+        reset = invoke("reset", "--yes", "--lock-timeout", "1", "-d", server_url)
         assert reset.exit_code == 6, reset.output
-        plain = runner.invoke(
-            app, ["seed", "-n", "5", "--workers", "1", "--lock-timeout", "1", "-d", server_url]
-        )
+        plain = invoke("seed", "-n", "5", "--workers", "1", "--lock-timeout", "1", "-d", server_url)
         assert plain.exit_code == 6, plain.output
         out, err = shard.communicate(timeout=600)
     finally:
         shard.kill()
     assert shard.returncode == 0, err
     assert _users(engine) == 25_000  # the shard finished whole: nothing was dropped under it
-    assert runner.invoke(app, ["reset", "--yes", "-d", server_url]).exit_code == 0
+    assert invoke("reset", "--yes", "-d", server_url).exit_code == 0
     assert _users(engine) == 0
 
 
@@ -436,11 +431,10 @@ def test_the_manifest_records_a_mix_and_reads_it_back(engine: sa.Engine) -> None
 
 def test_a_mix_skews_the_data_as_asked(sqlite_url: str) -> None:
     """500 users with 1-3 clients (weight 80) or 21-30 (weight 20): about a fifth are big."""
-    result = CliRunner().invoke(
-        app,
-        ["seed", "-n", "500", "--seed", "11", "--as-of", "2026-04-30", "--workers", "1",
-         "--clients-per-user", "1-3:80,21-30:20", "--contracts-per-client", "1",
-         "--invoices-per-contract", "1", "-d", sqlite_url, "--json", "-q"],
+    result = invoke(
+        "seed", "-n", "500", "--seed", "11", "--as-of", "2026-04-30", "--workers", "1",
+        "--clients-per-user", "1-3:80,21-30:20", "--contracts-per-client", "1",
+        "--invoices-per-contract", "1", "-d", sqlite_url, "--json", "-q",
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     engine = db.make_engine(sqlite_url)

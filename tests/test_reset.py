@@ -1,4 +1,5 @@
-"""Issue 15, point 3: a reset that cannot strand anyone or touch a host application's rows.
+"""`invoicegen reset`: it names its target and asks first, lists what it would drop, and cannot
+strand anyone or touch a host application's rows.
 
 A host table with a foreign key to one of invoicegen's tables makes reset refuse before it drops
 anything; ``--drop-foreign-keys`` drops those constraints only (PostgreSQL, MariaDB); a schema
@@ -7,17 +8,25 @@ left half-dropped is always repaired by reset. Everything is checked by SQL on t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+import os
+import pty
 
 import pytest
 import sqlalchemy as sa
 
-from invoicegen import db, guards, schema
+from invoicegen import db, guards, schema, urls
 from invoicegen.seeding import TABLES
-from tests.conftest import fresh_database
+from tests.helpers import (
+    add_foreign_tables,
+    assert_one_line_error,
+    cli,
+    invoke,
+    seed_args,
+    snapshot,
+    table_counts,
+    users_in,
+)
 from tests.invariants import scalar
-from tests.test_cli import _assert_one_line_error, invoke
 
 AS_OF = "2026-03-31"
 OURS = {*TABLES, "invoicegen_meta", "invoicegen_runs", schema.VERSION_TABLE}
@@ -59,11 +68,6 @@ def host_foreign_keys(engine: sa.Engine) -> list[str | None]:
     return [fk["name"] for fk in sa.inspect(engine).get_foreign_keys("app_notes")]
 
 
-@pytest.fixture
-def postgresql_database(tmp_path: Path) -> Iterator[str]:
-    yield from fresh_database("postgresql", tmp_path)
-
-
 # --- a host table with a foreign key to ours ---------------------------------------------------
 
 
@@ -75,7 +79,7 @@ def test_reset_refuses_a_host_foreign_key_and_drops_nothing(
     seed(database_url)
     add_host_table(engine, on_delete)
 
-    line = _assert_one_line_error(invoke("reset", "--yes", "-d", database_url), 3)
+    line = assert_one_line_error(invoke("reset", "--yes", "-d", database_url), 3)
     assert "app_notes" in line and "fk_app_notes_user" in line and "users" in line
     assert "nothing was dropped" in line
     if engine.dialect.name == "sqlite":
@@ -103,7 +107,7 @@ def test_drop_foreign_keys_drops_only_those_constraints(database_url: str, on_de
     args = ("reset", "--yes", "--drop-foreign-keys", "-d", database_url)
 
     if engine.dialect.name == "sqlite":  # a constraint cannot be dropped without a rebuild
-        line = _assert_one_line_error(invoke(*args), 3)
+        line = assert_one_line_error(invoke(*args), 3)
         assert "SQLite cannot drop a foreign key" in line and "app_notes" in line
         assert host_rows(engine) == HOST_ROWS
         assert scalar(engine, "SELECT COUNT(*) FROM users") == 3
@@ -144,7 +148,7 @@ def test_a_half_dropped_schema_is_repaired_by_reset(database_url: str) -> None:
     with engine.begin() as connection:
         for table in ("invoices", "contracts", "clients"):
             connection.exec_driver_sql(f"DROP TABLE {table}")
-    line = _assert_one_line_error(invoke("stats", "-d", database_url), 5)
+    line = assert_one_line_error(invoke("stats", "-d", database_url), 5)
     assert "invoicegen reset --yes" in line
 
     result = invoke("reset", "--yes", "-d", database_url)
@@ -163,7 +167,7 @@ def test_a_half_dropped_schema_with_a_host_key_is_refused_then_repaired(
     with engine.begin() as connection:
         for table in ("invoices", "contracts", "clients"):
             connection.exec_driver_sql(f"DROP TABLE {table}")
-    line = _assert_one_line_error(invoke("reset", "--yes", "-d", database_url), 3)
+    line = assert_one_line_error(invoke("reset", "--yes", "-d", database_url), 3)
     assert "fk_app_notes_user" in line
     if engine.dialect.name == "sqlite":  # the way out there: the host re-creates its table
         with engine.begin() as connection:
@@ -202,40 +206,103 @@ def test_a_renamed_table_on_sqlite_is_repaired_by_reset(sqlite_url: str) -> None
 
 @pytest.mark.parametrize("table", ["invoices", "users"])
 def test_a_renamed_table_on_postgresql_is_repaired_by_reset(
-    postgresql_database: str, table: str
+    postgresql_url: str, table: str
 ) -> None:
     """On PostgreSQL index names (primary keys and unique constraints too) are schema-wide."""
-    engine = db.make_engine(postgresql_database)
-    seed(postgresql_database)
+    engine = db.make_engine(postgresql_url)
+    seed(postgresql_url)
     rows = scalar(engine, f"SELECT COUNT(*) FROM {table}")
     with engine.begin() as connection:
         connection.exec_driver_sql(f"ALTER TABLE {table} RENAME TO {table}_old")
-    args = ["reset", "--yes", "-d", postgresql_database]
+    args = ["reset", "--yes", "-d", postgresql_url]
     if table == "invoices":  # its foreign key to contracts is now another table's
-        line = _assert_one_line_error(invoke(*args), 3)
+        line = assert_one_line_error(invoke(*args), 3)
         assert "invoices_old.fk_invoices_contract_id_contracts" in line
         args.append("--drop-foreign-keys")
     result = invoke(*args)
     assert result.exit_code == 0, result.stderr
     assert tables(engine) == OURS | {f"{table}_old"}
     assert scalar(engine, f"SELECT COUNT(*) FROM {table}_old") == rows
-    seed(postgresql_database, 2)
+    seed(postgresql_url, 2)
     assert scalar(engine, "SELECT COUNT(*) FROM users") == 2
 
 
-def test_a_host_view_on_postgresql_is_refused_before_any_drop(postgresql_database: str) -> None:
+def test_a_host_view_on_postgresql_is_refused_before_any_drop(postgresql_url: str) -> None:
     """PostgreSQL will not drop a table a view depends on: refuse first, in words."""
-    engine = db.make_engine(postgresql_database)
-    seed(postgresql_database)
+    engine = db.make_engine(postgresql_url)
+    seed(postgresql_url)
     with engine.begin() as connection:
         connection.exec_driver_sql("CREATE VIEW app_user_names AS SELECT name FROM users")
     for extra in ([], ["--drop-foreign-keys"]):
-        line = _assert_one_line_error(
-            invoke("reset", "--yes", *extra, "-d", postgresql_database), 3
-        )
+        line = assert_one_line_error(invoke("reset", "--yes", *extra, "-d", postgresql_url), 3)
         assert "view app_user_names" in line and "users" in line and "nothing was dropped" in line
         assert "cannot drop" not in line
-    dry = invoke("reset", "--dry-run", "-d", postgresql_database)
+    dry = invoke("reset", "--dry-run", "-d", postgresql_url)
     assert dry.exit_code == 0 and "app_user_names" in dry.stderr
     assert scalar(engine, "SELECT COUNT(*) FROM app_user_names") == 3
     assert tables(engine) == OURS
+
+
+# --- what reset drops and says (from the safety suite) ----------------------------------------
+
+
+def test_reset_prints_the_target_before_acting_without_the_password(database_url: str) -> None:
+    url = urls.parse(database_url)
+    if url.get_backend_name() == "postgresql":  # trust authentication ignores the password
+        url = url.set(password="s3cr3t@pw")
+    shown = url.render_as_string(hide_password=False)
+    invoke(*seed_args(shown, 2), "--json")
+    result = invoke("reset", "--yes", "-d", shown)
+    assert result.exit_code == 0, result.stderr
+    target = result.stderr.strip().splitlines()[0]
+    assert target.startswith("target: " + url.get_backend_name())
+    assert guards.confirmation_name(url) in target
+    if url.host:
+        assert url.host in target
+    assert "s3cr3t" not in result.output
+    assert users_in(database_url) == 0
+
+
+def test_reset_dry_run_lists_row_counts_and_changes_nothing(database_url: str) -> None:
+    invoke(*seed_args(database_url, 4), "--json")
+    engine = db.make_engine(database_url)
+    counts = table_counts(engine)
+    result = invoke("reset", "--dry-run", "-d", database_url)
+    assert result.exit_code == 0, result.stderr
+    rows = {
+        cells[0]: cells[1]
+        for line in result.stdout.splitlines()
+        if len(cells := [c.strip() for c in line.strip("│┃ ").split("│")]) == 2
+    }
+    for table, count in counts.items():
+        assert rows[table] == f"{count:,}"
+    assert schema.VERSION_TABLE in rows
+    assert table_counts(engine) == counts
+
+
+def test_reset_on_a_terminal_asks_for_the_database_name(sqlite_url: str) -> None:
+    invoke(*seed_args(sqlite_url, 3), "--json")
+    for answer, code, users in (("something-else", 3, 3), ("invoicegen-test.db", 0, 0)):
+        controller, terminal = pty.openpty()
+        process = cli("reset", "-d", sqlite_url, stdin=terminal)
+        os.close(terminal)
+        os.write(controller, f"{answer}\n".encode())
+        out, err = process.communicate(timeout=60)
+        os.close(controller)
+        assert process.returncode == code, err
+        assert "invoicegen-test.db to confirm" in err
+        assert users_in(sqlite_url) == users
+    assert "dropped" in out
+
+
+def test_reset_refuses_tables_it_did_not_create(database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE users (id INTEGER PRIMARY KEY, login VARCHAR(20))")
+        connection.exec_driver_sql("INSERT INTO users VALUES (1, 'alice')")
+    foreign = add_foreign_tables(engine) + ["users"]
+    before = snapshot(engine, foreign)
+    line = assert_one_line_error(invoke("reset", "--yes", "-d", database_url), 5)
+    assert "not created by invoicegen" in line
+    assert snapshot(engine, foreign) == before
+    assert set(sa.inspect(engine).get_table_names()) == set(foreign)

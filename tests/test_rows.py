@@ -96,6 +96,9 @@ def test_a_missing_parent_is_an_error_naming_the_factory() -> None:
 
 
 def test_models_are_untouched_by_row_makers() -> None:
-    maker = RowMaker(IsolatedUserFactory, ("name",), locale="en_US")
-    assert isinstance(maker.make(number=1), tuple)
-    assert isinstance(IsolatedUserFactory.build(), User)
+    declarations = IsolatedUserFactory._meta.pre_declarations.as_dict()
+    name, email = RowMaker(IsolatedUserFactory, ("name", "email"), locale="en_US").make(number=1)
+    assert " " in name and "@" in email  # the declared values, picked in the order asked for
+    assert IsolatedUserFactory._meta.pre_declarations.as_dict() == declarations
+    user = IsolatedUserFactory.build()
+    assert type(user) is User and " " in user.name and "@" in user.email

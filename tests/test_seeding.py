@@ -73,8 +73,11 @@ def test_different_seeds_give_different_rows(sqlite_url: str) -> None:
 
 
 def test_a_seed_is_chosen_and_reported_when_none_is_given(sqlite_url: str) -> None:
-    result = seed(db.make_engine(sqlite_url), SeedPlan(users=2, as_of=AS_OF))
-    assert isinstance(result.seed, int) and result.seed >= 0
+    chosen = db.make_engine(sqlite_url)
+    result = seed(chosen, SeedPlan(users=2, as_of=AS_OF))
+    replayed = db.make_engine(sqlite_url.replace("invoicegen-test.db", "replayed.db"))
+    assert seed(replayed, SeedPlan(users=2, seed=result.seed, as_of=AS_OF)).seed == result.seed
+    assert dump(replayed) == dump(chosen)  # the reported seed is the one that was used
 
 
 def test_seeding_a_database_that_holds_a_dataset_is_refused(engine: sa.Engine) -> None:

@@ -23,9 +23,17 @@ import sqlalchemy as sa
 
 from invoicegen import db, settings, stats, urls
 from invoicegen.errors import InvoicegenError, UsageError, WriteDenied
-from tests.conftest import SERVER_URLS, _admin, fresh_database, require_server
+from tests.helpers import (
+    SERVER_URLS,
+    admin_engine,
+    assert_one_line_error,
+    fresh_database,
+    invoke,
+    require_server,
+    seed_args,
+    users_in,
+)
 from tests.invariants import scalar
-from tests.test_cli import _assert_one_line_error, invoke
 
 SECRET = "Zq7hunter2"  # long enough to look for in any output
 AT_SECRET = "s3cr@ret-Zq7"  # an unencoded @ in the URL
@@ -125,7 +133,7 @@ SPELLINGS: dict[str, tuple[str, Callable[[str, str, str, str], str]]] = {
 def mariadb_accounts() -> Iterator[dict[str, str]]:
     """A MariaDB account per password of SPELLINGS, allowed into nothing but ``test``."""
     require_server("mariadb")
-    admin = _admin("mariadb")
+    admin = admin_engine("mariadb")
     accounts = {password: f"ig_{uuid.uuid4().hex[:8]}" for password, _ in SPELLINGS.values()}
     with admin.connect() as connection:
         for password, user in accounts.items():
@@ -164,10 +172,10 @@ def test_connection_errors_never_show_the_password_in_any_spelling(
     result = invoke("stats", "-d", url, env=WIDE)
     output = result.output
     if kind == "postgresql" and spelling == "query passwd":  # libpq has no passwd: refused
-        line = _assert_one_line_error(result, 2)
+        line = assert_one_line_error(result, 2)
         assert "'passwd' is not allowed" in line
     else:
-        line = _assert_one_line_error(result, 4)
+        line = assert_one_line_error(result, 4)
         assert line.startswith("error: cannot connect to ")
         if fault == "wrong port":
             assert "Connection refused" in line or "Can't connect to MySQL server" in line
@@ -184,11 +192,6 @@ def test_connection_errors_never_show_the_password_in_any_spelling(
 
 
 # --- no SQL from a URL: an allow-list per driver ------------------------------------------------
-
-
-@pytest.fixture
-def mariadb_url(tmp_path: Path) -> Iterator[str]:
-    yield from fresh_database("mariadb", tmp_path)
 
 
 @pytest.mark.slow  # three real processes
@@ -240,7 +243,7 @@ def test_query_parameters_outside_the_allow_list_exit_2_before_anything(
     base: str, parameter: str, tmp_path: Path
 ) -> None:
     url = base.format(tmp=tmp_path) + "?" + parameter
-    line = _assert_one_line_error(invoke("seed", "-n", "1", "-d", url), 2)
+    line = assert_one_line_error(invoke("seed", "-n", "1", "-d", url), 2)
     name = parameter.split("=")[0]
     assert f"query parameter '{name}' is not allowed" in line and "(allowed: " in line
     assert parameter.split("=")[1] not in line
@@ -325,3 +328,15 @@ def test_a_successful_run_shows_a_query_password_masked(tmp_path: Path) -> None:
         shown_stats = invoke("stats", "-d", with_password, env=WIDE)
         assert shown_stats.exit_code == 0, shown_stats.stderr
         assert absent(SECRET, seeded.output + shown_stats.output)
+
+
+# --- the postgres:// shorthand ----------------------------------------------------------------
+
+
+def test_postgres_shorthand_seeds(postgresql_url: str) -> None:
+    url = postgresql_url
+    shorthand = "postgres://" + url.split("://", 1)[1]
+    result = invoke(*seed_args(shorthand, 2), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["database"].startswith("postgresql://")
+    assert users_in(url) == 2
