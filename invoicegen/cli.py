@@ -16,7 +16,13 @@ import typer
 from typer.core import TyperGroup
 
 from invoicegen import __version__, interrupts, settings
-from invoicegen.errors import CheckFailed, Interrupted, InvoicegenError, RefusedError
+from invoicegen.errors import (
+    CheckFailed,
+    Interrupted,
+    InvoicegenError,
+    RefusedError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -221,6 +227,14 @@ def migrate(
         console.done(f"schema of {db.mask(engine.url)} is at revision {revision}")
 
 
+def _progress_mode(requested: str | None, *, json: bool) -> console.ProgressMode:
+    if requested is None:
+        return "none" if json else console.progress_mode(None)
+    if requested not in ("bar", "plain", "none"):
+        raise UsageError(f"--progress must be bar, plain or none, not {requested!r}")
+    return console.progress_mode(requested)  # type: ignore[arg-type]  # checked just above
+
+
 @app.command()
 def seed(
     users: Annotated[
@@ -292,6 +306,14 @@ def seed(
     force: Annotated[
         bool, typer.Option("--force", help="Add to a dataset made with other options or versions.")
     ] = False,
+    progress: Annotated[
+        str | None,
+        typer.Option(
+            metavar="bar|plain|none",
+            help="Progress on stderr: a live bar, a plain line every few seconds (for CI logs), "
+            "or none. \\[default: bar on a terminal, none in a pipe or with --json]",
+        ),
+    ] = None,
     lock_timeout: LockTimeout = None,
     database_url: DatabaseUrl = None,
     profile: Profile = None,
@@ -328,7 +350,8 @@ def seed(
             shard=sharding.shard,
             force=force,
         )
-        with console.seed_progress(plan.users, enabled=not (quiet or json)) as on_progress:
+        shown = _progress_mode(progress, json=json)
+        with console.seed_progress(plan.users_to_write, mode=shown) as on_progress:
             result = seeding.seed(
                 engine, plan, on_progress=on_progress, lock_timeout=config.lock_timeout
             )

@@ -1,7 +1,9 @@
 """Everything invoicegen shows a person: the only module that imports Rich.
 
 Results go to stdout, diagnostics and progress to stderr. Nothing is animated or styled when
-the stream is not a terminal (Rich decides per stream), nor anywhere when NO_COLOR is set.
+the stream is not a terminal (Rich decides per stream), nor anywhere when NO_COLOR is set or the
+terminal is dumb (``TERM=dumb``): no escape sequences of any kind, not even cursor control.
+No line ends in spaces (a table pads its cells; the padding is trimmed on the way out).
 """
 
 from __future__ import annotations
@@ -9,22 +11,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 from rich import box
 from rich.columns import Columns
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.prompt import Prompt
 from rich.table import Table
 from rich.text import Text
@@ -44,8 +41,51 @@ if TYPE_CHECKING:  # only for annotations: `--help` and `--version` must not loa
         TopClient,
     )
 
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+#: How seeding shows its progress: a live bar, occasional plain lines, or nothing.
+ProgressMode = Literal["bar", "plain", "none"]
+PROGRESS_MODES: tuple[ProgressMode, ...] = ("bar", "plain", "none")
+#: Seconds between two plain progress lines (the first and the last are always shown).
+PLAIN_PROGRESS_EVERY = 5.0
+
+# Spaces (and tabs) at the end of a line, with any style codes that close it.
+_TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)(?=\r?\n)")
+
+
+class _TrimmedLines:
+    """A text stream (looked up on each write, so a test runner's swap is seen) whose lines
+    never end in spaces: Rich pads table cells to the column's width."""
+
+    def __init__(self, stream: Callable[[], Any]) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream().write(_TRAILING.sub(r"\1", text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, flush, fileno, encoding ...
+        return getattr(self._stream(), name)
+
+
+def _consoles(*, quiet: bool, colors: Literal["auto"] | None) -> tuple[Console, Console]:
+    return (
+        Console(
+            file=cast("IO[str]", _TrimmedLines(lambda: sys.stdout)),
+            highlight=False,
+            soft_wrap=False,
+            quiet=quiet,
+            color_system=colors,
+        ),
+        Console(
+            file=cast("IO[str]", _TrimmedLines(lambda: sys.stderr)),
+            stderr=True,
+            highlight=False,
+            soft_wrap=True,
+            color_system=colors,
+        ),
+    )
+
+
+out, err = _consoles(quiet=False, colors="auto")
 _quiet = False
 
 
@@ -61,9 +101,31 @@ def configure(*, quiet: bool = False) -> None:
     _quiet = quiet
     for stream in (sys.stdout, sys.stderr):
         _degrade_gracefully(stream)
-    colors: Literal["auto"] | None = None if os.environ.get("NO_COLOR") else "auto"
-    out = Console(highlight=False, soft_wrap=False, quiet=quiet, color_system=colors)
-    err = Console(stderr=True, highlight=False, soft_wrap=True, color_system=colors)
+    colors: Literal["auto"] | None = None if _no_color() else "auto"
+    out, err = _consoles(quiet=quiet, colors=colors)
+
+
+def _no_color() -> bool:
+    return bool(os.environ.get("NO_COLOR")) or os.environ.get("TERM", "").lower() in (
+        "dumb",
+        "unknown",
+    )
+
+
+def _animated(console: Console) -> bool:
+    """Whether ``console`` may redraw lines: a terminal that takes escape sequences."""
+    return console.is_terminal and not console.is_dumb_terminal and not _no_color()
+
+
+def progress_mode(requested: ProgressMode | None) -> ProgressMode:
+    """The progress seeding shows: ``requested``, except that a bar needs a terminal that takes
+    escape sequences (elsewhere it becomes plain lines). Unset: a bar on such a terminal,
+    plain lines on a terminal without them (NO_COLOR, TERM=dumb), nothing in a pipe."""
+    if requested is None:
+        return "bar" if _animated(err) else "plain" if err.is_terminal else "none"
+    if requested == "bar" and not _animated(err):
+        return "plain"
+    return requested
 
 
 def _degrade_gracefully(stream: Any) -> None:
@@ -108,29 +170,87 @@ def settings_table(values: Mapping[str, Any], sources: Mapping[str, str]) -> Non
     err.print(table)
 
 
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+class _SeedMeter:
+    """What a progress report says: users done of all, time left, rows and their rate."""
+
+    def __init__(self, total_users: int) -> None:
+        self.total = total_users
+        self.started = time.monotonic()
+
+    def parts(self, event: SeedProgress | None) -> list[str]:
+        """The report's parts, most needed first (a narrow line keeps the first ones)."""
+        total = event.users_total if event else self.total
+        done = event.users_done if event else 0
+        rows = event.rows_done if event else 0
+        elapsed = time.monotonic() - self.started
+        left = (total - done) * elapsed / done if done else None
+        return [
+            f"{done:,}/{total:,} users",
+            f"ETA {'-' if left is None else _clock(left)}",
+            f"{rows:,} rows",
+            f"{rows / elapsed if elapsed > 0 else 0:,.0f} rows/s",
+            f"{_clock(elapsed)} elapsed",
+        ]
+
+
+def _fitted(parts: Sequence[str], width: int) -> str:
+    """As many of ``parts`` (in order; the first always) as fit in ``width`` cells."""
+    line = parts[0]
+    for part in parts[1:]:
+        if len(line) + 3 + len(part) > width:
+            break
+        line += f" · {part}"
+    return line
+
+
 @contextlib.contextmanager
-def seed_progress(total_users: int, *, enabled: bool) -> Iterator[Callable[[SeedProgress], None]]:
-    """A live progress bar on a terminal; a no-op callback otherwise."""
-    if not enabled or _quiet or not err.is_terminal:
+def seed_progress(
+    total_users: int, *, mode: ProgressMode
+) -> Iterator[Callable[[SeedProgress], None]]:
+    """Seeding's progress on stderr, after each committed batch: a live bar, plain lines at
+    most every :data:`PLAIN_PROGRESS_EVERY` seconds (and the last), or nothing. Hidden by
+    ``--quiet``. Every value shown is whole at any width: what does not fit is left out."""
+    if _quiet or mode == "none":
         yield lambda _event: None
         return
-    columns = (
-        TextColumn("[bold]seeding"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("users"),
-        TextColumn("{task.fields[rows]:>12,} rows  {task.fields[rate]:>9,.0f} rows/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("seed", total=total_users, rows=0, rate=0.0)
+    meter = _SeedMeter(total_users)
+    if mode == "plain":
+        shown = [-PLAIN_PROGRESS_EVERY]
 
-        def update(event: SeedProgress) -> None:
-            elapsed = bar.tasks[0].elapsed or 0.0
-            rate = event.rows_done / elapsed if elapsed else 0.0
-            bar.update(task, completed=event.users_done, rows=event.rows_done, rate=rate)
+        def line(event: SeedProgress) -> None:
+            now = time.monotonic()
+            if now - shown[0] >= PLAIN_PROGRESS_EVERY or event.users_done >= event.users_total:
+                shown[0] = now
+                err.print(Text("seeding " + " · ".join(meter.parts(event))), soft_wrap=True)
 
+        yield line
+        return
+    bar_column = BarColumn(bar_width=1)
+    with Progress(
+        TextColumn("seeding"),
+        bar_column,
+        TextColumn("{task.description}"),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("", total=total_users)
+
+        def update(event: SeedProgress | None) -> None:
+            # "seeding", the bar, the text, a space between each, and one cell spare at the
+            # end (a terminal may wrap a line that fills it). The bar gets 12 cells or more,
+            # unless the users alone need them.
+            text = _fitted(meter.parts(event), err.width - 22)
+            bar = err.width - 10 - len(text)
+            bar_column.bar_width = bar if bar >= 10 else 1
+            progress.update(task, completed=event.users_done if event else 0, description=text)
+
+        update(None)
         yield update
 
 
