@@ -58,21 +58,32 @@ class _OneLineUsageErrors(TyperGroup):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        json = "--json" in (sys.argv[1:] if args is None else args)
         try:
             # Not standalone: Typer returns exit codes and raises Click's errors to us.
             code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except typer.Abort:  # Click's name for a KeyboardInterrupt outside a command's body
             if interrupts.requested():
-                console.error("interrupted")
-                sys.exit(Interrupted.exit_code)
-            console.error("aborted")
-            sys.exit(1)
+                _fail(Interrupted.exit_code, "interrupted", json=json)
+            _fail(1, "aborted", json=json)
         except Exception as exc:
-            _usage_error(exc)
+            _usage_error(exc, json=json)
         sys.exit(code if isinstance(code, int) else 0)
 
 
-def _usage_error(exc: Exception) -> NoReturn:
+def _fail(code: int, message: str, *, json: bool) -> NoReturn:
+    """The one line on stderr, and with ``--json`` the error document on stdout; then exit."""
+    _report(code, message, json=json)
+    sys.exit(code)
+
+
+def _report(code: int, message: str, *, json: bool) -> None:
+    console.error(message)
+    if json:
+        console.emit_json_error(code, message)
+
+
+def _usage_error(exc: Exception, *, json: bool) -> NoReturn:
     """Print Click's exception (it has ``exit_code`` and ``format_message``) as one line."""
     code, format_message = getattr(exc, "exit_code", None), getattr(exc, "format_message", None)
     if not isinstance(code, int) or format_message is None:
@@ -80,7 +91,7 @@ def _usage_error(exc: Exception) -> NoReturn:
     if type(exc).__name__ != "NoArgsIsHelpError":  # that one has already printed the help
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        console.error(" ".join(str(format_message()).split()) + hint)
+        _report(code, " ".join(str(format_message()).split()) + hint, json=json)
     sys.exit(code)
 
 
@@ -152,18 +163,19 @@ _resolved_url: ContextVar[str | None] = ContextVar("invoicegen_resolved_url", de
 
 
 @contextlib.contextmanager
-def _handled(debug: bool, url: str | None = None) -> Iterator[None]:
-    """The one place errors become a line on stderr and an exit code."""
+def _handled(debug: bool, url: str | None = None, *, json: bool = False) -> Iterator[None]:
+    """The one place errors become a line on stderr and an exit code (and, with ``--json``,
+    ``{"error": {"code": ..., "message": ...}}`` on stdout)."""
     try:
         with interrupts.handled():
             yield
     except InvoicegenError as exc:
         if debug:
             raise
-        console.error(str(exc))
+        _report(exc.exit_code, str(exc), json=json)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        console.error("interrupted")
+        _report(Interrupted.exit_code, "interrupted", json=json)
         raise typer.Exit(Interrupted.exit_code) from None
     except Exception as exc:
         if debug:
@@ -174,7 +186,8 @@ def _handled(debug: bool, url: str | None = None) -> Iterator[None]:
         candidates: list[str | None] = [c for c in (url, _resolved_url.get()) if c]
         for candidate in candidates or [None]:
             message = urls.scrub(message, candidate)
-        console.error(f"{type(exc).__name__}: {message} (rerun with --debug for the traceback)")
+        message = f"{type(exc).__name__}: {message} (rerun with --debug for the traceback)"
+        _report(1, message, json=json)
         raise typer.Exit(1) from None
 
 
@@ -213,18 +226,22 @@ def _target(
 def migrate(
     database_url: DatabaseUrl = None,
     profile: Profile = None,
+    json: Json = False,
     quiet: Quiet = False,
     lock_timeout: LockTimeout = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
     """Upgrade invoicegen's schema to the newest revision."""
-    with _handled(debug, database_url):
+    with _handled(debug, database_url, json=json):
         config, engine = _target(
             database_url, lock_timeout, profile=profile, verbose=verbose, quiet=quiet
         )
         revision = db.upgrade(engine, lock_timeout=config.lock_timeout)
-        console.done(f"schema of {db.mask(engine.url)} is at revision {revision}")
+        if json:
+            console.emit_json({"database": db.mask(engine.url), "revision": revision})
+        else:
+            console.done(f"schema of {db.mask(engine.url)} is at revision {revision}")
 
 
 def _progress_mode(requested: str | None, *, json: bool) -> console.ProgressMode:
@@ -324,7 +341,7 @@ def seed(
 ) -> None:
     """Migrate, then fill the database with USERS whole user trees."""
     options = {k: v for k, v in locals().items() if k in settings.OPTIONS}
-    with _handled(debug, database_url):
+    with _handled(debug, database_url, json=json):
         config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
         engine = db.make_engine(config.database_url, busy_timeout=config.lock_timeout)
         sharding = settings.resolve_shard(config.shard, shards=config.shards)
@@ -414,12 +431,13 @@ def reset(
     ] = False,
     database_url: DatabaseUrl = None,
     profile: Profile = None,
+    json: Json = False,
     lock_timeout: LockTimeout = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
     """Drop invoicegen's tables (nothing else) and migrate again to an empty schema."""
-    with _handled(debug, database_url):
+    with _handled(debug, database_url, json=json):
         config, engine = _target(database_url, lock_timeout, profile=profile, verbose=verbose)
         target = db.mask(engine.url)
         plan = db.drop_plan(engine)
@@ -436,7 +454,11 @@ def reset(
         problem = db.host_keys_problem(engine.url, plan, drop_foreign_keys=drop_foreign_keys)
         keys = plan.host_foreign_keys if drop_foreign_keys else []
         if dry_run:
-            console.drop_list(target, plan, keys, dry_run=True, problem=problem)
+            if json:
+                document = _reset_document(target, plan, keys, dry_run=True, problem=problem)
+                console.emit_json(document)
+            else:
+                console.drop_list(target, plan, keys, dry_run=True, problem=problem)
             return
         if not yes:
             console.drop_list(target, plan, keys, dry_run=False)
@@ -449,7 +471,31 @@ def reset(
             drop_foreign_keys=drop_foreign_keys,
             lock_timeout=config.lock_timeout,
         )
-        console.reset_done(target, dropped, dropped_keys=drop_foreign_keys)
+        if json:
+            console.emit_json(_reset_document(target, dropped, keys, dry_run=False, problem=None))
+        else:
+            console.reset_done(target, dropped, dropped_keys=drop_foreign_keys)
+
+
+def _reset_document(
+    target: str,
+    plan: db.ResetPlan,
+    keys: Sequence[db.HostForeignKey],
+    *,
+    dry_run: bool,
+    problem: str | None,
+) -> dict[str, Any]:
+    """``reset --json``: what it drops (or, with --dry-run, would drop)."""
+    return {
+        "database": target,
+        "dry_run": dry_run,
+        "protected": plan.protected,
+        "tables": [{"name": t.name, "rows": t.rows} for t in plan.tables],
+        "rows": sum(t.rows for t in plan.tables),
+        "foreign_keys": [str(key) for key in keys],
+        "stray_indexes": [str(index) for index in plan.stray_indexes],
+        "problem": problem,
+    }
 
 
 @app.command()
@@ -504,7 +550,7 @@ def show_stats(
     --check takes the expected children per parent and the as-of date from the run manifest;
     for a database without one, from the settings (profile, environment, defaults).
     """
-    with _handled(debug, database_url):
+    with _handled(debug, database_url, json=json):
         options = {"database_url": database_url} | dict.fromkeys(
             stats.EXPECTATION_KEYS if check else ()
         )

@@ -87,6 +87,7 @@ def _consoles(*, quiet: bool, colors: Literal["auto"] | None) -> tuple[Console, 
 
 out, err = _consoles(quiet=False, colors="auto")
 _quiet = False
+_emitted = False  # whether this invocation's JSON document is out
 
 
 def configure(*, quiet: bool = False) -> None:
@@ -97,8 +98,8 @@ def configure(*, quiet: bool = False) -> None:
     leaves out styles and animation when a stream is not a terminal. A stream that cannot
     encode a character shows ``?`` instead of failing.
     """
-    global out, err, _quiet
-    _quiet = quiet
+    global out, err, _quiet, _emitted
+    _quiet, _emitted = quiet, False
     for stream in (sys.stdout, sys.stderr):
         _degrade_gracefully(stream)
     colors: Literal["auto"] | None = None if _no_color() else "auto"
@@ -156,8 +157,17 @@ def warning(message: str) -> None:
 
 def emit_json(data: Mapping[str, Any]) -> None:
     """Exactly one JSON document on stdout."""
+    global _emitted
+    _emitted = True
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def emit_json_error(code: int, message: str) -> None:
+    """``{"error": {"code": ..., "message": ...}}`` on stdout, unless the command's document
+    is already there (``stats --check`` prints its report, then fails): one document, always."""
+    if not _emitted:
+        emit_json({"error": {"code": code, "message": message}})
 
 
 def settings_table(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
