@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, cast
 from rich import box
 from rich.columns import Columns
 from rich.console import Console
+from rich.padding import Padding
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.prompt import Prompt
 from rich.table import Table
@@ -173,11 +174,11 @@ def emit_json_error(code: int, message: str) -> None:
 def settings_table(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
     table = Table(title="settings", title_style="bold", box=None, pad_edge=False)
     table.add_column("setting", style="cyan")
-    table.add_column("value", overflow="fold")
+    table.add_column("value")
     table.add_column("from", style="dim")
     for key, value in values.items():
         table.add_row(key, Text("-" if value is None else str(value)), Text(sources[key]))
-    err.print(table)
+    show(table, err)
 
 
 def _clock(seconds: float) -> str:
@@ -264,8 +265,43 @@ def seed_progress(
         yield update
 
 
+def _whole_width(console: Console, renderable: Any) -> int:
+    """The narrowest width, from the console's, at which Rich shortens no cell to ``…``.
+
+    Cells wrap between words; a word (a number, a URL, a seed) is never cut or folded: Rich
+    would end it with ``…`` instead, and that is what is looked for."""
+    width = console.width
+    while width < _WIDEST:
+        options = console.options.update_width(width)
+        if "…" not in "".join(segment.text for segment in console.render(renderable, options)):
+            break
+        width += 1
+    return width
+
+
+_WIDEST = 1000
+
+
+def show(renderable: Any, stream: Console | None = None) -> None:
+    """Print a table (or columns of them) whole: at the console's width when it fits, else
+    wider (a terminal then wraps its lines; a pipe gets them long)."""
+    console = out if stream is None else stream
+    needed = _whole_width(console, renderable)
+    if needed <= console.width:
+        console.print(renderable)
+        return
+    width = console.width
+    console.width = needed
+    try:
+        console.print(renderable)
+    finally:
+        console.width = width
+
+
 def heading(text: str) -> None:
-    out.print(Text(text, style="bold"))
+    # Soft-wrapped, like every line that names a value (a URL, a seed): the terminal folds it,
+    # Rich never breaks it, so a pipe or a copy-paste gets it whole.
+    out.print(Text(text, style="bold"), soft_wrap=True)
 
 
 def _counts_table(counts: Mapping[str, int]) -> Table:
@@ -284,14 +320,17 @@ def seed_result(result: SeedResult, *, database: str, replay: str) -> None:
     if result.plan.shard is not None:
         what += f" (shard {result.plan.shard})"
     heading(f"Seeded {what} into {database}")
-    out.print(_counts_table(result.written))
+    show(_counts_table(result.written))
     out.print(
         f"[bold]{result.rows:,}[/] rows in [bold]{result.seconds:.2f}[/] s "
         f"([bold green]{result.rows_per_second:,.0f}[/] rows/s, "
         f"{result.workers} worker{'s' if result.workers != 1 else ''}, "
-        f"{result.batches} batch{'es' if result.batches != 1 else ''})"
+        f"{result.batches} batch{'es' if result.batches != 1 else ''})",
+        soft_wrap=True,
     )
-    out.print(f"seed [bold]{result.seed}[/], as of {result.as_of}; to replay this run:")
+    out.print(
+        f"seed [bold]{result.seed}[/], as of {result.as_of}; to replay this run:", soft_wrap=True
+    )
     # Soft-wrapped: the terminal folds it, and a copy-paste gets one runnable line.
     out.print(Text(f"  {replay}", style="dim"), soft_wrap=True)
 
@@ -365,15 +404,13 @@ def _months_chart(months: Sequence[Month]) -> Table:
 def _runs_table(runs: Sequence[RunRecord]) -> Table:
     table = _titled("run manifest", box=box.SIMPLE_HEAD, pad_edge=False)
     sharded = any(run.shard for run in runs)
+    # Never cut, never folded: where the table does not fit, _runs shows a few lines per run.
     for column in ("run", "status", "seed", "as of", "users", "shard", "started"):
         if column != "shard" or sharded:
-            table.add_column(column, justify="right" if column in ("run", "users") else "left")
-    table.add_column("options", overflow="fold", ratio=1)
+            justify: Literal["left", "right"] = "right" if column in ("run", "users") else "left"
+            table.add_column(column, justify=justify, no_wrap=True)
+    table.add_column("options", ratio=1)  # wrapped between options
     for run in runs:
-        options = run.options
-        if isinstance(options, dict):
-            # clients_per_user=1-3 reads as clients=1-3: the column is narrow.
-            options = " ".join(f"{k.split('_per_')[0]}={v}" for k, v in options.items())
         table.add_row(
             str(run.id),
             Text(run.status),
@@ -381,10 +418,42 @@ def _runs_table(runs: Sequence[RunRecord]) -> Table:
             str(run.as_of or "-"),
             f"{run.users_done:,}/{run.users:,}",
             *([Text(run.shard or "-")] if sharded else []),
-            run.started_at.isoformat(sep=" ", timespec="minutes"),
-            Text("" if options is None else str(options)),
+            Text(run.started_at.isoformat(sep=" ", timespec="minutes")),
+            Text(_options_text(run)),
         )
     return table
+
+
+def _runs(runs: Sequence[RunRecord]) -> None:
+    """The run manifest: a table where it fits, else a few lines per run, each value whole."""
+    table = _runs_table(runs)
+    if _whole_width(out, table) <= out.width:
+        out.print(table)
+        return
+    heading("run manifest")
+    for run in runs:
+        out.print(
+            f"run {run.id}  {run.status}  seed {run.seed}  as of {run.as_of or '-'}",
+            soft_wrap=True,
+            markup=False,
+        )
+        last = run.first_user + run.users
+        shard = f", shard {run.shard}" if run.shard else ""
+        out.print(
+            f"  users {run.first_user + 1:,}-{last:,} ({run.users_done:,}/{run.users:,} done"
+            f"{shard}), started {run.started_at.isoformat(sep=' ', timespec='minutes')} UTC",
+            soft_wrap=True,
+            markup=False,
+        )
+        out.print(Padding(Text(_options_text(run)), (0, 0, 0, 2)))  # wrapped between options
+
+
+def _options_text(run: RunRecord) -> str:
+    options = run.options
+    if isinstance(options, dict):
+        # clients_per_user=1-3 reads as clients=1-3: the column is narrow.
+        options = " ".join(f"{k.split('_per_')[0]}={v}" for k, v in options.items())
+    return "" if options is None else str(options)
 
 
 def _top_clients_table(clients: Sequence[TopClient]) -> Table:
@@ -402,7 +471,7 @@ def _top_clients_table(clients: Sequence[TopClient]) -> Table:
         f"top {len(clients)} clients by billed amount", box=box.SIMPLE_HEAD, pad_edge=False
     )
     for column in ("client", "company"):
-        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=22)
+        table.add_column(column)  # wrapped at spaces; never cut (see show)
     for index, column in enumerate(("user", "invoices", "billed"), start=2):
         widest = max(len(column), *(len(str(row[index])) for row in rows))
         table.add_column(column, justify="right", no_wrap=True, min_width=widest)
@@ -413,13 +482,13 @@ def _top_clients_table(clients: Sequence[TopClient]) -> Table:
 
 def stats(data: Stats) -> None:
     heading(f"{data.database}  (schema revision {data.revision})")
-    out.print(_counts_table(data.counts))
+    show(_counts_table(data.counts))
     if not data.counts.get("users"):
         out.print(Text("no data yet: fill the database with `invoicegen seed`", style="dim"))
         return
     out.print()
     charts = [_distribution_chart(level) for level in data.children if level.distribution]
-    out.print(Columns(charts, padding=(1, 4)))
+    show(Columns(charts, padding=(1, 4)))
     money = _titled("invoices and contracts", show_header=False)
     money.add_column("", style="cyan")
     money.add_column("", justify="right")
@@ -428,17 +497,17 @@ def stats(data: Stats) -> None:
     money.add_row("first / last contract start", _range(data.contract_starts))
     money.add_row("invoice periods from / to", _range(data.invoice_periods))
     money.add_row("contracts still running", f"{data.ongoing_contracts:,}")
-    out.print(money)
+    show(money)
     if data.months:
         out.print()
-        out.print(_months_chart(data.months))
+        show(_months_chart(data.months))
     if data.top_clients:
         out.print()
-        out.print(_top_clients_table(data.top_clients))
+        show(_top_clients_table(data.top_clients))
     out.print()
     billing(data.billing)
     if data.runs:
-        out.print(_runs_table(data.runs))
+        _runs(data.runs)
     else:
         out.print(Text("no run manifest: seeded by an older invoicegen or another tool", "dim"))
 
@@ -544,7 +613,7 @@ def billing(data: Billing | None) -> None:
         out.print()
         return
     heading(f"billing as of {data.as_of or '-'} (from {data.as_of_source}), in whole units")
-    out.print(_status_table(data))
+    show(_status_table(data))
     if data.predating:
         out.print(
             Text(
@@ -555,10 +624,10 @@ def billing(data: Billing | None) -> None:
         )
     out.print()
     if data.receivables:
-        out.print(_receivables_table(data))
+        show(_receivables_table(data))
         out.print()
     if data.billed_months:
-        out.print(_billed_months_table(data))
+        show(_billed_months_table(data))
         out.print()
 
 
@@ -582,7 +651,7 @@ def check_report(report: CheckReport) -> None:
             mark = Text(f"{result.violations:,} violation(s)", style="bold red")
         examples = ", ".join(f"#{i}" for i in result.examples)
         table.add_row(result.name, mark, f"{result.table} {examples}" if examples else "")
-    out.print(table)
+    show(table)
     for note in report.notes:
         out.print(Text.assemble(("note: ", "bold yellow"), note))
 
@@ -601,11 +670,11 @@ def drop_list(
     problem: str | None = None,
 ) -> None:
     """What a reset drops: invoicegen's tables, and the host foreign keys it was told to drop."""
-    table = Table(
-        title=f"{'Would drop' if dry_run else 'Dropping'} from {target}",
-        title_style="bold",
-        title_justify="left",
-    )
+    stream = out if dry_run else err
+    # The title on a line of its own: a table's title wraps to the table's width, and the URL
+    # would be split across lines.
+    title = Text(f"{'Would drop' if dry_run else 'Dropping'} from {target}", style="bold")
+    table = Table()
     table.add_column("table", style="cyan")
     table.add_column("rows", justify="right")
     for item in plan.tables:
@@ -614,8 +683,11 @@ def drop_list(
         table.add_row(f"index {index}, of invoicegen's name", "")
     for key in keys:
         table.add_row(f"foreign key {key} (the constraint only)", "")
-    stream = out if dry_run else err
-    stream.print(table if plan.tables or keys else f"nothing of invoicegen's in {target}")
+    if plan.tables or keys:
+        stream.print(title, soft_wrap=True)
+        show(table, stream)
+    else:
+        stream.print(f"nothing of invoicegen's in {target}", soft_wrap=True)
     if plan.protected:
         warning(f"{target} is protected: reset refuses it without --force-protected")
     if problem is not None:
@@ -631,9 +703,14 @@ def reset_done(target: str, plan: ResetPlan, *, dropped_keys: bool) -> None:
 
 
 def confirm_by_typing(expected: str, prompt: str) -> bool:
-    answer = Prompt.ask(f"{prompt} Type [bold]{expected}[/] to confirm", console=err, default="")
+    answer = Prompt.ask(
+        f"{prompt} Type [bold]{expected}[/] to confirm",
+        console=err,
+        default="",
+        show_default=False,  # not an empty "()"
+    )
     return answer.strip() == expected
 
 
 def done(message: str) -> None:
-    out.print(Text.assemble(("✓ ", "bold green"), message))
+    out.print(Text.assemble(("✓ ", "bold green"), message), soft_wrap=True)

@@ -145,3 +145,107 @@ def test_an_unknown_progress_mode_is_a_usage_error(sqlite_url: str) -> None:
         "error: --progress must be bar, plain or none, not 'fancy'"
     ]
     assert not Path(sqlite_url.removeprefix("sqlite:///")).exists() or "Seeded" not in run.text
+
+
+# --- item: output that fits 60, 80 and 120 columns, and pipes ------------------------------------
+
+
+def _assert_whole(text: str, *values: str) -> None:
+    for value in values:
+        assert value in text, f"{value!r} is not shown whole in:\n{text}"
+    assert "…" not in text, text
+    trailing = [line for line in text.splitlines() if line != line.rstrip()]
+    assert not trailing, f"lines ending in spaces: {trailing!r}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("columns", [60, 80, 120])
+def test_every_command_fits_without_cutting_a_value(sqlite_url: str, columns: int) -> None:
+    """Piped (a CI log) at a given COLUMNS: the seed, the as-of, the database, the totals and the
+    replay line are whole; no cell ends in `…`; no line ends in spaces."""
+    env = {"COLUMNS": str(columns)}
+    database = sqlite_url
+    seeded = piped(*seed_args(sqlite_url, "--verbose"), env=env)
+    assert seeded.code == 0, seeded.raw
+    total = next(line.split()[-2] for line in seeded.text.splitlines() if "total" in line)
+    replay = next(
+        line.strip()
+        for line in seeded.text.splitlines()
+        if line.strip().startswith("invoicegen seed")
+    )
+    assert f"--seed {SEED} --as-of {AS_OF}" in replay
+    _assert_whole(
+        seeded.text, f"into {database}", f"seed {SEED}, as of {AS_OF}", f"{total} rows in"
+    )
+    _assert_whole(seeded.stderr, database, "users", "60")  # --verbose: the settings table
+
+    stats = piped("stats", "-d", database, env=env)
+    assert stats.code == 0, stats.raw
+    _assert_whole(stats.text, database, SEED, AS_OF, total, "60/60", "top 10 clients")
+
+    check = piped("stats", "--check", "-d", database, env=env)
+    assert check.code == 0, check.raw
+    _assert_whole(check.text, f"checking {database}", "duplicate user emails")
+
+    dry = piped("reset", "--dry-run", "-d", database, env=env)
+    assert dry.code == 0, dry.raw
+    _assert_whole(dry.text, f"Would drop from {database}", "invoicegen_alembic_version", "60")
+    _assert_whole(dry.stderr, "target: ")
+
+    migrated = piped("migrate", "-d", database, "--verbose", env=env)
+    assert migrated.code == 0, migrated.raw
+    _assert_whole(migrated.text, f"schema of {database} is at revision")
+    _assert_whole(migrated.stderr, database, "lock_timeout")
+
+
+def test_company_names_are_whole_at_120_columns(sqlite_url: str) -> None:
+    assert piped(*seed_args(sqlite_url)).code == 0
+    import sqlalchemy as sa
+
+    with sa.create_engine(sqlite_url).connect() as connection:
+        companies = [
+            row[0] for row in connection.execute(sa.text("SELECT company_name FROM clients"))
+        ]
+    shown = piped("stats", "-d", sqlite_url, env={"COLUMNS": "120"})
+    top = shown.text.split("top 10 clients", 1)[1].split("billing as of", 1)[0]
+    assert "…" not in top
+    assert sum(name in top for name in companies) >= 10  # each top client's company, whole
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("columns", [60, 80])
+def test_the_progress_bar_keeps_users_and_eta_whole(sqlite_url: str, columns: int) -> None:
+    run = in_terminal(*seed_args(sqlite_url), columns=columns)
+    assert run.code == 0, run.text
+    import re
+
+    drawn = re.findall(r"(\d+)/60 users · ETA (\d:\d\d:\d\d|-)", run.text)
+    assert drawn, run.text[:600]
+    assert "…" not in run.text
+    frames = [re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", f) for f in run.text.split("\x1b[2K")]
+    bars = [frame.strip("\r\n") for frame in frames if frame.startswith("seeding ")]
+    assert bars and all(len(bar) < columns for bar in bars), bars
+
+
+def test_the_reset_prompt_has_no_empty_parentheses(sqlite_url: str) -> None:
+    assert piped(*seed_args(sqlite_url)).code == 0
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 80, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoicegen", "reset", "-d", sqlite_url],
+        stdin=terminal, stdout=terminal, stderr=terminal, env=_env({"NO_COLOR": "1"}),
+    )  # fmt: skip
+    os.close(terminal)
+    seen = b""
+    try:
+        while b"to confirm" not in seen:
+            seen += os.read(controller, 4096)
+        os.write(controller, b"wrong\n")
+        assert process.wait(timeout=60) == 3
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
+    prompt = seen.decode().splitlines()[-1]
+    assert "()" not in prompt and prompt.rstrip().endswith("to confirm:"), prompt
