@@ -244,6 +244,20 @@ def migrate(
             console.done(f"schema of {db.mask(engine.url)} is at revision {revision}")
 
 
+#: Below this many users to write, one worker is faster than several (starting worker processes
+#: and shipping rows between them costs more than it saves; measured in the README).
+SMALL_RUN_USERS = 20_000
+
+
+def _default_workers(users: int, shard: settings.Shard | None) -> int:
+    to_write = len(shard.positions(users)) if shard else users
+    return 1 if to_write < SMALL_RUN_USERS else seeding.default_workers()
+
+
+#: The first batch of a seed is this part of --batch-size (when that leaves at least one user).
+FIRST_BATCH_PART = 10
+
+
 def _progress_mode(requested: str | None, *, json: bool) -> console.ProgressMode:
     if requested is None:
         return "none" if json else console.progress_mode(None)
@@ -298,7 +312,11 @@ def seed(
         str | None, typer.Option(metavar="N", help="Users per transaction. \\[default: 1000]")
     ] = None,
     workers: Annotated[
-        str | None, typer.Option(metavar="N", help="Generating processes. \\[default: CPU cores]")
+        str | None,
+        typer.Option(
+            metavar="N",
+            help="Generating processes. \\[default: 1 under 20,000 users, else CPU cores]",
+        ),
     ] = None,
     append: Annotated[
         bool, typer.Option("--append", help="Add USERS more user trees to the dataset there.")
@@ -362,7 +380,9 @@ def seed(
             since=config.since,
             locale=given("locale"),
             batch_size=config.batch_size,
-            workers=config.workers or seeding.default_workers(),
+            # the first rows (and the first progress) come sooner; the data is the same
+            first_batch_size=config.batch_size // FIRST_BATCH_PART or None,
+            workers=config.workers or _default_workers(config.users, sharding.shard),
             append=append,
             shard=sharding.shard,
             force=force,
