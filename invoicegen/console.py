@@ -48,8 +48,13 @@ PROGRESS_MODES: tuple[ProgressMode, ...] = ("bar", "plain", "none")
 #: Seconds between two plain progress lines (the first and the last are always shown).
 PLAIN_PROGRESS_EVERY = 5.0
 
-# Spaces (and tabs) at the end of a line, with any style codes that close it.
-_TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)(?=\r?\n)")
+# The end of a line: spaces (and tabs) mixed with the style codes around them.
+_TRAILING = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)*[ \t](?:[ \t]|\x1b\[[0-9;]*m)*(?=\r?\n)")
+_STYLE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _trim(match: re.Match[str]) -> str:
+    return "".join(_STYLE.findall(match.group()))  # the style codes stay, the spaces go
 
 
 class _TrimmedLines:
@@ -60,7 +65,7 @@ class _TrimmedLines:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        self._stream().write(_TRAILING.sub(r"\1", text))
+        self._stream().write(_TRAILING.sub(_trim, text))
         return len(text)
 
     def __getattr__(self, name: str) -> Any:  # isatty, flush, fileno, encoding ...

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import re
 import struct
 import subprocess
 import sys
@@ -114,6 +115,12 @@ def test_a_terminal_that_takes_escape_sequences_gets_the_live_bar(sqlite_url: st
     assert run.code == 0, run.text
     assert b"\x1b[?25l" in run.raw  # Rich hides the cursor while the bar is drawn
     assert "seeding 60/60 users" not in run.text.split("\x1b")[-1]  # the bar is gone at the end
+    # styled, and still no line ends in spaces (nor in spaces between style codes)
+    shown = in_terminal("stats", "-d", sqlite_url, columns=100)
+    assert b"\x1b[" in shown.raw
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", shown.text)
+    assert SEED in plain
+    assert [line for line in plain.splitlines() if line != line.rstrip()] == []
 
 
 def test_a_pipe_gets_no_escape_sequence_and_no_progress_unless_asked(sqlite_url: str) -> None:
