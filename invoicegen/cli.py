@@ -16,7 +16,13 @@ import typer
 from typer.core import TyperGroup
 
 from invoicegen import __version__, interrupts, settings
-from invoicegen.errors import CheckFailed, Interrupted, InvoicegenError, RefusedError
+from invoicegen.errors import (
+    CheckFailed,
+    Interrupted,
+    InvoicegenError,
+    RefusedError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -53,39 +59,53 @@ class _OneLineUsageErrors(TyperGroup):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        json = self.json_errors = "--json" in (sys.argv[1:] if args is None else args)
         try:
             # Not standalone: Typer returns exit codes and raises Click's errors to us.
             code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except typer.Abort:  # end of input at a prompt
-            console.error("aborted")
-            sys.exit(1)
+            _fail(1, "aborted", json=json)
         except Exception as exc:
-            _usage_error(exc)
+            _usage_error(exc, json=json)
         sys.exit(code if isinstance(code, int) else 0)
 
     # A stop (Ctrl-C, SIGTERM: a KeyboardInterrupt, see invoicegen.interrupts) that lands while
     # the options are parsed or a command runs is one line and exit 130; Typer alone would
     # turn it into a silent exit 130.
+    json_errors = False
+
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        with _stop_reported():
+        with _stop_reported(json=self.json_errors):
             return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx: Any) -> Any:
-        with _stop_reported():
+        with _stop_reported(json=self.json_errors):
             return super().invoke(ctx)
 
 
 @contextlib.contextmanager
-def _stop_reported() -> Iterator[None]:
-    """The one place a stop becomes a line on stderr and exit 130."""
+def _stop_reported(*, json: bool) -> Iterator[None]:
+    """A stop becomes one line on stderr (and the error document with --json) and exit 130."""
     try:
         yield
     except KeyboardInterrupt:
-        console.error("interrupted")
+        _report(Interrupted.exit_code, "interrupted", json=json)
         raise typer.Exit(Interrupted.exit_code) from None
 
 
-def _usage_error(exc: Exception) -> NoReturn:
+def _fail(code: int, message: str, *, json: bool) -> NoReturn:
+    """The one line on stderr, and with ``--json`` the error document on stdout; then exit."""
+    _report(code, message, json=json)
+    sys.exit(code)
+
+
+def _report(code: int, message: str, *, json: bool) -> None:
+    console.error(message)
+    if json:
+        console.emit_json_error(code, message)
+
+
+def _usage_error(exc: Exception, *, json: bool) -> NoReturn:
     """Print Click's exception (it has ``exit_code`` and ``format_message``) as one line."""
     code, format_message = getattr(exc, "exit_code", None), getattr(exc, "format_message", None)
     if not isinstance(code, int) or format_message is None:
@@ -93,7 +113,7 @@ def _usage_error(exc: Exception) -> NoReturn:
     if type(exc).__name__ != "NoArgsIsHelpError":  # that one has already printed the help
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        console.error(" ".join(str(format_message()).split()) + hint)
+        _report(code, " ".join(str(format_message()).split()) + hint, json=json)
     sys.exit(code)
 
 
@@ -165,15 +185,16 @@ _resolved_url: ContextVar[str | None] = ContextVar("invoicegen_resolved_url", de
 
 
 @contextlib.contextmanager
-def _handled(debug: bool, url: str | None = None) -> Iterator[None]:
-    """The one place errors become a line on stderr and an exit code."""
+def _handled(debug: bool, url: str | None = None, *, json: bool = False) -> Iterator[None]:
+    """The one place errors become a line on stderr and an exit code (and, with ``--json``,
+    ``{"error": {"code": ..., "message": ...}}`` on stdout)."""
     try:
         with interrupts.handled():
             yield
     except InvoicegenError as exc:
         if debug:
             raise
-        console.error(str(exc))
+        _report(exc.exit_code, str(exc), json=json)
         raise typer.Exit(exc.exit_code) from None
     except Exception as exc:
         if debug:
@@ -184,7 +205,8 @@ def _handled(debug: bool, url: str | None = None) -> Iterator[None]:
         candidates: list[str | None] = [c for c in (url, _resolved_url.get()) if c]
         for candidate in candidates or [None]:
             message = urls.scrub(message, candidate)
-        console.error(f"{type(exc).__name__}: {message} (rerun with --debug for the traceback)")
+        message = f"{type(exc).__name__}: {message} (rerun with --debug for the traceback)"
+        _report(1, message, json=json)
         raise typer.Exit(1) from None
 
 
@@ -223,18 +245,44 @@ def _target(
 def migrate(
     database_url: DatabaseUrl = None,
     profile: Profile = None,
+    json: Json = False,
     quiet: Quiet = False,
     lock_timeout: LockTimeout = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
     """Upgrade invoicegen's schema to the newest revision."""
-    with _handled(debug, database_url):
+    with _handled(debug, database_url, json=json):
         config, engine = _target(
             database_url, lock_timeout, profile=profile, verbose=verbose, quiet=quiet
         )
         revision = schema.upgrade(engine, lock_timeout=config.lock_timeout)
-        console.done(f"schema of {urls.mask(engine.url)} is at revision {revision}")
+        if json:
+            console.emit_json({"database": urls.mask(engine.url), "revision": revision})
+        else:
+            console.done(f"schema of {urls.mask(engine.url)} is at revision {revision}")
+
+
+#: Below this many users to write, one worker is faster than several (starting worker processes
+#: and shipping rows between them costs more than it saves; measured in the README).
+SMALL_RUN_USERS = 20_000
+
+
+def _default_workers(users: int, shard: settings.Shard | None) -> int:
+    to_write = len(shard.positions(users)) if shard else users
+    return 1 if to_write < SMALL_RUN_USERS else seeding.default_workers()
+
+
+#: The first batch of a seed is this part of --batch-size (when that leaves at least one user).
+FIRST_BATCH_PART = 10
+
+
+def _progress_mode(requested: str | None, *, json: bool) -> console.ProgressMode:
+    if requested is None:
+        return "none" if json else console.progress_mode(None)
+    if requested not in ("bar", "plain", "none"):
+        raise UsageError(f"--progress must be bar, plain or none, not {requested!r}")
+    return console.progress_mode(requested)  # type: ignore[arg-type]  # checked just above
 
 
 @app.command()
@@ -283,7 +331,11 @@ def seed(
         str | None, typer.Option(metavar="N", help="Users per transaction. \\[default: 1000]")
     ] = None,
     workers: Annotated[
-        str | None, typer.Option(metavar="N", help="Generating processes. \\[default: CPU cores]")
+        str | None,
+        typer.Option(
+            metavar="N",
+            help="Generating processes. \\[default: 1 under 20,000 users, else CPU cores]",
+        ),
     ] = None,
     append: Annotated[
         bool, typer.Option("--append", help="Add USERS more user trees to the dataset there.")
@@ -308,6 +360,14 @@ def seed(
     force: Annotated[
         bool, typer.Option("--force", help="Add to a dataset made with other options or versions.")
     ] = False,
+    progress: Annotated[
+        str | None,
+        typer.Option(
+            metavar="bar|plain|none",
+            help="Progress on stderr: a live bar, a plain line every few seconds (for CI logs), "
+            "or none. \\[default: bar on a terminal, none in a pipe or with --json]",
+        ),
+    ] = None,
     lock_timeout: LockTimeout = None,
     database_url: DatabaseUrl = None,
     profile: Profile = None,
@@ -318,7 +378,7 @@ def seed(
 ) -> None:
     """Migrate, then fill the database with USERS whole user trees."""
     options = {k: v for k, v in locals().items() if k in settings.OPTIONS}
-    with _handled(debug, database_url):
+    with _handled(debug, database_url, json=json):
         config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
         engine = db.make_engine(config.database_url, busy_timeout=config.lock_timeout)
         sharding = settings.resolve_shard(config.shard, shards=config.shards)
@@ -339,12 +399,15 @@ def seed(
             since=config.since,
             locale=given("locale"),
             batch_size=config.batch_size,
-            workers=config.workers or seeding.default_workers(),
+            # the first rows (and the first progress) come sooner; the data is the same
+            first_batch_size=config.batch_size // FIRST_BATCH_PART or None,
+            workers=config.workers or _default_workers(config.users, sharding.shard),
             append=append,
             shard=sharding.shard,
             force=force,
         )
-        with console.seed_progress(plan.users, enabled=not (quiet or json)) as on_progress:
+        shown = _progress_mode(progress, json=json)
+        with console.seed_progress(plan.users_to_write, mode=shown) as on_progress:
             result = seeding.seed(
                 engine, plan, on_progress=on_progress, lock_timeout=config.lock_timeout
             )
@@ -407,12 +470,13 @@ def reset(
     ] = False,
     database_url: DatabaseUrl = None,
     profile: Profile = None,
+    json: Json = False,
     lock_timeout: LockTimeout = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
     """Drop invoicegen's tables (nothing else) and migrate again to an empty schema."""
-    with _handled(debug, database_url):
+    with _handled(debug, database_url, json=json):
         config, engine = _target(database_url, lock_timeout, profile=profile, verbose=verbose)
         target = urls.mask(engine.url)
         plan = guards.drop_plan(engine)
@@ -429,7 +493,11 @@ def reset(
         problem = guards.host_keys_problem(engine.url, plan, drop_foreign_keys=drop_foreign_keys)
         keys = plan.host_foreign_keys if drop_foreign_keys else []
         if dry_run:
-            console.drop_list(target, plan, keys, dry_run=True, problem=problem)
+            if json:
+                document = _reset_document(target, plan, keys, dry_run=True, problem=problem)
+                console.emit_json(document)
+            else:
+                console.drop_list(target, plan, keys, dry_run=True, problem=problem)
             return
         if not yes:
             console.drop_list(target, plan, keys, dry_run=False)
@@ -442,7 +510,31 @@ def reset(
             drop_foreign_keys=drop_foreign_keys,
             lock_timeout=config.lock_timeout,
         )
-        console.reset_done(target, dropped, dropped_keys=drop_foreign_keys)
+        if json:
+            console.emit_json(_reset_document(target, dropped, keys, dry_run=False, problem=None))
+        else:
+            console.reset_done(target, dropped, dropped_keys=drop_foreign_keys)
+
+
+def _reset_document(
+    target: str,
+    plan: db.ResetPlan,
+    keys: Sequence[db.HostForeignKey],
+    *,
+    dry_run: bool,
+    problem: str | None,
+) -> dict[str, Any]:
+    """``reset --json``: what it drops (or, with --dry-run, would drop)."""
+    return {
+        "database": target,
+        "dry_run": dry_run,
+        "protected": plan.protected,
+        "tables": [{"name": t.name, "rows": t.rows} for t in plan.tables],
+        "rows": sum(t.rows for t in plan.tables),
+        "foreign_keys": [str(key) for key in keys],
+        "stray_indexes": [str(index) for index in plan.stray_indexes],
+        "problem": problem,
+    }
 
 
 @app.command()
@@ -497,7 +589,7 @@ def show_stats(
     --check takes the expected children per parent and the as-of date from the run manifest;
     for a database without one, from the settings (profile, environment, defaults).
     """
-    with _handled(debug, database_url):
+    with _handled(debug, database_url, json=json):
         options = {"database_url": database_url} | dict.fromkeys(
             stats.EXPECTATION_KEYS if check else ()
         )

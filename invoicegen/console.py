@@ -1,7 +1,9 @@
 """Everything invoicegen shows a person: the only module that imports Rich.
 
 Results go to stdout, diagnostics and progress to stderr. Nothing is animated or styled when
-the stream is not a terminal (Rich decides per stream), nor anywhere when NO_COLOR is set.
+the stream is not a terminal (Rich decides per stream), nor anywhere when NO_COLOR is set or the
+terminal is dumb (``TERM=dumb``): no escape sequences of any kind, not even cursor control.
+No line ends in spaces (a table pads its cells; the padding is trimmed on the way out).
 """
 
 from __future__ import annotations
@@ -9,22 +11,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 from rich import box
 from rich.columns import Columns
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.padding import Padding
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.prompt import Prompt
 from rich.table import Table
 from rich.text import Text
@@ -44,9 +42,58 @@ if TYPE_CHECKING:  # only for annotations: `--help` and `--version` must not loa
         TopClient,
     )
 
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+#: How seeding shows its progress: a live bar, occasional plain lines, or nothing.
+ProgressMode = Literal["bar", "plain", "none"]
+PROGRESS_MODES: tuple[ProgressMode, ...] = ("bar", "plain", "none")
+#: Seconds between two plain progress lines (the first and the last are always shown).
+PLAIN_PROGRESS_EVERY = 5.0
+
+# The end of a line: spaces (and tabs) mixed with the style codes around them.
+_TRAILING = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)*[ \t](?:[ \t]|\x1b\[[0-9;]*m)*(?=\r?\n)")
+_STYLE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _trim(match: re.Match[str]) -> str:
+    return "".join(_STYLE.findall(match.group()))  # the style codes stay, the spaces go
+
+
+class _TrimmedLines:
+    """A text stream (looked up on each write, so a test runner's swap is seen) whose lines
+    never end in spaces: Rich pads table cells to the column's width."""
+
+    def __init__(self, stream: Callable[[], Any]) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream().write(_TRAILING.sub(_trim, text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, flush, fileno, encoding ...
+        return getattr(self._stream(), name)
+
+
+def _consoles(*, quiet: bool, colors: Literal["auto"] | None) -> tuple[Console, Console]:
+    return (
+        Console(
+            file=cast("IO[str]", _TrimmedLines(lambda: sys.stdout)),
+            highlight=False,
+            soft_wrap=False,
+            quiet=quiet,
+            color_system=colors,
+        ),
+        Console(
+            file=cast("IO[str]", _TrimmedLines(lambda: sys.stderr)),
+            stderr=True,
+            highlight=False,
+            soft_wrap=True,
+            color_system=colors,
+        ),
+    )
+
+
+out, err = _consoles(quiet=False, colors="auto")
 _quiet = False
+_emitted = False  # whether this invocation's JSON document is out
 
 
 def configure(*, quiet: bool = False) -> None:
@@ -57,13 +104,35 @@ def configure(*, quiet: bool = False) -> None:
     leaves out styles and animation when a stream is not a terminal. A stream that cannot
     encode a character shows ``?`` instead of failing.
     """
-    global out, err, _quiet
-    _quiet = quiet
+    global out, err, _quiet, _emitted
+    _quiet, _emitted = quiet, False
     for stream in (sys.stdout, sys.stderr):
         _degrade_gracefully(stream)
-    colors: Literal["auto"] | None = None if os.environ.get("NO_COLOR") else "auto"
-    out = Console(highlight=False, soft_wrap=False, quiet=quiet, color_system=colors)
-    err = Console(stderr=True, highlight=False, soft_wrap=True, color_system=colors)
+    colors: Literal["auto"] | None = None if _no_color() else "auto"
+    out, err = _consoles(quiet=quiet, colors=colors)
+
+
+def _no_color() -> bool:
+    return bool(os.environ.get("NO_COLOR")) or os.environ.get("TERM", "").lower() in (
+        "dumb",
+        "unknown",
+    )
+
+
+def _animated(console: Console) -> bool:
+    """Whether ``console`` may redraw lines: a terminal that takes escape sequences."""
+    return console.is_terminal and not console.is_dumb_terminal and not _no_color()
+
+
+def progress_mode(requested: ProgressMode | None) -> ProgressMode:
+    """The progress seeding shows: ``requested``, except that a bar needs a terminal that takes
+    escape sequences (elsewhere it becomes plain lines). Unset: a bar on such a terminal,
+    plain lines on a terminal without them (NO_COLOR, TERM=dumb), nothing in a pipe."""
+    if requested is None:
+        return "bar" if _animated(err) else "plain" if err.is_terminal else "none"
+    if requested == "bar" and not _animated(err):
+        return "plain"
+    return requested
 
 
 def _degrade_gracefully(stream: Any) -> None:
@@ -94,48 +163,150 @@ def warning(message: str) -> None:
 
 def emit_json(data: Mapping[str, Any]) -> None:
     """Exactly one JSON document on stdout."""
+    global _emitted
+    _emitted = True
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def emit_json_error(code: int, message: str) -> None:
+    """``{"error": {"code": ..., "message": ...}}`` on stdout, unless the command's document
+    is already there (``stats --check`` prints its report, then fails): one document, always."""
+    if not _emitted:
+        emit_json({"error": {"code": code, "message": message}})
 
 
 def settings_table(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
     table = Table(title="settings", title_style="bold", box=None, pad_edge=False)
     table.add_column("setting", style="cyan")
-    table.add_column("value", overflow="fold")
+    table.add_column("value")
     table.add_column("from", style="dim")
     for key, value in values.items():
         table.add_row(key, Text("-" if value is None else str(value)), Text(sources[key]))
-    err.print(table)
+    show(table, err)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+class _SeedMeter:
+    """What a progress report says: users done of all, time left, rows and their rate."""
+
+    def __init__(self, total_users: int) -> None:
+        self.total = total_users
+        self.started = time.monotonic()
+
+    def parts(self, event: SeedProgress | None) -> list[str]:
+        """The report's parts, most needed first (a narrow line keeps the first ones)."""
+        total = event.users_total if event else self.total
+        done = event.users_done if event else 0
+        rows = event.rows_done if event else 0
+        elapsed = time.monotonic() - self.started
+        left = (total - done) * elapsed / done if done else None
+        return [
+            f"{done:,}/{total:,} users",
+            f"ETA {'-' if left is None else _clock(left)}",
+            f"{rows:,} rows",
+            f"{rows / elapsed if elapsed > 0 else 0:,.0f} rows/s",
+            f"{_clock(elapsed)} elapsed",
+        ]
+
+
+def _fitted(parts: Sequence[str], width: int) -> str:
+    """As many of ``parts`` (in order; the first always) as fit in ``width`` cells."""
+    line = parts[0]
+    for part in parts[1:]:
+        if len(line) + 3 + len(part) > width:
+            break
+        line += f" · {part}"
+    return line
 
 
 @contextlib.contextmanager
-def seed_progress(total_users: int, *, enabled: bool) -> Iterator[Callable[[SeedProgress], None]]:
-    """A live progress bar on a terminal; a no-op callback otherwise."""
-    if not enabled or _quiet or not err.is_terminal:
+def seed_progress(
+    total_users: int, *, mode: ProgressMode
+) -> Iterator[Callable[[SeedProgress], None]]:
+    """Seeding's progress on stderr, after each committed batch: a live bar, plain lines at
+    most every :data:`PLAIN_PROGRESS_EVERY` seconds (and the last), or nothing. Hidden by
+    ``--quiet``. Every value shown is whole at any width: what does not fit is left out."""
+    if _quiet or mode == "none":
         yield lambda _event: None
         return
-    columns = (
-        TextColumn("[bold]seeding"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("users"),
-        TextColumn("{task.fields[rows]:>12,} rows  {task.fields[rate]:>9,.0f} rows/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("seed", total=total_users, rows=0, rate=0.0)
+    meter = _SeedMeter(total_users)
+    if mode == "plain":
+        shown = [-PLAIN_PROGRESS_EVERY]
 
-        def update(event: SeedProgress) -> None:
-            elapsed = bar.tasks[0].elapsed or 0.0
-            rate = event.rows_done / elapsed if elapsed else 0.0
-            bar.update(task, completed=event.users_done, rows=event.rows_done, rate=rate)
+        def line(event: SeedProgress) -> None:
+            now = time.monotonic()
+            if now - shown[0] >= PLAIN_PROGRESS_EVERY or event.users_done >= event.users_total:
+                shown[0] = now
+                err.print(Text("seeding " + " · ".join(meter.parts(event))), soft_wrap=True)
 
+        yield line
+        return
+    bar_column = BarColumn(bar_width=1)
+    with Progress(
+        TextColumn("seeding"),
+        bar_column,
+        TextColumn("{task.description}"),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("", total=total_users)
+
+        def update(event: SeedProgress | None) -> None:
+            # "seeding", the bar, the text, a space between each, and one cell spare at the
+            # end (a terminal may wrap a line that fills it). The bar gets 12 cells or more,
+            # unless the users alone need them.
+            text = _fitted(meter.parts(event), err.width - 22)
+            bar = err.width - 10 - len(text)
+            bar_column.bar_width = bar if bar >= 10 else 1
+            progress.update(task, completed=event.users_done if event else 0, description=text)
+
+        update(None)
         yield update
 
 
+def _whole_width(console: Console, renderable: Any) -> int:
+    """The narrowest width, from the console's, at which Rich shortens no cell to ``…``.
+
+    Cells wrap between words; a word (a number, a URL, a seed) is never cut or folded: Rich
+    would end it with ``…`` instead, and that is what is looked for."""
+    width = console.width
+    while width < _WIDEST:
+        options = console.options.update_width(width)
+        if "…" not in "".join(segment.text for segment in console.render(renderable, options)):
+            break
+        width += 1
+    return width
+
+
+_WIDEST = 1000
+
+
+def show(renderable: Any, stream: Console | None = None) -> None:
+    """Print a table (or columns of them) whole: at the console's width when it fits, else
+    wider (a terminal then wraps its lines; a pipe gets them long)."""
+    console = out if stream is None else stream
+    needed = _whole_width(console, renderable)
+    if needed <= console.width:
+        console.print(renderable)
+        return
+    width = console.width
+    console.width = needed
+    try:
+        console.print(renderable)
+    finally:
+        console.width = width
+
+
 def heading(text: str) -> None:
-    out.print(Text(text, style="bold"))
+    # Soft-wrapped, like every line that names a value (a URL, a seed): the terminal folds it,
+    # Rich never breaks it, so a pipe or a copy-paste gets it whole.
+    out.print(Text(text, style="bold"), soft_wrap=True)
 
 
 def _counts_table(counts: Mapping[str, int]) -> Table:
@@ -154,14 +325,17 @@ def seed_result(result: SeedResult, *, database: str, replay: str) -> None:
     if result.plan.shard is not None:
         what += f" (shard {result.plan.shard})"
     heading(f"Seeded {what} into {database}")
-    out.print(_counts_table(result.written))
+    show(_counts_table(result.written))
     out.print(
         f"[bold]{result.rows:,}[/] rows in [bold]{result.seconds:.2f}[/] s "
         f"([bold green]{result.rows_per_second:,.0f}[/] rows/s, "
         f"{result.workers} worker{'s' if result.workers != 1 else ''}, "
-        f"{result.batches} batch{'es' if result.batches != 1 else ''})"
+        f"{result.batches} batch{'es' if result.batches != 1 else ''})",
+        soft_wrap=True,
     )
-    out.print(f"seed [bold]{result.seed}[/], as of {result.as_of}; to replay this run:")
+    out.print(
+        f"seed [bold]{result.seed}[/], as of {result.as_of}; to replay this run:", soft_wrap=True
+    )
     # Soft-wrapped: the terminal folds it, and a copy-paste gets one runnable line.
     out.print(Text(f"  {replay}", style="dim"), soft_wrap=True)
 
@@ -235,15 +409,13 @@ def _months_chart(months: Sequence[Month]) -> Table:
 def _runs_table(runs: Sequence[RunRecord]) -> Table:
     table = _titled("run manifest", box=box.SIMPLE_HEAD, pad_edge=False)
     sharded = any(run.shard for run in runs)
+    # Never cut, never folded: where the table does not fit, _runs shows a few lines per run.
     for column in ("run", "status", "seed", "as of", "users", "shard", "started"):
         if column != "shard" or sharded:
-            table.add_column(column, justify="right" if column in ("run", "users") else "left")
-    table.add_column("options", overflow="fold", ratio=1)
+            justify: Literal["left", "right"] = "right" if column in ("run", "users") else "left"
+            table.add_column(column, justify=justify, no_wrap=True)
+    table.add_column("options", ratio=1)  # wrapped between options
     for run in runs:
-        options = run.options
-        if isinstance(options, dict):
-            # clients_per_user=1-3 reads as clients=1-3: the column is narrow.
-            options = " ".join(f"{k.split('_per_')[0]}={v}" for k, v in options.items())
         table.add_row(
             str(run.id),
             Text(run.status),
@@ -251,10 +423,42 @@ def _runs_table(runs: Sequence[RunRecord]) -> Table:
             str(run.as_of or "-"),
             f"{run.users_done:,}/{run.users:,}",
             *([Text(run.shard or "-")] if sharded else []),
-            run.started_at.isoformat(sep=" ", timespec="minutes"),
-            Text("" if options is None else str(options)),
+            Text(run.started_at.isoformat(sep=" ", timespec="minutes")),
+            Text(_options_text(run)),
         )
     return table
+
+
+def _runs(runs: Sequence[RunRecord]) -> None:
+    """The run manifest: a table where it fits, else a few lines per run, each value whole."""
+    table = _runs_table(runs)
+    if _whole_width(out, table) <= out.width:
+        out.print(table)
+        return
+    heading("run manifest")
+    for run in runs:
+        out.print(
+            f"run {run.id}  {run.status}  seed {run.seed}  as of {run.as_of or '-'}",
+            soft_wrap=True,
+            markup=False,
+        )
+        last = run.first_user + run.users
+        shard = f", shard {run.shard}" if run.shard else ""
+        out.print(
+            f"  users {run.first_user + 1:,}-{last:,} ({run.users_done:,}/{run.users:,} done"
+            f"{shard}), started {run.started_at.isoformat(sep=' ', timespec='minutes')} UTC",
+            soft_wrap=True,
+            markup=False,
+        )
+        out.print(Padding(Text(_options_text(run)), (0, 0, 0, 2)))  # wrapped between options
+
+
+def _options_text(run: RunRecord) -> str:
+    options = run.options
+    if isinstance(options, dict):
+        # clients_per_user=1-3 reads as clients=1-3: the column is narrow.
+        options = " ".join(f"{k.split('_per_')[0]}={v}" for k, v in options.items())
+    return "" if options is None else str(options)
 
 
 def _top_clients_table(clients: Sequence[TopClient]) -> Table:
@@ -272,7 +476,7 @@ def _top_clients_table(clients: Sequence[TopClient]) -> Table:
         f"top {len(clients)} clients by billed amount", box=box.SIMPLE_HEAD, pad_edge=False
     )
     for column in ("client", "company"):
-        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=22)
+        table.add_column(column)  # wrapped at spaces; never cut (see show)
     for index, column in enumerate(("user", "invoices", "billed"), start=2):
         widest = max(len(column), *(len(str(row[index])) for row in rows))
         table.add_column(column, justify="right", no_wrap=True, min_width=widest)
@@ -283,13 +487,13 @@ def _top_clients_table(clients: Sequence[TopClient]) -> Table:
 
 def stats(data: Stats) -> None:
     heading(f"{data.database}  (schema revision {data.revision})")
-    out.print(_counts_table(data.counts))
+    show(_counts_table(data.counts))
     if not data.counts.get("users"):
         out.print(Text("no data yet: fill the database with `invoicegen seed`", style="dim"))
         return
     out.print()
     charts = [_distribution_chart(level) for level in data.children if level.distribution]
-    out.print(Columns(charts, padding=(1, 4)))
+    show(Columns(charts, padding=(1, 4)))
     money = _titled("invoices and contracts", show_header=False)
     money.add_column("", style="cyan")
     money.add_column("", justify="right")
@@ -298,17 +502,17 @@ def stats(data: Stats) -> None:
     money.add_row("first / last contract start", _range(data.contract_starts))
     money.add_row("invoice periods from / to", _range(data.invoice_periods))
     money.add_row("contracts still running", f"{data.ongoing_contracts:,}")
-    out.print(money)
+    show(money)
     if data.months:
         out.print()
-        out.print(_months_chart(data.months))
+        show(_months_chart(data.months))
     if data.top_clients:
         out.print()
-        out.print(_top_clients_table(data.top_clients))
+        show(_top_clients_table(data.top_clients))
     out.print()
     billing(data.billing)
     if data.runs:
-        out.print(_runs_table(data.runs))
+        _runs(data.runs)
     else:
         out.print(Text("no run manifest: seeded by an older invoicegen or another tool", "dim"))
 
@@ -414,7 +618,7 @@ def billing(data: Billing | None) -> None:
         out.print()
         return
     heading(f"billing as of {data.as_of or '-'} (from {data.as_of_source}), in whole units")
-    out.print(_status_table(data))
+    show(_status_table(data))
     if data.predating:
         out.print(
             Text(
@@ -425,10 +629,10 @@ def billing(data: Billing | None) -> None:
         )
     out.print()
     if data.receivables:
-        out.print(_receivables_table(data))
+        show(_receivables_table(data))
         out.print()
     if data.billed_months:
-        out.print(_billed_months_table(data))
+        show(_billed_months_table(data))
         out.print()
 
 
@@ -452,7 +656,7 @@ def check_report(report: CheckReport) -> None:
             mark = Text(f"{result.violations:,} violation(s)", style="bold red")
         examples = ", ".join(f"#{i}" for i in result.examples)
         table.add_row(result.name, mark, f"{result.table} {examples}" if examples else "")
-    out.print(table)
+    show(table)
     for note in report.notes:
         out.print(Text.assemble(("note: ", "bold yellow"), note))
 
@@ -471,11 +675,11 @@ def drop_list(
     problem: str | None = None,
 ) -> None:
     """What a reset drops: invoicegen's tables, and the host foreign keys it was told to drop."""
-    table = Table(
-        title=f"{'Would drop' if dry_run else 'Dropping'} from {target}",
-        title_style="bold",
-        title_justify="left",
-    )
+    stream = out if dry_run else err
+    # The title on a line of its own: a table's title wraps to the table's width, and the URL
+    # would be split across lines.
+    title = Text(f"{'Would drop' if dry_run else 'Dropping'} from {target}", style="bold")
+    table = Table()
     table.add_column("table", style="cyan")
     table.add_column("rows", justify="right")
     for item in plan.tables:
@@ -484,8 +688,11 @@ def drop_list(
         table.add_row(f"index {index}, of invoicegen's name", "")
     for key in keys:
         table.add_row(f"foreign key {key} (the constraint only)", "")
-    stream = out if dry_run else err
-    stream.print(table if plan.tables or keys else f"nothing of invoicegen's in {target}")
+    if plan.tables or keys:
+        stream.print(title, soft_wrap=True)
+        show(table, stream)
+    else:
+        stream.print(f"nothing of invoicegen's in {target}", soft_wrap=True)
     if plan.protected:
         warning(f"{target} is protected: reset refuses it without --force-protected")
     if problem is not None:
@@ -501,9 +708,14 @@ def reset_done(target: str, plan: ResetPlan, *, dropped_keys: bool) -> None:
 
 
 def confirm_by_typing(expected: str, prompt: str) -> bool:
-    answer = Prompt.ask(f"{prompt} Type [bold]{expected}[/] to confirm", console=err, default="")
+    answer = Prompt.ask(
+        f"{prompt} Type [bold]{expected}[/] to confirm",
+        console=err,
+        default="",
+        show_default=False,  # not an empty "()"
+    )
     return answer.strip() == expected
 
 
 def done(message: str) -> None:
-    out.print(Text.assemble(("✓ ", "bold green"), message))
+    out.print(Text.assemble(("✓ ", "bold green"), message), soft_wrap=True)

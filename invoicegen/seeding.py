@@ -76,6 +76,9 @@ class SeedPlan:
     locale: str | None = None
     since: dt.date | None = None  # ended contracts end after this day; default: as_of - 3 years
     batch_size: int = 1000
+    #: Users in the first batch, so that progress shows sooner (None: ``batch_size``). Batches
+    #: never change the data: every value derives from (seed, user position).
+    first_batch_size: int | None = None
     workers: int = 1
     append: bool = False
     shard: Shard | None = None
@@ -202,7 +205,8 @@ def plan_batches(
     next_ids = list(first_ids)
     position, end = positions.start, positions.stop
     while position < end:
-        size = min(plan.batch_size, end - position)
+        first = position == positions.start and plan.first_batch_size
+        size = min(first or plan.batch_size, end - position)
         yield Batch(position, size, (next_ids[0], next_ids[1], next_ids[2], next_ids[3]))
         _add_trees(next_ids, plan, seed, range(position, position + size))
         position += size
@@ -610,7 +614,8 @@ def _run(
             shard=str(plan.shard) if plan.shard else None,
             options=_recorded_options(plan),
         )
-    n_batches = -(-len(positions) // plan.batch_size)
+    first_batch = min(len(positions), plan.first_batch_size or plan.batch_size)
+    n_batches = (1 if first_batch else 0) + -(-(len(positions) - first_batch) // plan.batch_size)
     users_done = 0
     written = dict.fromkeys(TABLES, 0)
     status = "interrupted"

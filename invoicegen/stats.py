@@ -110,15 +110,20 @@ class Stats:
                 {"children": n, "parents": parents} for n, parents in raw.distribution.items()
             ]
             level["mix"] = None if raw.mix is None else str(raw.mix)
+        for run in data["runs"]:
+            run["first_user"] += 1  # counted from 1, as in `seed --json` and "Seeded users 1-N"
         return data  # type: ignore[no-any-return]
 
 
 def _jsonable(value: Any) -> Any:
-    """Dates as ISO text, money as exact decimal strings, recursively."""
+    """Dates and times (UTC, ``...Z``) as ISO 8601 text, money as exact decimal strings."""
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
+    if isinstance(value, dt.datetime):  # the manifest's times are UTC, stored without a zone
+        utc = value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, Decimal):

@@ -175,7 +175,10 @@ def test_unreachable_server_exits_4_without_the_password() -> None:
     assert "127.0.0.1" in line
     for secret in ("s3cr", "%40t", "s3cr@t/:"):
         assert secret not in result.output
-    assert result.stdout == ""
+    # --json: the error document on stdout says the same line, without the password either
+    assert json.loads(result.stdout) == {
+        "error": {"code": 4, "message": line.removeprefix("error: ")}
+    }
 
 
 @pytest.mark.servers

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import pickle
 import shutil
@@ -86,7 +87,8 @@ def test_an_unreachable_server_fails_within_the_connect_timeout(
     assert time.monotonic() - started < db.CONNECT_TIMEOUT_SECONDS + 10
     assert process.returncode == 4
     assert "127.0.0.1" in one_line_error(err)
-    assert out == "" and "p@ss" not in err and "p%40ss" not in err
+    assert json.loads(out)["error"]["code"] == 4  # --json: the error document
+    assert "p@ss" not in out + err and "p%40ss" not in out + err
 
 
 PASSWORD = "p@ss%w/rd:9"  # every character a URL treats specially
@@ -124,7 +126,7 @@ def test_wrong_password_with_url_specials_exits_4_everywhere_without_it(
     wrong = invoke(*seed_args(url.set(password=WRONG).render_as_string(False), 2), "--json")
     line = assert_one_line_error(wrong, 4)
     assert "Access denied" in line
-    assert wrong.stdout == ""
+    assert json.loads(wrong.stdout) == {"error": {"code": 4, "message": line[len("error: ") :]}}
     for secret in (WRONG, "wr@ng", "%40", "pa/ss", PASSWORD):
         assert secret not in wrong.output
 
@@ -135,7 +137,8 @@ def test_unknown_postgresql_role_exits_4_without_the_password() -> None:
     url = urls.parse(SERVER_URLS["postgresql"]).set(username="no_such_role", password=WRONG)
     result = invoke(*seed_args(url.render_as_string(False), 1), "--json")
     line = assert_one_line_error(result, 4)
-    assert "no_such_role" in line and result.stdout == ""
+    assert "no_such_role" in line
+    assert json.loads(result.stdout) == {"error": {"code": 4, "message": line[len("error: ") :]}}
     for secret in (WRONG, "wr@ng", "pa/ss"):
         assert secret not in result.output
 

@@ -58,7 +58,7 @@ def test_version_does_not_load_rich() -> None:
 def test_completion_loads_no_heavy_library() -> None:
     env = dict(os.environ)
     env.update(
-        _INVOICEGEN_COMPLETE="complete_bash", COMP_WORDS="invoicegen seed --pro", COMP_CWORD="2"
+        _INVOICEGEN_COMPLETE="complete_bash", COMP_WORDS="invoicegen seed --prof", COMP_CWORD="2"
     )
     printed, loaded = _run([], env=env)
     assert printed.split() == ["--profile"]  # completion ran, not the help

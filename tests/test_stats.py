@@ -403,7 +403,8 @@ def test_the_chart_of_a_mixed_level_follows_the_mix(sqlite_url: str) -> None:
     def chart() -> list[str]:
         shown = cli("stats", "-d", sqlite_url, env={"COLUMNS": "80", "NO_COLOR": "1"})
         assert shown.exit_code == 0, shown.stderr
-        assert max(len(line) for line in shown.stdout.splitlines()) <= 80
+        # every line fits, but the one naming the database: a URL is never cut or folded
+        assert max(len(line) for line in shown.stdout.splitlines() if sqlite_url not in line) <= 80
         lines = shown.stdout.splitlines()
         start = lines.index(next(line for line in lines if line.startswith("clients per user")))
         end = next(i for i in range(start, len(lines)) if lines[i].startswith("mean"))

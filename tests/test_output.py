@@ -1,0 +1,258 @@
+"""What a person sees, on a real pseudo-terminal and in a pipe: no escape sequences where none
+are wanted (NO_COLOR, TERM=dumb, pipes), progress that is never animated off a terminal, and
+output that fits 60, 80 and 120 columns without cutting a value or ending a line in spaces."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+AS_OF = "2026-11-01"
+SEED = "9122794728361509123"  # as long as a seed gets (19 digits): it must never be cut
+
+
+@dataclass
+class Run:
+    code: int
+    text: str  # stdout and stderr as the terminal shows them (one stream on a pty)
+    raw: bytes
+    stderr: str = ""
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICEGEN_")}
+    for name in ("NO_COLOR", "FORCE_COLOR", "PY_COLORS", "TTY_COMPATIBLE", "COLUMNS"):
+        env.pop(name, None)
+    env["TERM"] = "xterm-256color"
+    return env | extra
+
+
+def in_terminal(*args: str, env: dict[str, str] | None = None, columns: int = 80) -> Run:
+    """``python -m invoicegen ARGS`` on a real pseudo-terminal ``columns`` wide."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoicegen", *args],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=_env(env or {}),
+    )
+    os.close(terminal)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(controller, 65536)
+            except OSError:  # EIO: the terminal's last writer is gone
+                break
+            if not data:
+                break
+            chunks.append(data)
+        code = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
+    raw = b"".join(chunks)
+    return Run(code, raw.decode("utf-8", "replace").replace("\r\n", "\n"), raw)
+
+
+def piped(*args: str, env: dict[str, str] | None = None) -> Run:
+    done = subprocess.run(
+        [sys.executable, "-m", "invoicegen", *args],
+        capture_output=True,
+        env=_env(env or {}),
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    raw = done.stdout + done.stderr
+    return Run(done.returncode, done.stdout.decode(), raw, done.stderr.decode())
+
+
+def seed_args(url: str, *more: str) -> list[str]:
+    return ["seed", "-d", url, "--users", "60", "--batch-size", "10", "--workers", "1",
+            "--seed", SEED, "--as-of", AS_OF, *more]  # fmt: skip
+
+
+# --- item: no escape sequences where none are wanted ---------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env", [{"NO_COLOR": "1"}, {"TERM": "dumb"}], ids=["NO_COLOR", "dumb"])
+def test_no_escape_sequence_on_a_terminal_without_them(
+    sqlite_url: str, env: dict[str, str]
+) -> None:
+    runs = [
+        in_terminal(*seed_args(sqlite_url), env=env),
+        in_terminal("stats", "-d", sqlite_url, env=env),
+        in_terminal("stats", "--check", "-d", sqlite_url, env=env),
+        in_terminal("migrate", "-d", sqlite_url, "--verbose", env=env),
+        in_terminal("reset", "--dry-run", "-d", sqlite_url, env=env),
+    ]
+    for run in runs:
+        assert run.code == 0, run.text
+        assert b"\x1b" not in run.raw, run.raw[:400]
+    # a terminal still shows progress, as plain lines: the last says all users are written
+    assert "seeding 60/60 users" in runs[0].text
+
+
+def test_a_terminal_that_takes_escape_sequences_gets_the_live_bar(sqlite_url: str) -> None:
+    """The counterpart, so the tests above can fail: the same run, animated."""
+    run = in_terminal(*seed_args(sqlite_url))
+    assert run.code == 0, run.text
+    assert b"\x1b[?25l" in run.raw  # Rich hides the cursor while the bar is drawn
+    assert "seeding 60/60 users" not in run.text.split("\x1b")[-1]  # the bar is gone at the end
+    # styled, and still no line ends in spaces (nor in spaces between style codes)
+    shown = in_terminal("stats", "-d", sqlite_url, columns=100)
+    assert b"\x1b[" in shown.raw
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", shown.text)
+    assert SEED in plain
+    assert [line for line in plain.splitlines() if line != line.rstrip()] == []
+
+
+def test_a_pipe_gets_no_escape_sequence_and_no_progress_unless_asked(sqlite_url: str) -> None:
+    quiet = piped(*seed_args(sqlite_url))
+    assert quiet.code == 0, quiet.raw
+    assert b"\x1b" not in quiet.raw
+    assert "seeding" not in quiet.stderr
+
+    asked = piped(*seed_args(sqlite_url, "--append", "--progress", "plain"))
+    assert asked.code == 0, asked.raw
+    assert b"\x1b" not in asked.raw and "\r" not in asked.stderr
+    lines = [line for line in asked.stderr.splitlines() if line.startswith("seeding ")]
+    # the first batch at once, then at most one line every few seconds, and the last
+    assert lines and lines[-1].startswith("seeding 60/60 users · ETA 0:00:00")
+    assert len(lines) < 60 // 10
+
+
+def test_a_bar_asked_for_in_a_pipe_is_plain_lines(sqlite_url: str) -> None:
+    run = piped(*seed_args(sqlite_url, "--progress", "bar"))
+    assert run.code == 0, run.raw
+    assert b"\x1b" not in run.raw
+    assert "seeding 60/60 users" in run.stderr
+
+
+def test_an_unknown_progress_mode_is_a_usage_error(sqlite_url: str) -> None:
+    run = piped(*seed_args(sqlite_url, "--progress", "fancy"))
+    assert run.code == 2
+    assert run.stderr.strip().splitlines() == [
+        "error: --progress must be bar, plain or none, not 'fancy'"
+    ]
+    assert not Path(sqlite_url.removeprefix("sqlite:///")).exists() or "Seeded" not in run.text
+
+
+# --- item: output that fits 60, 80 and 120 columns, and pipes ------------------------------------
+
+
+def _assert_whole(text: str, *values: str) -> None:
+    for value in values:
+        assert value in text, f"{value!r} is not shown whole in:\n{text}"
+    assert "…" not in text, text
+    trailing = [line for line in text.splitlines() if line != line.rstrip()]
+    assert not trailing, f"lines ending in spaces: {trailing!r}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("columns", [60, 80, 120])
+def test_every_command_fits_without_cutting_a_value(sqlite_url: str, columns: int) -> None:
+    """Piped (a CI log) at a given COLUMNS: the seed, the as-of, the database, the totals and the
+    replay line are whole; no cell ends in `…`; no line ends in spaces."""
+    env = {"COLUMNS": str(columns)}
+    database = sqlite_url
+    seeded = piped(*seed_args(sqlite_url, "--verbose"), env=env)
+    assert seeded.code == 0, seeded.raw
+    total = next(line.split()[-2] for line in seeded.text.splitlines() if "total" in line)
+    replay = next(
+        line.strip()
+        for line in seeded.text.splitlines()
+        if line.strip().startswith("invoicegen seed")
+    )
+    assert f"--seed {SEED} --as-of {AS_OF}" in replay
+    _assert_whole(
+        seeded.text, f"into {database}", f"seed {SEED}, as of {AS_OF}", f"{total} rows in"
+    )
+    _assert_whole(seeded.stderr, database, "users", "60")  # --verbose: the settings table
+
+    stats = piped("stats", "-d", database, env=env)
+    assert stats.code == 0, stats.raw
+    _assert_whole(stats.text, database, SEED, AS_OF, total, "60/60", "top 10 clients")
+
+    check = piped("stats", "--check", "-d", database, env=env)
+    assert check.code == 0, check.raw
+    _assert_whole(check.text, f"checking {database}", "duplicate user emails")
+
+    dry = piped("reset", "--dry-run", "-d", database, env=env)
+    assert dry.code == 0, dry.raw
+    _assert_whole(dry.text, f"Would drop from {database}", "invoicegen_alembic_version", "60")
+    _assert_whole(dry.stderr, "target: ")
+
+    migrated = piped("migrate", "-d", database, "--verbose", env=env)
+    assert migrated.code == 0, migrated.raw
+    _assert_whole(migrated.text, f"schema of {database} is at revision")
+    _assert_whole(migrated.stderr, database, "lock_timeout")
+
+
+def test_company_names_are_whole_at_120_columns(sqlite_url: str) -> None:
+    assert piped(*seed_args(sqlite_url)).code == 0
+    import sqlalchemy as sa
+
+    with sa.create_engine(sqlite_url).connect() as connection:
+        companies = [
+            row[0] for row in connection.execute(sa.text("SELECT company_name FROM clients"))
+        ]
+    shown = piped("stats", "-d", sqlite_url, env={"COLUMNS": "120"})
+    top = shown.text.split("top 10 clients", 1)[1].split("billing as of", 1)[0]
+    assert "…" not in top
+    assert sum(name in top for name in companies) >= 10  # each top client's company, whole
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("columns", [60, 80])
+def test_the_progress_bar_keeps_users_and_eta_whole(sqlite_url: str, columns: int) -> None:
+    run = in_terminal(*seed_args(sqlite_url), columns=columns)
+    assert run.code == 0, run.text
+    import re
+
+    drawn = re.findall(r"(\d+)/60 users · ETA (\d:\d\d:\d\d|-)", run.text)
+    assert drawn, run.text[:600]
+    assert "…" not in run.text
+    frames = [re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", f) for f in run.text.split("\x1b[2K")]
+    bars = [frame.strip("\r\n") for frame in frames if frame.startswith("seeding ")]
+    assert bars and all(len(bar) < columns for bar in bars), bars
+
+
+def test_the_reset_prompt_has_no_empty_parentheses(sqlite_url: str) -> None:
+    assert piped(*seed_args(sqlite_url)).code == 0
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 80, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoicegen", "reset", "-d", sqlite_url],
+        stdin=terminal, stdout=terminal, stderr=terminal, env=_env({"NO_COLOR": "1"}),
+    )  # fmt: skip
+    os.close(terminal)
+    seen = b""
+    try:
+        while b"to confirm" not in seen:
+            seen += os.read(controller, 4096)
+        os.write(controller, b"wrong\n")
+        assert process.wait(timeout=60) == 3
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
+    prompt = seen.decode().splitlines()[-1]
+    assert "()" not in prompt and prompt.rstrip().endswith("to confirm:"), prompt
