@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from invoicegen import db, writers
+from invoicegen import db
+from invoicegen.seeding import writers
 
 AWKWARD = [
     "tab\there",

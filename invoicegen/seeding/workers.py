@@ -1,4 +1,5 @@
-"""Generating worker processes that never outlive the process that started them.
+"""Generating worker processes that never outlive the process that started them, and their
+results in the order asked for.
 
 They start with the stop signals blocked, then ignore them (:mod:`invoicegen.interrupts`);
 they exit when their parent is gone, however it died; their owner kills them after any
@@ -17,13 +18,24 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing.context import SpawnContext, SpawnProcess
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, TypeVar
 
 from invoicegen import interrupts
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def default_workers() -> int:
+    """The CPU cores this process may run on."""
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
 
 
 class _Spawn(SpawnContext):
@@ -63,6 +75,44 @@ def pool(count: int, warm: str, *args: Any) -> Iterator[ProcessPoolExecutor]:
                 if process.is_alive():
                     process.kill()
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def optional_pool(count: int, warm: str, *args: Any) -> Iterator[ProcessPoolExecutor | None]:
+    """:func:`pool`, or None for one worker: the calling process does the work itself."""
+    if count <= 1:
+        yield None
+        return
+    with pool(count, warm, *args) as executor:
+        yield executor
+
+
+def ordered(
+    executor: ProcessPoolExecutor | None,
+    function: Callable[..., R],
+    items: Iterable[T],
+    *args: Any,
+    ahead: int,
+) -> Generator[tuple[T, R], None, None]:
+    """``(item, function(*args, item))`` for each item, in order; computed by ``executor``'s
+    processes, at most ``ahead`` queued, when there is one. Closing it drops what is queued."""
+    if executor is None:
+        for item in items:
+            yield item, function(*args, item)
+        return
+    window: deque[tuple[T, Future[R]]] = deque()
+    try:
+        for item in items:
+            window.append((item, executor.submit(function, *args, item)))
+            if len(window) > ahead:  # enough queued to keep every worker busy
+                done, future = window.popleft()
+                yield done, future.result()
+        while window:
+            done, future = window.popleft()
+            yield done, future.result()
+    finally:
+        for _item, future in window:  # stopped early: drop what is queued, not wait for it
+            future.cancel()
 
 
 def init(parent: int, warm: str, *args: Any) -> None:
