@@ -87,13 +87,20 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
+
+def _shown(key: str) -> str:
+    """How the help text shows a setting's default (settings.OPTIONS holds them all)."""
+    return settings.OPTIONS[key].default_text
+
+
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
         "-d",
         metavar="URL",
-        help="SQLAlchemy URL. \\[env: INVOICEGEN_DATABASE_URL] \\[default: sqlite:///invoicegen.db]",
+        help="SQLAlchemy URL. \\[env: INVOICEGEN_DATABASE_URL] "
+        f"\\[default: {_shown('database_url')}]",
         show_default=False,
     ),
 ]
@@ -121,7 +128,8 @@ LockTimeout = Annotated[
     str | None,
     typer.Option(
         "--lock-timeout",
-        help="Seconds to wait for another invoicegen run on the same database. [default: 60]",
+        help="Seconds to wait for another invoicegen run on the same database. "
+        f"[default: {_shown('lock_timeout')}]",
     ),
 ]
 
@@ -225,49 +233,64 @@ def migrate(
 def seed(
     users: Annotated[
         str | None,
-        typer.Option("--users", "-n", metavar="N", help="Users to create. \\[default: 50]"),
+        typer.Option(
+            "--users", "-n", metavar="N", help=f"Users to create. \\[default: {_shown('users')}]"
+        ),
     ] = None,
     clients_per_user: Annotated[
         str | None,
         typer.Option(
             metavar="COUNTS",
-            help="Clients per user: N, MIN-MAX or a mix like 1-3:90,4-50:10. \\[default: 1-3]",
+            help="Clients per user: N, MIN-MAX or a mix like 1-3:90,4-50:10. "
+            f"\\[default: {_shown('clients_per_user')}]",
         ),
     ] = None,
     contracts_per_client: Annotated[
         str | None,
-        typer.Option(metavar="COUNTS", help="Contracts per client (as above). \\[default: 1-3]"),
+        typer.Option(
+            metavar="COUNTS",
+            help=f"Contracts per client (as above). \\[default: {_shown('contracts_per_client')}]",
+        ),
     ] = None,
     invoices_per_contract: Annotated[
         str | None,
-        typer.Option(metavar="COUNTS", help="Invoices per contract (as above). \\[default: 1-5]"),
+        typer.Option(
+            metavar="COUNTS",
+            help="Invoices per contract (as above). "
+            f"\\[default: {_shown('invoices_per_contract')}]",
+        ),
     ] = None,
     seed: Annotated[
         str | None,
-        typer.Option(metavar="INT", help="Same seed, same rows. \\[default: random, printed]"),
+        typer.Option(metavar="INT", help=f"Same seed, same rows. \\[default: {_shown('seed')}]"),
     ] = None,
     as_of: Annotated[
         str | None,
         typer.Option(
             metavar="DATE",
-            help="The 'today' dates are relative to (YYYY-MM-DD). \\[default: today]",
+            help=f"The 'today' dates are relative to (YYYY-MM-DD). \\[default: {_shown('as_of')}]",
         ),
     ] = None,
     since: Annotated[
         str | None,
         typer.Option(
             metavar="DATE",
-            help="Contracts that ended, ended after this day. \\[default: 3 years before as-of]",
+            help=f"Contracts that ended, ended after this day. \\[default: {_shown('since')}]",
         ),
     ] = None,
     locale: Annotated[
-        str | None, typer.Option(metavar="LOCALE", help="Faker locale. \\[default: en_US]")
+        str | None,
+        typer.Option(metavar="LOCALE", help=f"Faker locale. \\[default: {_shown('locale')}]"),
     ] = None,
     batch_size: Annotated[
-        str | None, typer.Option(metavar="N", help="Users per transaction. \\[default: 1000]")
+        str | None,
+        typer.Option(
+            metavar="N", help=f"Users per transaction. \\[default: {_shown('batch_size')}]"
+        ),
     ] = None,
     workers: Annotated[
-        str | None, typer.Option(metavar="N", help="Generating processes. \\[default: CPU cores]")
+        str | None,
+        typer.Option(metavar="N", help=f"Generating processes. \\[default: {_shown('workers')}]"),
     ] = None,
     append: Annotated[
         bool, typer.Option("--append", help="Add USERS more user trees to the dataset there.")

@@ -17,16 +17,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from invoicegen import settings
 from invoicegen.errors import UsageError
 from invoicegen.factories import HISTORY_MONTHS, add_months
 from invoicegen.settings import CountMix, Shard, check_as_of
 
-#: What the options that shape the values default to in a new dataset.
+#: What the options that shape the values default to in a new dataset (from settings.OPTIONS).
 SHAPING_DEFAULTS: dict[str, Any] = {
-    "clients_per_user": CountMix.range(1, 3),
-    "contracts_per_client": CountMix.range(1, 3),
-    "invoices_per_contract": CountMix.range(1, 5),
-    "locale": "en_US",
+    key: settings.default(key)
+    for key in ("clients_per_user", "contracts_per_client", "invoices_per_contract", "locale")
 }
 
 
@@ -47,7 +46,7 @@ class SeedPlan:
     as_of: dt.date | None = None
     locale: str | None = None
     since: dt.date | None = None  # ended contracts end after this day; default: as_of - 3 years
-    batch_size: int = 1000
+    batch_size: int = settings.default("batch_size")
     workers: int = 1
     append: bool = False
     shard: Shard | None = None

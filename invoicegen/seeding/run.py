@@ -18,7 +18,7 @@ from types import TracebackType
 
 from sqlalchemy.engine import Engine
 
-from invoicegen import db, interrupts, manifest
+from invoicegen import db, interrupts, manifest, settings
 from invoicegen.errors import Interrupted, WorkerDied
 from invoicegen.seeding import generate, workers, writers
 from invoicegen.seeding.dataset import reconcile, recorded_options
@@ -73,7 +73,7 @@ def seed(
     plan: SeedPlan,
     *,
     on_progress: Callable[[Progress], None] | None = None,
-    lock_timeout: float = db.LOCK_TIMEOUT_SECONDS,
+    lock_timeout: float = settings.default("lock_timeout"),
     stop: Callable[[], bool] | None = None,
 ) -> SeedResult:
     """Migrate, then write ``plan.users`` whole user trees in batches; returns what was written.
