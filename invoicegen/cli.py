@@ -355,41 +355,10 @@ def seed(
             result = seeding.seed(
                 engine, plan, on_progress=on_progress, lock_timeout=config.lock_timeout
             )
-        resolved = result.plan
-        replay = (
-            f"invoicegen seed --users {resolved.users} --seed {result.seed} --as-of {result.as_of} "
-            f"--since {resolved.since} "
-            f"--clients-per-user {resolved.clients_per_user} --contracts-per-client "
-            f"{resolved.contracts_per_client} --invoices-per-contract "
-            f"{resolved.invoices_per_contract}"
-            + (f" --locale {resolved.locale}" if resolved.locale != "en_US" else "")
-            + (" --append" if resolved.append else "")
-            + (f" --shard {resolved.shard}" if resolved.shard else "")
-        )
         if json:
-            console.emit_json(
-                {
-                    "database": db.mask(engine.url),
-                    "counts": result.counts,
-                    "written": result.written,
-                    "rows": result.rows,
-                    "seconds": round(result.seconds, 3),
-                    "rows_per_second": round(result.rows_per_second, 1),
-                    "seed": result.seed,
-                    "as_of": result.as_of.isoformat(),
-                    "since": resolved.since.isoformat() if resolved.since else None,
-                    "first_user": result.first_user + 1,
-                    "users": result.users,
-                    "shard": str(resolved.shard) if resolved.shard else None,
-                    "run": result.run_id,
-                    "revision": result.revision,
-                    "workers": result.workers,
-                    "batches": result.batches,
-                    "replay": replay,
-                }
-            )
+            console.emit_json(result.to_json())
         else:
-            console.seed_result(result, database=db.mask(engine.url), replay=replay)
+            console.seed_result(result, database=result.database, replay=result.replay())
 
 
 @app.command()

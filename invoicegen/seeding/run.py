@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import shlex
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -49,10 +51,52 @@ class SeedResult:
     users: int  # user trees this run wrote
     run_id: int
     plan: Plan  # with every option resolved
+    database: str  # the database's URL, password masked
 
     @property
     def rows(self) -> int:
         return sum(self.written.values())
+
+    def replay_args(self) -> list[str]:
+        """The arguments of ``invoicegen`` that write this run's rows again, into an empty
+        database (an append or a shard: after the runs before it)."""
+        plan = self.plan
+        args = ["seed", "--users", str(plan.users), "--seed", str(plan.seed)]
+        args += ["--as-of", str(plan.as_of), "--since", str(plan.since)]
+        args += ["--clients-per-user", str(plan.clients_per_user)]
+        args += ["--contracts-per-client", str(plan.contracts_per_client)]
+        args += ["--invoices-per-contract", str(plan.invoices_per_contract)]
+        if plan.locale != SHAPING_DEFAULTS["locale"]:
+            args += ["--locale", plan.locale]
+        args += ["--append"] if plan.append else []
+        args += ["--shard", str(plan.shard)] if plan.shard else []
+        return args + (["--force"] if plan.force else [])
+
+    def replay(self) -> str:
+        """:meth:`replay_args` as a shell command line."""
+        return shlex.join(["invoicegen", *self.replay_args()])
+
+    def to_json(self) -> dict[str, Any]:
+        """The run as ``invoicegen seed --json`` prints it."""
+        return {
+            "database": self.database,
+            "counts": self.counts,
+            "written": self.written,
+            "rows": self.rows,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second, 1),
+            "seed": self.seed,
+            "as_of": self.as_of.isoformat(),
+            "since": self.plan.since.isoformat(),
+            "first_user": self.first_user + 1,
+            "users": self.users,
+            "shard": str(self.plan.shard) if self.plan.shard else None,
+            "run": self.run_id,
+            "revision": self.revision,
+            "workers": self.workers,
+            "batches": self.batches,
+            "replay": self.replay(),
+        }
 
     @property
     def rows_per_second(self) -> float:
@@ -247,4 +291,5 @@ class Run:
             users=len(self.positions),
             run_id=self.run_id,
             plan=self.plan,
+            database=db.mask(self.engine.url),
         )
