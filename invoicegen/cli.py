@@ -328,28 +328,8 @@ def seed(
     with _handled(debug, database_url):
         config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
         engine = db.make_engine(config.database_url, busy_timeout=config.lock_timeout)
-        sharding = settings.resolve_shard(config.shard, shards=config.shards)
-        if config.shard is not None and config.shard.strip().lower() == "auto":
-            shown = str(sharding.shard) if sharding.shard else "none (a total of 1)"
-            console.note(f"shard {shown}, from {sharding.source}")
-
-        def given(key: str) -> Any:  # unset options follow the dataset when adding to one
-            return None if config.sources[key] == "default" else config.values[key]
-
-        plan = seeding.SeedPlan(
-            users=config.users,
-            clients_per_user=given("clients_per_user"),
-            contracts_per_client=given("contracts_per_client"),
-            invoices_per_contract=given("invoices_per_contract"),
-            seed=config.seed,
-            as_of=config.as_of,
-            since=config.since,
-            locale=given("locale"),
-            batch_size=config.batch_size,
-            workers=config.workers or seeding.default_workers(),
-            append=append,
-            shard=sharding.shard,
-            force=force,
+        plan = seeding.SeedPlan.from_settings(
+            config, shard=_shard(config), append=append, force=force
         )
         with console.seed_progress(plan.users, enabled=not (quiet or json)) as on_progress:
             result = seeding.seed(
@@ -359,6 +339,15 @@ def seed(
             console.emit_json(result.to_json())
         else:
             console.seed_result(result, database=result.database, replay=result.replay())
+
+
+def _shard(config: settings.Settings) -> settings.Shard | None:
+    """The shard to write; with ``--shard auto``, a note on where it came from."""
+    sharding = settings.resolve_shard(config.shard, shards=config.shards)
+    if config.shard is not None and config.shard.strip().lower() == "auto":
+        shown = str(sharding.shard) if sharding.shard else "none (a total of 1)"
+        console.note(f"shard {shown}, from {sharding.source}")
+    return sharding.shard
 
 
 @app.command()

@@ -363,6 +363,10 @@ class Settings:
     sources: Mapping[str, str]
     warnings: tuple[str, ...] = field(default=())
 
+    def given(self, name: str) -> Any:
+        """The value when it was set (option, environment, file), None when left unset."""
+        return None if self.sources[name] == "default" else self._get(name)
+
     def _get(self, name: str) -> Any:
         try:
             return self.values[name]

@@ -20,6 +20,7 @@ from typing import Any
 from invoicegen import settings
 from invoicegen.errors import UsageError
 from invoicegen.factories import HISTORY_MONTHS, add_months
+from invoicegen.seeding.workers import default_workers
 from invoicegen.settings import CountMix, Shard, check_as_of
 
 #: What the options that shape the values default to in a new dataset (from settings.OPTIONS).
@@ -59,6 +60,26 @@ class SeedPlan:
             raise UsageError("--append and --shard do not go together: a shard is a fixed slice")
         if self.since is not None and self.as_of is not None and self.since >= self.as_of:
             raise UsageError(f"--since {self.since} must come before --as-of {self.as_of}")
+
+    @classmethod
+    def from_settings(
+        cls, config: settings.Settings, *, shard: Shard | None, append: bool, force: bool
+    ) -> SeedPlan:
+        """The request a command's resolved settings make: the shaping options left unset
+        follow the dataset when adding to one (their defaults make a new one)."""
+        shaping = {key: config.given(key) for key in SHAPING_DEFAULTS}
+        return cls(
+            users=config.users,
+            seed=config.seed,
+            as_of=config.as_of,
+            since=config.since,
+            batch_size=config.batch_size,
+            workers=config.workers or default_workers(),
+            append=append,
+            shard=shard,
+            force=force,
+            **shaping,
+        )
 
     def shaping(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in SHAPING_DEFAULTS}
