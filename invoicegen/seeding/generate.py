@@ -92,16 +92,8 @@ class RowMaker:
     def _compile(self, name: str, declaration: Any) -> Evaluator:
         if not isinstance(declaration, BaseDeclaration):
             return lambda _draft: declaration
-        if isinstance(declaration, FromLocale):
-            draw, fake = declaration.draw, fast_faker(self.locale)
-            return lambda _draft: draw(fake)
-        if isinstance(declaration, factory.Faker):
-            options = dict(declaration._defaults)
-            locale = options.pop("locale", None) or self.locale
-            if any(isinstance(v, BaseDeclaration) for v in options.values()):
-                raise self._refuse(name, "Faker with lazy arguments")
-            provider = getattr(fast_faker(locale), declaration.provider)
-            return lambda _draft: provider(**options)
+        if isinstance(declaration, FromLocale | factory.Faker):
+            return self._compile_faker(name, declaration)
         if isinstance(declaration, factory.LazyAttribute):
             lazy_attribute: Evaluator = declaration.function  # it takes the draft itself
             return lazy_attribute
@@ -115,23 +107,38 @@ class RowMaker:
             default = declaration.default
             return lambda draft: _deep_get(draft, path, default)
         if isinstance(declaration, factory.Sequence):
-            function = declaration.function
-
-            def sequence(_draft: _Draft) -> Any:
-                self._sequence += 1
-                return function(self._sequence - 1)
-
-            return sequence
+            return self._compile_sequence(declaration.function)
         if isinstance(declaration, factory.Maybe):
-            decide = self._compile(name, declaration.decider)
-            yes = self._compile(name, declaration.yes)
-            no = self._compile(name, declaration.no)
-            if declaration.yes is SKIP or declaration.no is SKIP:
-                raise self._refuse(name, "Maybe with a skipped branch")
-            return lambda draft: yes(draft) if decide(draft) else no(draft)
+            return self._compile_maybe(name, declaration)
         if isinstance(declaration, factory.SubFactory):
             return self._needs_parent(name)
         raise self._refuse(name, type(declaration).__name__)
+
+    def _compile_faker(self, name: str, declaration: Any) -> Evaluator:
+        if isinstance(declaration, FromLocale):
+            draw, fake = declaration.draw, fast_faker(self.locale)
+            return lambda _draft: draw(fake)
+        options = dict(declaration._defaults)
+        locale = options.pop("locale", None) or self.locale
+        if any(isinstance(v, BaseDeclaration) for v in options.values()):
+            raise self._refuse(name, "Faker with lazy arguments")
+        provider = getattr(fast_faker(locale), declaration.provider)
+        return lambda _draft: provider(**options)
+
+    def _compile_sequence(self, function: Callable[[int], Any]) -> Evaluator:
+        def sequence(_draft: _Draft) -> Any:
+            self._sequence += 1
+            return function(self._sequence - 1)
+
+        return sequence
+
+    def _compile_maybe(self, name: str, declaration: Any) -> Evaluator:
+        decide = self._compile(name, declaration.decider)
+        yes = self._compile(name, declaration.yes)
+        no = self._compile(name, declaration.no)
+        if declaration.yes is SKIP or declaration.no is SKIP:
+            raise self._refuse(name, "Maybe with a skipped branch")
+        return lambda draft: yes(draft) if decide(draft) else no(draft)
 
     def _needs_parent(self, name: str) -> Evaluator:
         def missing(_draft: _Draft) -> Any:
