@@ -40,13 +40,14 @@ import factory
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from invoicegen import db, schema, urls, writers
+from invoicegen import db, schema, urls
 from invoicegen.factories import (
     IsolatedClientFactory,
     IsolatedContractFactory,
     IsolatedInvoiceFactory,
     IsolatedUserFactory,
 )
+from invoicegen.seeding import writers
 
 AS_OF = dt.date(2026, 11, 25)
 SERVERS = {

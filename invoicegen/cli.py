@@ -126,13 +126,20 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
+
+def _shown(key: str) -> str:
+    """How the help text shows a setting's default (settings.OPTIONS holds them all)."""
+    return settings.OPTIONS[key].default_text
+
+
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
         "-d",
         metavar="URL",
-        help="SQLAlchemy URL. \\[env: INVOICEGEN_DATABASE_URL] \\[default: sqlite:///invoicegen.db]",
+        help="SQLAlchemy URL. \\[env: INVOICEGEN_DATABASE_URL] "
+        f"\\[default: {_shown('database_url')}]",
         show_default=False,
     ),
 ]
@@ -160,7 +167,8 @@ LockTimeout = Annotated[
     str | None,
     typer.Option(
         "--lock-timeout",
-        help="Seconds to wait for another invoicegen run on the same database. [default: 60]",
+        help="Seconds to wait for another invoicegen run on the same database. "
+        f"[default: {_shown('lock_timeout')}]",
     ),
 ]
 
@@ -263,20 +271,6 @@ def migrate(
             console.done(f"schema of {urls.mask(engine.url)} is at revision {revision}")
 
 
-#: Below this many users to write, one worker is faster than several (starting worker processes
-#: and shipping rows between them costs more than it saves; measured in the README).
-SMALL_RUN_USERS = 20_000
-
-
-def _default_workers(users: int, shard: settings.Shard | None) -> int:
-    to_write = len(shard.positions(users)) if shard else users
-    return 1 if to_write < SMALL_RUN_USERS else seeding.default_workers()
-
-
-#: The first batch of a seed is this part of --batch-size (when that leaves at least one user).
-FIRST_BATCH_PART = 10
-
-
 def _progress_mode(requested: str | None, *, json: bool) -> console.ProgressMode:
     if requested is None:
         return "none" if json else console.progress_mode(None)
@@ -289,53 +283,64 @@ def _progress_mode(requested: str | None, *, json: bool) -> console.ProgressMode
 def seed(
     users: Annotated[
         str | None,
-        typer.Option("--users", "-n", metavar="N", help="Users to create. \\[default: 50]"),
+        typer.Option(
+            "--users", "-n", metavar="N", help=f"Users to create. \\[default: {_shown('users')}]"
+        ),
     ] = None,
     clients_per_user: Annotated[
         str | None,
         typer.Option(
             metavar="COUNTS",
-            help="Clients per user: N, MIN-MAX or a mix like 1-3:90,4-50:10. \\[default: 1-3]",
+            help="Clients per user: N, MIN-MAX or a mix like 1-3:90,4-50:10. "
+            f"\\[default: {_shown('clients_per_user')}]",
         ),
     ] = None,
     contracts_per_client: Annotated[
         str | None,
-        typer.Option(metavar="COUNTS", help="Contracts per client (as above). \\[default: 1-3]"),
+        typer.Option(
+            metavar="COUNTS",
+            help=f"Contracts per client (as above). \\[default: {_shown('contracts_per_client')}]",
+        ),
     ] = None,
     invoices_per_contract: Annotated[
         str | None,
-        typer.Option(metavar="COUNTS", help="Invoices per contract (as above). \\[default: 1-5]"),
+        typer.Option(
+            metavar="COUNTS",
+            help="Invoices per contract (as above). "
+            f"\\[default: {_shown('invoices_per_contract')}]",
+        ),
     ] = None,
     seed: Annotated[
         str | None,
-        typer.Option(metavar="INT", help="Same seed, same rows. \\[default: random, printed]"),
+        typer.Option(metavar="INT", help=f"Same seed, same rows. \\[default: {_shown('seed')}]"),
     ] = None,
     as_of: Annotated[
         str | None,
         typer.Option(
             metavar="DATE",
-            help="The 'today' dates are relative to (YYYY-MM-DD). \\[default: today]",
+            help=f"The 'today' dates are relative to (YYYY-MM-DD). \\[default: {_shown('as_of')}]",
         ),
     ] = None,
     since: Annotated[
         str | None,
         typer.Option(
             metavar="DATE",
-            help="Contracts that ended, ended after this day. \\[default: 3 years before as-of]",
+            help=f"Contracts that ended, ended after this day. \\[default: {_shown('since')}]",
         ),
     ] = None,
     locale: Annotated[
-        str | None, typer.Option(metavar="LOCALE", help="Faker locale. \\[default: en_US]")
+        str | None,
+        typer.Option(metavar="LOCALE", help=f"Faker locale. \\[default: {_shown('locale')}]"),
     ] = None,
     batch_size: Annotated[
-        str | None, typer.Option(metavar="N", help="Users per transaction. \\[default: 1000]")
+        str | None,
+        typer.Option(
+            metavar="N", help=f"Users per transaction. \\[default: {_shown('batch_size')}]"
+        ),
     ] = None,
     workers: Annotated[
         str | None,
-        typer.Option(
-            metavar="N",
-            help="Generating processes. \\[default: 1 under 20,000 users, else CPU cores]",
-        ),
+        typer.Option(metavar="N", help=f"Generating processes. \\[default: {_shown('workers')}]"),
     ] = None,
     append: Annotated[
         bool, typer.Option("--append", help="Add USERS more user trees to the dataset there.")
@@ -381,71 +386,27 @@ def seed(
     with _handled(debug, database_url, json=json):
         config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
         engine = db.make_engine(config.database_url, busy_timeout=config.lock_timeout)
-        sharding = settings.resolve_shard(config.shard, shards=config.shards)
-        if config.shard is not None and config.shard.strip().lower() == "auto":
-            shown = str(sharding.shard) if sharding.shard else "none (a total of 1)"
-            console.note(f"shard {shown}, from {sharding.source}")
-
-        def given(key: str) -> Any:  # unset options follow the dataset when adding to one
-            return None if config.sources[key] == "default" else config.values[key]
-
-        plan = seeding.SeedPlan(
-            users=config.users,
-            clients_per_user=given("clients_per_user"),
-            contracts_per_client=given("contracts_per_client"),
-            invoices_per_contract=given("invoices_per_contract"),
-            seed=config.seed,
-            as_of=config.as_of,
-            since=config.since,
-            locale=given("locale"),
-            batch_size=config.batch_size,
-            # the first rows (and the first progress) come sooner; the data is the same
-            first_batch_size=config.batch_size // FIRST_BATCH_PART or None,
-            workers=config.workers or _default_workers(config.users, sharding.shard),
-            append=append,
-            shard=sharding.shard,
-            force=force,
+        plan = seeding.SeedPlan.from_settings(
+            config, shard=_shard(config), append=append, force=force
         )
         shown = _progress_mode(progress, json=json)
         with console.seed_progress(plan.users_to_write, mode=shown) as on_progress:
             result = seeding.seed(
                 engine, plan, on_progress=on_progress, lock_timeout=config.lock_timeout
             )
-        resolved = result.plan
-        replay = (
-            f"invoicegen seed --users {resolved.users} --seed {result.seed} --as-of {result.as_of} "
-            f"--since {resolved.since} "
-            f"--clients-per-user {resolved.clients_per_user} --contracts-per-client "
-            f"{resolved.contracts_per_client} --invoices-per-contract "
-            f"{resolved.invoices_per_contract}"
-            + (f" --locale {resolved.locale}" if resolved.locale != "en_US" else "")
-            + (" --append" if resolved.append else "")
-            + (f" --shard {resolved.shard}" if resolved.shard else "")
-        )
         if json:
-            console.emit_json(
-                {
-                    "database": urls.mask(engine.url),
-                    "counts": result.counts,
-                    "written": result.written,
-                    "rows": result.rows,
-                    "seconds": round(result.seconds, 3),
-                    "rows_per_second": round(result.rows_per_second, 1),
-                    "seed": result.seed,
-                    "as_of": result.as_of.isoformat(),
-                    "since": resolved.since.isoformat() if resolved.since else None,
-                    "first_user": result.first_user + 1,
-                    "users": result.users,
-                    "shard": str(resolved.shard) if resolved.shard else None,
-                    "run": result.run_id,
-                    "revision": result.revision,
-                    "workers": result.workers,
-                    "batches": result.batches,
-                    "replay": replay,
-                }
-            )
+            console.emit_json(result.to_json())
         else:
-            console.seed_result(result, database=urls.mask(engine.url), replay=replay)
+            console.seed_result(result, database=result.database, replay=result.replay())
+
+
+def _shard(config: settings.Settings) -> settings.Shard | None:
+    """The shard to write; with ``--shard auto``, a note on where it came from."""
+    sharding = settings.resolve_shard(config.shard, shards=config.shards)
+    if config.shard is not None and config.shard.strip().lower() == "auto":
+        shown = str(sharding.shard) if sharding.shard else "none (a total of 1)"
+        console.note(f"shard {shown}, from {sharding.source}")
+    return sharding.shard
 
 
 @app.command()

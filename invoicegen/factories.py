@@ -62,12 +62,18 @@ from invoicegen.identities import (
     user_email,
 )
 from invoicegen.models import Client, Contract, Invoice, User
-from invoicegen.settings import CountMix
+from invoicegen.settings import CountMix, default
 
-#: Children per parent when a full factory is not told otherwise (the article's ranges).
-DEFAULT_CLIENTS = (1, 3)
-DEFAULT_CONTRACTS = (1, 3)
-DEFAULT_INVOICES = (1, 5)
+
+def _default_range(key: str) -> tuple[int, int]:
+    mix: CountMix = default(key)
+    return mix.low, mix.high
+
+
+#: Children per parent when a full factory is not told otherwise: the seed command's defaults.
+DEFAULT_CLIENTS = _default_range("clients_per_user")
+DEFAULT_CONTRACTS = _default_range("contracts_per_client")
+DEFAULT_INVOICES = _default_range("invoices_per_contract")
 
 MAX_AMOUNT = Decimal("9999999999.99")  # NUMERIC(12, 2)
 LONG_AGO_MONTHS = 12

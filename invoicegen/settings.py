@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from invoicegen.errors import UsageError
 
@@ -324,10 +324,16 @@ def parse_seed(text: str | int, *, name: str = "--seed") -> int:
 
 @dataclass(frozen=True)
 class Option:
-    """One setting's definition: how to read it from text, and its default."""
+    """One setting's definition: how to read it from text, its default, and how the help
+    text shows that default (``shown``; the default itself when not given)."""
 
     parse: Callable[[Any], Any]
     default: Any = None
+    shown: str | None = None
+
+    @property
+    def default_text(self) -> str:
+        return self.shown if self.shown is not None else str(self.default)
 
 
 def _count(name: str) -> Callable[[Any], CountMix]:
@@ -338,37 +344,105 @@ def _int(name: str, low: int, high: int) -> Callable[[Any], int]:
     return lambda text: parse_int(text, name=name, low=low, high=high)
 
 
+#: Every setting and its default: the one place the CLI's help, the seeding engine's plan
+#: and the factories read them from.
 OPTIONS: dict[str, Option] = {
     "database_url": Option(str, DEFAULT_DATABASE_URL),
     "users": Option(_int("--users", 0, MAX_USERS), 50),
     "clients_per_user": Option(_count("--clients-per-user"), CountMix.range(1, 3)),
     "contracts_per_client": Option(_count("--contracts-per-client"), CountMix.range(1, 3)),
     "invoices_per_contract": Option(_count("--invoices-per-contract"), CountMix.range(1, 5)),
-    "seed": Option(parse_seed, None),
-    "as_of": Option(parse_date, None),
-    "since": Option(lambda text: parse_date(text, name="--since"), None),
+    "seed": Option(parse_seed, None, "random, printed"),
+    "as_of": Option(parse_date, None, "today"),
+    "since": Option(lambda text: parse_date(text, name="--since"), None, "3 years before as-of"),
     "locale": Option(parse_locale, "en_US"),
     "batch_size": Option(_int("--batch-size", 1, MAX_BATCH_SIZE), 1000),
-    "workers": Option(_int("--workers", 1, 256), None),
+    "workers": Option(_int("--workers", 1, 256), None, "1 under 20,000 users, else CPU cores"),
     "lock_timeout": Option(_int("--lock-timeout", 0, 86_400), 60),
     "shard": Option(str, None),
     "shards": Option(_int("--shards", 1, 10_000), None),
 }
 
 
+def default(key: str) -> Any:
+    """The default of setting ``key``."""
+    return OPTIONS[key].default
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Resolved values and, for each, where it came from."""
+    """Resolved values and, for each, where it came from; typed attributes per setting (a
+    setting the command did not resolve raises AttributeError)."""
 
     values: Mapping[str, Any]
     sources: Mapping[str, str]
     warnings: tuple[str, ...] = field(default=())
 
-    def __getattr__(self, name: str) -> Any:
+    def given(self, name: str) -> Any:
+        """The value when it was set (option, environment, file), None when left unset."""
+        return None if self.sources[name] == "default" else self._get(name)
+
+    def _get(self, name: str) -> Any:
         try:
             return self.values[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    @property
+    def database_url(self) -> str:
+        return cast("str", self._get("database_url"))
+
+    @property
+    def users(self) -> int:
+        return cast("int", self._get("users"))
+
+    @property
+    def clients_per_user(self) -> CountMix:
+        return cast("CountMix", self._get("clients_per_user"))
+
+    @property
+    def contracts_per_client(self) -> CountMix:
+        return cast("CountMix", self._get("contracts_per_client"))
+
+    @property
+    def invoices_per_contract(self) -> CountMix:
+        return cast("CountMix", self._get("invoices_per_contract"))
+
+    @property
+    def seed(self) -> int | None:
+        return cast("int | None", self._get("seed"))
+
+    @property
+    def as_of(self) -> dt.date | None:
+        return cast("dt.date | None", self._get("as_of"))
+
+    @property
+    def since(self) -> dt.date | None:
+        return cast("dt.date | None", self._get("since"))
+
+    @property
+    def locale(self) -> str:
+        return cast("str", self._get("locale"))
+
+    @property
+    def batch_size(self) -> int:
+        return cast("int", self._get("batch_size"))
+
+    @property
+    def workers(self) -> int | None:
+        return cast("int | None", self._get("workers"))
+
+    @property
+    def lock_timeout(self) -> int:
+        return cast("int", self._get("lock_timeout"))
+
+    @property
+    def shard(self) -> str | None:
+        return cast("str | None", self._get("shard"))
+
+    @property
+    def shards(self) -> int | None:
+        return cast("int | None", self._get("shards"))
 
 
 def _read_file_config(cwd: Path) -> tuple[dict[str, Any], str | None, list[str]]:

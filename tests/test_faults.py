@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from invoicegen import db, locks, schema, workers
+from invoicegen import db, locks, schema
 from invoicegen.errors import Interrupted
 from invoicegen.models import Client, Contract, Invoice, User
-from invoicegen.seeding import TABLES, Progress, SeedPlan, seed
+from invoicegen.seeding import TABLES, Progress, SeedPlan, seed, workers
 from invoicegen.settings import Shard
 from tests.helpers import (
     AS_OF,

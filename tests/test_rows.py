@@ -19,8 +19,8 @@ from invoicegen.factories import (
     payer_of,
 )
 from invoicegen.models import Client, Contract, User
-from invoicegen.rows import RowMaker, fast_faker
 from invoicegen.seeding import CLIENT_FIELDS, CONTRACT_FIELDS
+from invoicegen.seeding.generate import RowMaker, fast_faker
 
 AS_OF = dt.date(2026, 5, 20)
 # Unsaved, no randomness: what the engine passes in as parents.

@@ -63,3 +63,18 @@ def test_completion_loads_no_heavy_library() -> None:
     printed, loaded = _run([], env=env)
     assert printed.split() == ["--profile"]  # completion ran, not the help
     assert sorted(loaded & set(HEAVY)) == []
+
+
+def test_a_generating_worker_starts_without_heavy_libraries() -> None:
+    """A worker imports ``invoicegen.seeding.workers`` (through the package) before it can
+    follow its parent's death or ignore stop signals: that import stays standard library."""
+    code = (
+        "import json, sys, invoicegen.seeding.workers\n"
+        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = set(json.loads(done.stdout))
+    assert "invoicegen" in loaded
+    assert sorted(loaded & {*HEAVY, "rich", "typer"}) == []

@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from invoicegen import schema, writers
+from invoicegen import schema
+from invoicegen.seeding import writers
 
 AWKWARD = [
     "tab\there",

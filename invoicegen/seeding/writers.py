@@ -6,13 +6,15 @@
 
 Rows arrive as tuples in :data:`COLUMNS` order and are prepared by :func:`adapter` in the
 process that generated them (for PostgreSQL: encoded as COPY text), so no value is converted
-twice and the writing process only sends.
+twice and the writing process only sends. After a batch, :func:`sync_sequences` moves
+PostgreSQL's id sequences past the ids just written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -139,3 +141,52 @@ def write_batch(connection: Connection, rows: Sequence[Prepared]) -> None:
             _copy(connection, table, table_rows)
         else:
             _executemany(connection, table, table_rows)
+
+
+def highest_ids(first_ids: Sequence[int], rows: Sequence[Prepared]) -> dict[str, int]:
+    """Table -> the largest id of a batch's rows (ids are consecutive from the first)."""
+    return {
+        table: first + row_count(table_rows) - 1
+        for table, first, table_rows in zip(TABLES, first_ids, rows, strict=True)
+        if row_count(table_rows)
+    }
+
+
+def next_ids(connection: Connection) -> tuple[int, int, int, int]:
+    """The id after the largest of each table: where an append continues."""
+    ids = [
+        int(connection.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table}").scalar_one())
+        + 1
+        for table in TABLES
+    ]
+    return ids[0], ids[1], ids[2], ids[3]
+
+
+# One transaction at a time moves the sequences: the key of a transaction-level advisory lock.
+_SEQUENCES_LOCK = int.from_bytes(
+    hashlib.blake2b(b"invoicegen sequences", digest_size=8).digest(), "big", signed=True
+)
+
+
+def sync_sequences(connection: Connection, highest: Mapping[str, int]) -> None:
+    """Move id generators past the ids just written (``highest``: table -> largest id), inside
+    the caller's transaction, so the application's own inserts never collide; never backwards.
+
+    PostgreSQL's serial sequences do not follow explicit ids; MariaDB's AUTO_INCREMENT and
+    SQLite's rowid do. Shards write interleaved id ranges at once, so a sequence only ever moves
+    forward, and one transaction at a time moves them (a transaction-level advisory lock):
+    ``setval`` is not transactional, and reading then setting a sequence is two steps.
+    """
+    if connection.dialect.name != "postgresql" or not highest:
+        return
+    tables = list(highest)
+    names = ", ".join(f"pg_get_serial_sequence('{table}', 'id')" for table in tables)
+    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SEQUENCES_LOCK})")
+    sequences = connection.exec_driver_sql(f"SELECT {names}").one()
+    # The next id a sequence gives is its last_value, plus one once that has been given.
+    moves = ", ".join(
+        f"setval('{sequence}', GREATEST({int(highest[table]) + 1}, "
+        f"(SELECT last_value + is_called::int FROM {sequence})), false)"
+        for table, sequence in zip(tables, sequences, strict=True)
+    )
+    connection.exec_driver_sql(f"SELECT {moves}")

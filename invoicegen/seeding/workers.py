@@ -1,4 +1,5 @@
-"""Generating worker processes that never outlive the process that started them.
+"""Generating worker processes that never outlive the process that started them, and their
+results in the order asked for.
 
 They start with the stop signals blocked, then ignore them (:mod:`invoicegen.interrupts`);
 they exit when their parent is gone, however it died; their owner kills them after any
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import importlib
 import multiprocessing
 import multiprocessing.connection
@@ -18,7 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -28,6 +30,13 @@ from invoicegen import interrupts
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def default_workers() -> int:
+    """The CPU cores this process may run on."""
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
 
 
 class Pool:
@@ -145,6 +154,28 @@ def _serve(connection: Connection, parent: int, warm: str, *args: Any) -> None:
             return
         except Exception as error:  # an answer that does not pickle
             connection.send((False, RuntimeError(f"{type(error).__name__}: {error}")))
+
+
+@contextlib.contextmanager
+def optional_pool(count: int, warm: str, *args: Any) -> Iterator[Pool | None]:
+    """:func:`pool`, or None for one worker: the calling process does the work itself."""
+    if count <= 1:
+        yield None
+        return
+    with pool(count, warm, *args) as workers:
+        yield workers
+
+
+def ordered(
+    workers: Pool | None, function: Callable[..., R], items: Iterable[T], *args: Any
+) -> Generator[tuple[T, R], None, None]:
+    """``(item, function(*args, item))`` for each item, in order; computed by the ``workers``
+    when there are some (:meth:`Pool.map`), else here."""
+    if workers is None:
+        for item in items:
+            yield item, function(*args, item)
+        return
+    yield from workers.map(functools.partial(function, *args), items)
 
 
 def init(parent: int, warm: str, *args: Any) -> None:

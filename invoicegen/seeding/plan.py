@@ -1,0 +1,222 @@
+"""What a run writes, before any value exists: the request, the resolved plan, tree shapes,
+batches and the ids each batch starts at.
+
+Determinism: everything about user number ``p`` (how many children at each level, every value)
+is derived from ``(seed, p)`` alone, so the same seed gives the same rows whatever the batch
+size or number of workers, and ``--users 60`` holds the 50 user trees of ``--users 50``.
+Ids are dense: a user tree's ids follow from the sizes of the trees before it, which the plan
+computes cheaply without generating any values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from invoicegen import settings
+from invoicegen.errors import UsageError
+from invoicegen.factories import HISTORY_MONTHS, add_months
+from invoicegen.seeding.workers import default_workers
+from invoicegen.settings import CountMix, Shard, check_as_of
+
+#: What the options that shape the values default to in a new dataset (from settings.OPTIONS).
+SHAPING_DEFAULTS: dict[str, Any] = {
+    key: settings.default(key)
+    for key in ("clients_per_user", "contracts_per_client", "invoices_per_contract", "locale")
+}
+
+
+#: Below this many users to write, one worker is faster than several (starting worker processes
+#: and shipping rows between them costs more than it saves; measured in the README).
+SMALL_RUN_USERS = 20_000
+
+#: The command's first batch is this part of --batch-size (when that leaves at least one user).
+FIRST_BATCH_PART = 10
+
+
+def _default_workers(users: int, shard: Shard | None) -> int:
+    to_write = len(shard.positions(users)) if shard else users
+    return 1 if to_write < SMALL_RUN_USERS else default_workers()
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """What to seed.
+
+    Options left at None take the dataset's values when adding to one (``append``, ``shard``),
+    else the defaults: a random seed (reported in the result), today, the article's ranges.
+    With ``shard``, ``users`` is the total of all shards and this run writes its slice.
+    """
+
+    users: int
+    clients_per_user: CountMix | None = None
+    contracts_per_client: CountMix | None = None
+    invoices_per_contract: CountMix | None = None
+    seed: int | None = None
+    as_of: dt.date | None = None
+    locale: str | None = None
+    since: dt.date | None = None  # ended contracts end after this day; default: as_of - 3 years
+    batch_size: int = settings.default("batch_size")
+    #: Users in the first batch, so that progress shows sooner (None: ``batch_size``). Batches
+    #: never change the data: every value derives from (seed, user position).
+    first_batch_size: int | None = None
+    workers: int = 1
+    append: bool = False
+    shard: Shard | None = None
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.as_of is not None:
+            check_as_of(self.as_of, name="as_of")
+        if self.append and self.shard is not None:
+            raise UsageError("--append and --shard do not go together: a shard is a fixed slice")
+        if self.since is not None and self.as_of is not None and self.since >= self.as_of:
+            raise UsageError(f"--since {self.since} must come before --as-of {self.as_of}")
+
+    @classmethod
+    def from_settings(
+        cls, config: settings.Settings, *, shard: Shard | None, append: bool, force: bool
+    ) -> SeedPlan:
+        """The request a command's resolved settings make: the shaping options left unset
+        follow the dataset when adding to one (their defaults make a new one)."""
+        shaping = {key: config.given(key) for key in SHAPING_DEFAULTS}
+        return cls(
+            users=config.users,
+            seed=config.seed,
+            as_of=config.as_of,
+            since=config.since,
+            batch_size=config.batch_size,
+            # the first rows (and the first progress) come sooner; the data is the same
+            first_batch_size=config.batch_size // FIRST_BATCH_PART or None,
+            workers=config.workers or _default_workers(config.users, shard),
+            append=append,
+            shard=shard,
+            force=force,
+            **shaping,
+        )
+
+    def shaping(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in SHAPING_DEFAULTS}
+
+    @property
+    def users_to_write(self) -> int:
+        """User trees this run writes: ``users``, or a shard's slice of them."""
+        return len(self.shard.positions(self.users)) if self.shard else self.users
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A :class:`SeedPlan` with every option resolved (from the dataset or the defaults)."""
+
+    users: int
+    clients_per_user: CountMix
+    contracts_per_client: CountMix
+    invoices_per_contract: CountMix
+    seed: int
+    as_of: dt.date
+    locale: str
+    since: dt.date
+    batch_size: int
+    first_batch_size: int | None
+    workers: int
+    append: bool
+    shard: Shard | None
+    force: bool
+
+    def shaping(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in SHAPING_DEFAULTS}
+
+    @property
+    def users_to_write(self) -> int:
+        return len(self.shard.positions(self.users)) if self.shard else self.users
+
+
+def resolved(request: SeedPlan, **values: Any) -> Plan:
+    """``request`` with its unset options taken from ``values``; set ones stay."""
+    given = {k: getattr(request, k) for k in Plan.__dataclass_fields__}
+    merged = {k: values[k] if v is None and k in values else v for k, v in given.items()}
+    return Plan(**merged)
+
+
+def default_since(as_of: dt.date) -> dt.date:
+    """Where the history of ended contracts starts unless ``--since`` says: 3 years back."""
+    return add_months(as_of, -HISTORY_MONTHS)
+
+
+# --- tree shapes and id offsets, no values --------------------------------------------------------
+
+Shape = list[list[int]]  # per client, per contract: the number of invoices
+Ids = tuple[int, int, int, int]  # users, clients, contracts, invoices
+
+
+def stream_key(seed: int, position: int, stream: str) -> int:
+    """A 64-bit seed for one random stream of one user tree: stable across processes,
+    platforms, Python versions and PYTHONHASHSEED (BLAKE2b, not hash())."""
+    digest = hashlib.blake2b(f"{seed}:{position}:{stream}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def tree_shape(plan: Plan, position: int) -> Shape:
+    """How many clients, contracts and invoices user ``position`` has.
+
+    Drawn level by level from one stream (all client counts, then all contract counts, then
+    all invoice counts), so changing one level's range or mix never changes the levels above it.
+    """
+    rng = random.Random(stream_key(plan.seed, position, "shape"))
+    clients = plan.clients_per_user.draw(rng)
+    contracts = [plan.contracts_per_client.draw(rng) for _ in range(clients)]
+    return [[plan.invoices_per_contract.draw(rng) for _ in range(n)] for n in contracts]
+
+
+def shape_counts(shape: Shape) -> Ids:
+    return (1, len(shape), sum(len(c) for c in shape), sum(sum(c) for c in shape))
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Users ``first`` .. ``first + size - 1`` and the first id of each table for them."""
+
+    first: int
+    size: int
+    first_ids: Ids
+
+
+def _add_trees(next_ids: list[int], plan: Plan, positions: range) -> None:
+    """Move ``next_ids`` past the trees of the users at ``positions`` (shapes only)."""
+    for p in positions:
+        for level, count in enumerate(shape_counts(tree_shape(plan, p))):
+            next_ids[level] += count
+
+
+def first_ids_at(plan: Plan, position: int) -> Ids:
+    """The ids user ``position``'s tree starts at when users 0 .. position-1 come before it."""
+    next_ids = [1, 1, 1, 1]
+    _add_trees(next_ids, plan, range(position))
+    return next_ids[0], next_ids[1], next_ids[2], next_ids[3]
+
+
+def plan_batches(plan: Plan, positions: range, first_ids: Ids = (1, 1, 1, 1)) -> Iterator[Batch]:
+    """Cut the users at ``positions`` into batches of whole trees, each with its first ids."""
+    next_ids = list(first_ids)
+    position, end = positions.start, positions.stop
+    while position < end:
+        first = position == positions.start and plan.first_batch_size
+        size = min(first or plan.batch_size, end - position)
+        yield Batch(position, size, (next_ids[0], next_ids[1], next_ids[2], next_ids[3]))
+        _add_trees(next_ids, plan, range(position, position + size))
+        position += size
+
+
+def batch_count(plan: Plan, users: int) -> int:
+    """How many batches :func:`plan_batches` cuts ``users`` users into."""
+    first = min(users, plan.first_batch_size or plan.batch_size)
+    return (1 if first else 0) + -(-(users - first) // plan.batch_size)
+
+
+def worker_count(plan: SeedPlan | Plan) -> int:
+    """Workers worth starting: no more than there are batches."""
+    return max(1, min(plan.workers, -(-plan.users_to_write // plan.batch_size)))

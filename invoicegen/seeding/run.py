@@ -1,0 +1,295 @@
+"""One seeding run: start it (migrate, check it against the dataset, record it), write its
+batches, finish it (record how it ended).
+
+Each batch of whole user trees is written in one transaction, so the database only ever holds
+whole trees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shlex
+import time
+from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from invoicegen import db, interrupts, manifest, settings
+from invoicegen.errors import Interrupted, WorkerDied
+from invoicegen.seeding import generate, workers, writers
+from invoicegen.seeding.dataset import reconcile, recorded_options
+from invoicegen.seeding.plan import (
+    SHAPING_DEFAULTS,
+    Batch,
+    Plan,
+    SeedPlan,
+    batch_count,
+    first_ids_at,
+    plan_batches,
+    worker_count,
+)
+
+TABLES = writers.TABLES  # users, clients, contracts, invoices
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    counts: dict[str, int]  # rows in the database after the run
+    written: dict[str, int]  # rows this run wrote
+    seconds: float  # generating and writing them
+    seed: int
+    as_of: dt.date
+    revision: str
+    batches: int
+    workers: int
+    first_user: int  # position of the first user tree this run wrote
+    users: int  # user trees this run wrote
+    run_id: int
+    plan: Plan  # with every option resolved
+    database: str  # the database's URL, password masked
+
+    @property
+    def rows(self) -> int:
+        return sum(self.written.values())
+
+    def replay_args(self) -> list[str]:
+        """The arguments of ``invoicegen`` that write this run's rows again, into an empty
+        database (an append or a shard: after the runs before it)."""
+        plan = self.plan
+        args = ["seed", "--users", str(plan.users), "--seed", str(plan.seed)]
+        args += ["--as-of", str(plan.as_of), "--since", str(plan.since)]
+        args += ["--clients-per-user", str(plan.clients_per_user)]
+        args += ["--contracts-per-client", str(plan.contracts_per_client)]
+        args += ["--invoices-per-contract", str(plan.invoices_per_contract)]
+        if plan.locale != SHAPING_DEFAULTS["locale"]:
+            args += ["--locale", plan.locale]
+        args += ["--append"] if plan.append else []
+        args += ["--shard", str(plan.shard)] if plan.shard else []
+        return args + (["--force"] if plan.force else [])
+
+    def replay(self) -> str:
+        """:meth:`replay_args` as a shell command line."""
+        return shlex.join(["invoicegen", *self.replay_args()])
+
+    def to_json(self) -> dict[str, Any]:
+        """The run as ``invoicegen seed --json`` prints it."""
+        return {
+            "database": self.database,
+            "counts": self.counts,
+            "written": self.written,
+            "rows": self.rows,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second, 1),
+            "seed": self.seed,
+            "as_of": self.as_of.isoformat(),
+            "since": self.plan.since.isoformat(),
+            "first_user": self.first_user + 1,
+            "users": self.users,
+            "shard": str(self.plan.shard) if self.plan.shard else None,
+            "run": self.run_id,
+            "revision": self.revision,
+            "workers": self.workers,
+            "batches": self.batches,
+            "replay": self.replay(),
+        }
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Reported after each committed batch."""
+
+    users_done: int
+    users_total: int
+    rows_done: int
+
+
+def seed(
+    engine: Engine,
+    plan: SeedPlan,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    lock_timeout: float = settings.default("lock_timeout"),
+    stop: Callable[[], bool] | None = None,
+) -> SeedResult:
+    """Migrate, then write ``plan.users`` whole user trees in batches; returns what was written.
+
+    Holds the database's run lock (:func:`db.run_lock`) throughout, except a shard, which
+    holds it while it records its run and then writes under its own lock beside the other
+    shards. A stop request (``stop()`` true, checked between batches) or a KeyboardInterrupt
+    (the CLI's Ctrl-C or SIGTERM, see :mod:`invoicegen.interrupts`) rolls back the batch in
+    progress and raises :class:`Interrupted` saying how many user trees were committed. A
+    generating worker that dies raises :class:`WorkerDied`; the other workers are stopped.
+    """
+    run = Run(engine, plan, lock_timeout=lock_timeout, on_progress=on_progress, stop=stop)
+    count = worker_count(plan)
+    warm = f"{generate.__name__}:warm"
+    try:
+        with run, workers.optional_pool(count, warm, SHAPING_DEFAULTS["locale"]) as pool:
+            run.start()
+            return run.write(pool, count)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: {run.committed_text()}; the batch in progress was rolled back"
+        ) from None
+    except BrokenProcessPool:
+        raise WorkerDied(
+            "a generating worker process died (killed, or out of memory?): "
+            f"{run.committed_text()}; `invoicegen seed --append` continues"
+        ) from None
+
+
+def _never() -> bool:
+    return False
+
+
+class Run:
+    """A run under the database's run lock (held from ``with run:`` to its end, or handed
+    over to a shard's own lock once the shard's run is recorded)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        request: SeedPlan,
+        *,
+        lock_timeout: float,
+        on_progress: Callable[[Progress], None] | None,
+        stop: Callable[[], bool] | None,
+    ) -> None:
+        self.engine = engine
+        self.request = request
+        self.lock_timeout = lock_timeout
+        self.on_progress = on_progress
+        self.stop = stop or _never
+        self.committed = Progress(0, request.users_to_write, 0)
+        self.written = dict.fromkeys(TABLES, 0)
+        self._lock = contextlib.ExitStack()
+
+    def __enter__(self) -> Run:
+        self._lock.enter_context(db.run_lock(self.engine, timeout=self.lock_timeout))
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._lock.__exit__(kind, error, traceback)
+
+    def committed_text(self) -> str:
+        done = self.committed
+        return (
+            f"{done.users_done:,} of {done.users_total:,} user trees ({done.rows_done:,} rows) "
+            f"are committed in {db.mask(self.engine.url)}, whole"
+        )
+
+    def start(self) -> None:
+        """Migrate, check the run against the dataset and record it in the manifest. A plain
+        run needs an empty dataset; an append continues the dataset's user positions; a shard
+        writes one slice."""
+        self.revision = db.upgrade(self.engine)
+        if self.request.shard is None:  # a run that is not a shard waits for the shards
+            db.wait_for_shards(self.engine, timeout=self.lock_timeout)
+        else:  # a shard writes beside the others; dead runs are marked interrupted
+            db.live_shard_runs(self.engine)
+        with db.connect(self.engine) as connection:
+            users_in_db = db.count_rows(connection)["users"]
+            target = reconcile(
+                self.request, manifest.runs(connection), users_in_db, db.mask(self.engine.url)
+            )
+            self.plan, self.positions = target.plan, target.positions
+            # An append continues after what is there; any other run follows the plan.
+            self.appended_ids = writers.next_ids(connection) if self.plan.append else None
+            self.run_id = manifest.start(
+                connection,
+                seed=self.plan.seed,
+                as_of=self.plan.as_of,
+                first_user=self.positions.start,
+                users=len(self.positions),
+                shard=str(self.plan.shard) if self.plan.shard else None,
+                options=recorded_options(self.plan),
+            )
+
+    def _hand_over_lock(self) -> None:
+        """A shard writes beside the other shards: once its run is in the manifest it takes
+        its own lock, then lets the database's go. SQLite has one writer: it keeps the
+        database's lock."""
+        if self.plan.shard is None or self.engine.url.get_backend_name() == "sqlite":
+            return
+        shard_lock = contextlib.ExitStack()
+        name = f"shard {self.plan.shard}"
+        shard_lock.enter_context(db.run_lock(self.engine, timeout=self.lock_timeout, name=name))
+        self._lock.close()
+        self._lock = shard_lock
+
+    def write(self, pool: workers.Pool | None, count: int) -> SeedResult:
+        """Write the run's batches, each in one transaction, then finish the run."""
+        status = "interrupted"
+        try:
+            self._hand_over_lock()
+            first_ids = self.appended_ids or first_ids_at(self.plan, self.positions.start)
+            started = time.perf_counter()  # rows/s covers generating and writing, not migrating
+            with db.database_errors(self.engine.url):
+                batches = plan_batches(self.plan, self.positions, first_ids)
+                dialect = self.engine.dialect.name
+                generated = workers.ordered(
+                    pool, generate.generate_prepared, batches, self.plan, dialect
+                )
+                with contextlib.closing(generated):  # stops the workers however the loop ends
+                    for batch, rows in generated:
+                        self._write_batch(batch, rows)
+                with self.engine.connect() as connection:
+                    counts = db.count_rows(connection)
+                status = "done"
+        finally:
+            self.finish(status)
+        return self._result(counts, time.perf_counter() - started, count)
+
+    def _write_batch(self, batch: Batch, rows: generate.Prepared) -> None:
+        if self.stop():  # asked to stop: nothing of this batch is written
+            raise KeyboardInterrupt
+        users_done = self.committed.users_done + batch.size
+        # A stop signal while the batch is written and counted waits for its end.
+        with interrupts.deferred():
+            with self.engine.begin() as connection:
+                writers.write_batch(connection, rows)
+                manifest.committed(connection, self.run_id, users_done)
+                writers.sync_sequences(connection, writers.highest_ids(batch.first_ids, rows))
+                if self.stop() or interrupts.requested():  # roll this batch back
+                    raise KeyboardInterrupt
+            for table, table_rows in zip(TABLES, rows, strict=True):
+                self.written[table] += writers.row_count(table_rows)
+            self.committed = Progress(users_done, len(self.positions), sum(self.written.values()))
+            if self.on_progress is not None:
+                self.on_progress(self.committed)
+
+    def finish(self, status: str) -> None:
+        """Record how the run ended and what it wrote; never raises."""
+        with contextlib.suppress(Exception), self.engine.begin() as connection:
+            manifest.finish(connection, self.run_id, status, self.written)
+
+    def _result(self, counts: dict[str, int], seconds: float, count: int) -> SeedResult:
+        return SeedResult(
+            counts=counts,
+            written=self.written,
+            seconds=seconds,
+            seed=self.plan.seed,
+            as_of=self.plan.as_of,
+            revision=self.revision,
+            batches=batch_count(self.plan, len(self.positions)),
+            workers=count,
+            first_user=self.positions.start,
+            users=len(self.positions),
+            run_id=self.run_id,
+            plan=self.plan,
+            database=db.mask(self.engine.url),
+        )
