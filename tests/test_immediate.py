@@ -64,10 +64,10 @@ def test_the_first_progress_comes_after_a_tenth_of_a_batch(sqlite_url: str) -> N
 def test_a_large_run_defaults_to_every_core(sqlite_url: str) -> None:
     """The counterpart: from 20,000 users (here a shard of them would be fewer: an append of
     20,000 is not run; the default is read from the dry part of the CLI instead)."""
-    from invoicegen.cli import SMALL_RUN_USERS, _default_workers
     from invoicegen.seeding import default_workers
+    from invoicegen.seeding.plan import SMALL_RUN_USERS, workers_for
     from invoicegen.settings import Shard
 
-    assert _default_workers(SMALL_RUN_USERS - 1, None) == 1
-    assert _default_workers(SMALL_RUN_USERS, None) == default_workers()
-    assert _default_workers(SMALL_RUN_USERS * 2, Shard(0, 4)) == 1  # this shard writes 10,000
+    assert workers_for(SMALL_RUN_USERS - 1, None) == 1
+    assert workers_for(SMALL_RUN_USERS, None) == default_workers()
+    assert workers_for(SMALL_RUN_USERS * 2, Shard(0, 4)) == 1  # this shard writes 10,000

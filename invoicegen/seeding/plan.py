@@ -38,7 +38,8 @@ SMALL_RUN_USERS = 20_000
 FIRST_BATCH_PART = 10
 
 
-def _default_workers(users: int, shard: Shard | None) -> int:
+def workers_for(users: int, shard: Shard | None) -> int:
+    """The generating processes a run of ``users`` (or a shard of them) starts by default."""
     to_write = len(shard.positions(users)) if shard else users
     return 1 if to_write < SMALL_RUN_USERS else default_workers()
 
@@ -92,7 +93,7 @@ class SeedPlan:
             batch_size=config.batch_size,
             # the first rows (and the first progress) come sooner; the data is the same
             first_batch_size=config.batch_size // FIRST_BATCH_PART or None,
-            workers=config.workers or _default_workers(config.users, shard),
+            workers=config.workers or workers_for(config.users, shard),
             append=append,
             shard=shard,
             force=force,
