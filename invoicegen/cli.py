@@ -74,6 +74,18 @@ class _OneLineUsageErrors(TyperGroup):
     # turn it into a silent exit 130.
     json_errors = False
 
+    # Typer shows a flag's type, `<bool>`, where an option's value goes (as if `--help true`
+    # were the way to write it); invoicegen's own flags say `metavar=""` (see _flag), and Typer's
+    # (--help, --install-completion, --show-completion) are given the same here.
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_type(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _without_flag_type(command.get_params(ctx))
+        return command
+
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         with _stop_reported(json=self.json_errors):
             return super().make_context(*args, **kwargs)
@@ -81,6 +93,13 @@ class _OneLineUsageErrors(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         with _stop_reported(json=self.json_errors):
             return super().invoke(ctx)
+
+
+def _without_flag_type(params: list[Any]) -> list[Any]:
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
 
 
 @contextlib.contextmanager
@@ -127,9 +146,17 @@ app = typer.Typer(
 )
 
 
-def _shown(key: str) -> str:
-    """How the help text shows a setting's default (settings.OPTIONS holds them all)."""
-    return settings.OPTIONS[key].default_text
+def _help(key: str, text: str, *, default: bool = True) -> str:
+    """An option's help: ``text``, then its environment variable and its default, both from
+    settings.OPTIONS (the one table of options)."""
+    env = f" \\[env: {settings.env_var(key)}]"
+    shown = f" \\[default: {settings.OPTIONS[key].default_text}]" if default else ""
+    return text + env + shown
+
+
+def _flag(*names: str, help: str) -> Any:
+    """A yes/no option: it takes no value, so its help shows none."""
+    return typer.Option(*names, help=help, metavar="")
 
 
 DatabaseUrl = Annotated[
@@ -138,8 +165,7 @@ DatabaseUrl = Annotated[
         "--database-url",
         "-d",
         metavar="URL",
-        help="SQLAlchemy URL. \\[env: INVOICEGEN_DATABASE_URL] "
-        f"\\[default: {_shown('database_url')}]",
+        help=_help("database_url", "SQLAlchemy URL."),
         show_default=False,
     ),
 ]
@@ -150,25 +176,31 @@ Profile = Annotated[
         autocompletion=lambda incomplete: [
             name for name in settings.profile_names() if name.startswith(incomplete)
         ],
-        help="A profile of \\[tool.invoicegen.profiles] in pyproject.toml, or of \\[profiles] "
-        "in invoicegen.toml. \\[env: INVOICEGEN_PROFILE]",
+        help=_help(
+            "profile",
+            "A profile of \\[tool.invoicegen.profiles] in pyproject.toml, or of \\[profiles] in "
+            "invoicegen.toml, in this folder or the nearest one above it.",
+            default=False,
+        ),
     ),
 ]
-Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+Json = Annotated[bool, _flag("--json", help="Print one JSON document on stdout.")]
 Quiet = Annotated[
     bool,
-    typer.Option(
-        "--quiet", "-q", help="Print nothing but errors, warnings and the --json document."
-    ),
+    _flag("--quiet", "-q", help="Print nothing but errors, warnings and the --json document."),
 ]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show each setting and its source.")]
-Debug = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
+Verbose = Annotated[
+    bool, _flag("--verbose", "-v", help="Show each setting, where it came from, and the file read.")
+]
+Debug = Annotated[bool, _flag("--debug", help="Show the traceback of an error.")]
 LockTimeout = Annotated[
     str | None,
     typer.Option(
         "--lock-timeout",
-        help="Seconds to wait for another invoicegen run on the same database. "
-        f"[default: {_shown('lock_timeout')}]",
+        metavar="SECONDS",
+        help=_help(
+            "lock_timeout", "Seconds to wait for another invoicegen run on the same database."
+        ),
     ),
 ]
 
@@ -179,10 +211,18 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _example(command: str) -> str:
+    """A command's help ends with one example of it."""
+    return f"Example: {command}"
+
+
 @app.callback()
 def main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, metavar="", help="Print the version."
+        ),
     ] = False,
 ) -> None:
     """Seed a database with coherent users → clients → contracts → invoices."""
@@ -249,7 +289,7 @@ def _target(
     return config, db.make_engine(config.database_url, busy_timeout=config.lock_timeout)
 
 
-@app.command()
+@app.command(epilog=_example("invoicegen migrate -d postgresql+psycopg://localhost/dev"))
 def migrate(
     database_url: DatabaseUrl = None,
     profile: Profile = None,
@@ -279,91 +319,98 @@ def _progress_mode(requested: str | None, *, json: bool) -> console.ProgressMode
     return console.progress_mode(requested)  # type: ignore[arg-type]  # checked just above
 
 
-@app.command()
+@app.command(
+    epilog=_example("invoicegen seed -n 1000 --seed 42 -d postgresql+psycopg://localhost/dev")
+)
 def seed(
     users: Annotated[
         str | None,
         typer.Option(
-            "--users", "-n", metavar="N", help=f"Users to create. \\[default: {_shown('users')}]"
+            "--users", "-n", metavar="N", help=_help("users", "Users to create, at least 1.")
         ),
     ] = None,
     clients_per_user: Annotated[
         str | None,
         typer.Option(
             metavar="COUNTS",
-            help="Clients per user: N, MIN-MAX or a mix like 1-3:90,4-50:10. "
-            f"\\[default: {_shown('clients_per_user')}]",
+            help=_help(
+                "clients_per_user", "Clients per user: N, MIN-MAX or a mix like 1-3:90,4-50:10."
+            ),
         ),
     ] = None,
     contracts_per_client: Annotated[
         str | None,
         typer.Option(
             metavar="COUNTS",
-            help=f"Contracts per client (as above). \\[default: {_shown('contracts_per_client')}]",
+            help=_help("contracts_per_client", "Contracts per client (as above)."),
         ),
     ] = None,
     invoices_per_contract: Annotated[
         str | None,
         typer.Option(
             metavar="COUNTS",
-            help="Invoices per contract (as above). "
-            f"\\[default: {_shown('invoices_per_contract')}]",
+            help=_help("invoices_per_contract", "Invoices per contract (as above)."),
         ),
     ] = None,
     seed: Annotated[
         str | None,
-        typer.Option(metavar="INT", help=f"Same seed, same rows. \\[default: {_shown('seed')}]"),
+        typer.Option(metavar="INT", help=_help("seed", "Same seed, same rows.")),
     ] = None,
     as_of: Annotated[
         str | None,
         typer.Option(
             metavar="DATE",
-            help=f"The 'today' dates are relative to (YYYY-MM-DD). \\[default: {_shown('as_of')}]",
+            help=_help("as_of", "The 'today' dates are relative to (YYYY-MM-DD)."),
         ),
     ] = None,
     since: Annotated[
         str | None,
         typer.Option(
             metavar="DATE",
-            help=f"Contracts that ended, ended after this day. \\[default: {_shown('since')}]",
+            help=_help("since", "Contracts that ended, ended after this day."),
         ),
     ] = None,
     locale: Annotated[
         str | None,
-        typer.Option(metavar="LOCALE", help=f"Faker locale. \\[default: {_shown('locale')}]"),
+        typer.Option(metavar="LOCALE", help=_help("locale", "Faker locale.")),
     ] = None,
     batch_size: Annotated[
         str | None,
-        typer.Option(
-            metavar="N", help=f"Users per transaction. \\[default: {_shown('batch_size')}]"
-        ),
+        typer.Option(metavar="N", help=_help("batch_size", "Users per transaction.")),
     ] = None,
     workers: Annotated[
         str | None,
-        typer.Option(metavar="N", help=f"Generating processes. \\[default: {_shown('workers')}]"),
+        typer.Option(metavar="N", help=_help("workers", "Generating processes.")),
     ] = None,
     append: Annotated[
-        bool, typer.Option("--append", help="Add USERS more user trees to the dataset there.")
+        bool, _flag("--append", help="Add USERS more user trees to the dataset there.")
     ] = False,
     shard: Annotated[
         str | None,
         typer.Option(
             metavar="K/N|auto",
-            help="K/N: write only slice K (from 0) of N slices of USERS; run all N. auto: the "
-            "index and total your CI runner or Kubernetes Indexed Job sets. "
-            "\\[env: INVOICEGEN_SHARD]",
+            help=_help(
+                "shard",
+                "K/N: write only slice K (from 0) of N slices of USERS; run all N. auto: the "
+                "index and total your CI runner or Kubernetes Indexed Job sets.",
+                default=False,
+            ),
         ),
     ] = None,
     shards: Annotated[
         str | None,
         typer.Option(
             metavar="N",
-            help="With --shard auto where the runner sets only an index (Kubernetes): the "
-            "number of shards. \\[env: INVOICEGEN_SHARDS]",
+            help=_help(
+                "shards",
+                "With --shard auto where the runner sets only an index (Kubernetes): the "
+                "number of shards.",
+                default=False,
+            ),
         ),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Add to a dataset made with other options or versions.")
+        bool, _flag("--force", help="Add to a dataset made with other options or versions.")
     ] = False,
     progress: Annotated[
         str | None,
@@ -409,13 +456,13 @@ def _shard(config: settings.Settings) -> settings.Shard | None:
     return sharding.shard
 
 
-@app.command()
+@app.command(epilog=_example("invoicegen reset --dry-run -d postgresql+psycopg://localhost/dev"))
 def reset(
     yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Do not ask; needed without a terminal.")
+        bool, _flag("--yes", "-y", help="Do not ask; needed without a terminal.")
     ] = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="List what would be dropped; change nothing.")
+        bool, _flag("--dry-run", help="List what would be dropped; change nothing.")
     ] = False,
     force_protected: Annotated[
         str | None,
@@ -423,7 +470,7 @@ def reset(
     ] = None,
     drop_foreign_keys: Annotated[
         bool,
-        typer.Option(
+        _flag(
             "--drop-foreign-keys",
             help="Drop other tables' foreign keys into invoicegen's tables (only those "
             "constraints; never the tables or their rows). Not on SQLite.",
@@ -498,7 +545,7 @@ def _reset_document(
     }
 
 
-@app.command()
+@app.command(epilog=_example("invoicegen protect -d postgresql+psycopg://localhost/staging"))
 def protect(
     database_url: DatabaseUrl = None,
     profile: Profile = None,
@@ -513,7 +560,7 @@ def protect(
         console.done(f"{urls.mask(engine.url)} is protected: reset refuses it")
 
 
-@app.command()
+@app.command(epilog=_example("invoicegen unprotect -d postgresql+psycopg://localhost/staging"))
 def unprotect(
     database_url: DatabaseUrl = None,
     profile: Profile = None,
@@ -528,11 +575,11 @@ def unprotect(
         console.done(f"{urls.mask(engine.url)} is not protected")
 
 
-@app.command("stats")
+@app.command("stats", epilog=_example("invoicegen stats --check --json -d sqlite:///invoicegen.db"))
 def show_stats(
     check: Annotated[
         bool,
-        typer.Option(
+        _flag(
             "--check",
             help="Verify the data against invoicegen's invariants instead; "
             f"exit {CheckFailed.exit_code} listing each violation.",

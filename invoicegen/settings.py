@@ -369,6 +369,11 @@ def default(key: str) -> Any:
     return OPTIONS[key].default
 
 
+def env_var(key: str) -> str:
+    """The environment variable of setting ``key`` (or of ``"profile"``): INVOICEGEN_<KEY>."""
+    return ENV_PREFIX + key.upper()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved values and, for each, where it came from; typed attributes per setting (a
@@ -543,7 +548,7 @@ def resolve(
     """
     environ = os.environ if environ is None else environ
     file_config, file_label, warnings = _read_file_config(Path.cwd() if cwd is None else cwd)
-    profile = profile or environ.get(ENV_PREFIX + "PROFILE") or None
+    profile = profile or environ.get(env_var("profile")) or None
     profile_config = _profile_table(file_config, file_label, profile)
     profile_label = f"profile {profile} in {file_label}"
     for label, table in ((str(file_label), file_config), (profile_label, profile_config)):
@@ -558,7 +563,7 @@ def resolve(
     sources: dict[str, str] = {}
     for key in OPTIONS if keys is None else keys:
         option = OPTIONS[key]
-        env_name = ENV_PREFIX + key.upper()
+        env_name = env_var(key)
         candidates = (
             ("command line", options.get(key)),
             (f"environment {env_name}", environ.get(env_name) or None),

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from invoicegen import db, schema, urls
+from invoicegen import db, schema, settings, urls
 from tests.helpers import SERVER_URLS, assert_one_line_error, invoke, require_server
 from tests.invariants import scalar
+from tests.readme import commands
 
 AS_OF = "2026-03-31"
 
@@ -244,3 +245,45 @@ def test_since_must_come_before_as_of(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.stderr
     assert json.loads(done.stdout)["since"] == "2025-12-01"
     assert "--since 2025-12-01" in json.loads(done.stdout)["replay"]
+
+
+def _wide_help(*args: str) -> str:
+    """``invoicegen ARGS --help`` wide enough that no option's help wraps, without colour."""
+    env = {"COLUMNS": "400", "TERMINAL_WIDTH": "400", "NO_COLOR": "1"}
+    result = invoke(*args, "--help", env=env)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def _help_rows(*args: str) -> dict[str, str]:
+    """Each option's row of the help table, by its long name."""
+    rows = {}
+    for line in _wide_help(*args).splitlines():
+        cells = line.strip("│ ").split()
+        if cells and cells[0].startswith("--"):
+            rows[cells[0]] = " ".join(cells[1:])
+    return rows
+
+
+@pytest.mark.parametrize("command", commands())
+def test_help_shows_no_type_placeholders_and_each_env_var(command: str) -> None:
+    args = [command] if command else []
+    rows = _help_rows(*args)
+    assert rows, _wide_help(*args)
+    for name, row in rows.items():
+        assert "<bool>" not in row and "<str>" not in row and "<int>" not in row, (name, row)
+        key = name[2:].replace("-", "_")
+        if key in settings.OPTIONS or key == "profile":
+            assert f"[env: {settings.env_var(key)}]" in row, (name, row)
+
+
+@pytest.mark.parametrize("command", [name for name in commands() if name])
+def test_each_command_help_ends_with_an_example_of_it(command: str) -> None:
+    lines = [line.strip() for line in _wide_help(command).strip().splitlines()]
+    assert lines[-1].startswith(f"Example: invoicegen {command} "), lines[-1]
+
+
+def test_lock_timeout_is_shown_as_seconds_and_flags_take_no_value() -> None:
+    assert _help_rows("migrate")["--lock-timeout"].startswith("SECONDS ")
+    result = invoke("migrate", "--quiet", "true")
+    assert "true" in assert_one_line_error(result, 2)
