@@ -348,7 +348,7 @@ def _int(name: str, low: int, high: int) -> Callable[[Any], int]:
 #: and the factories read them from.
 OPTIONS: dict[str, Option] = {
     "database_url": Option(str, DEFAULT_DATABASE_URL),
-    "users": Option(_int("--users", 0, MAX_USERS), 50),
+    "users": Option(_int("--users", 1, MAX_USERS), 50),
     "clients_per_user": Option(_count("--clients-per-user"), CountMix.range(1, 3)),
     "contracts_per_client": Option(_count("--contracts-per-client"), CountMix.range(1, 3)),
     "invoices_per_contract": Option(_count("--invoices-per-contract"), CountMix.range(1, 5)),

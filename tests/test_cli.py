@@ -287,3 +287,27 @@ def test_lock_timeout_is_shown_as_seconds_and_flags_take_no_value() -> None:
     assert _help_rows("migrate")["--lock-timeout"].startswith("SECONDS ")
     result = invoke("migrate", "--quiet", "true")
     assert "true" in assert_one_line_error(result, 2)
+
+
+@pytest.mark.parametrize("given", [["--users", "0"], ["-n", "0", "--append"]])
+def test_seeding_no_users_is_refused_and_records_no_run(given: list[str], sqlite_url: str) -> None:
+    result = invoke("seed", *given, "-d", sqlite_url)
+    line = assert_one_line_error(result, 2)
+    assert "--users" in line and "between 1 and" in line, line
+    assert "Seeded" not in result.output
+    assert _runs_recorded(sqlite_url) == 0
+
+
+def test_no_users_from_the_environment_is_refused_naming_it(sqlite_url: str) -> None:
+    result = invoke("seed", "-d", sqlite_url, env={"INVOICEGEN_USERS": "0"})
+    assert "INVOICEGEN_USERS" in assert_one_line_error(result, 2)
+
+
+def _runs_recorded(url: str) -> int:
+    engine = db.make_engine(url)
+    try:
+        if not sa.inspect(engine).has_table("invoicegen_runs"):
+            return 0
+        return int(scalar(engine, "SELECT COUNT(*) FROM invoicegen_runs"))
+    finally:
+        engine.dispose()
