@@ -1,8 +1,9 @@
 """Configuration, resolved once per command: option > environment > file profile > file > default.
 
 Every value remembers where it came from, so ``--verbose`` can say why it is what it is.
-Files: ``[tool.invoicegen]`` in ``./pyproject.toml``, or the top level of ``./invoicegen.toml``;
-named profiles live in their ``profiles.NAME`` tables.
+Files: ``[tool.invoicegen]`` in ``pyproject.toml``, or the top level of ``invoicegen.toml``, in
+the current folder or the nearest folder above it that holds either (the walk stops at a folder
+with ``.git``, as pytest's and ruff's do); named profiles live in their ``profiles.NAME`` tables.
 """
 
 from __future__ import annotations
@@ -450,51 +451,74 @@ class Settings:
         return cast("int | None", self._get("shards"))
 
 
+SETTINGS_FILES = ("pyproject.toml", "invoicegen.toml")
+
+
+def project_folder(cwd: Path) -> Path | None:
+    """The folder whose settings files apply in ``cwd``: ``cwd`` or the nearest folder above
+    it holding pyproject.toml or invoicegen.toml; None when a ``.git`` folder (a repository's
+    root) or the file system's root comes first."""
+    for folder in (cwd, *cwd.parents):
+        if any(os.path.lexists(folder / name) for name in SETTINGS_FILES):
+            return folder
+        if (folder / ".git").exists():
+            return None
+    return None
+
+
 def _read_file_config(cwd: Path) -> tuple[dict[str, Any], str | None, list[str]]:
-    """The settings table, its label, and a warning when two files compete.
+    """The settings table, its label (the file's path from ``cwd``), and a warning when two
+    files compete.
 
     A settings file that cannot be used (not a file, not UTF-8, not TOML, nested beyond
     reason, a table that is not one) is a :class:`UsageError` naming the file and the key.
     """
-    pyproject = _load_toml(cwd / "pyproject.toml")
+    cwd = cwd.absolute()
+    folder = project_folder(cwd)
+    if folder is None:
+        return {}, None, []
+    pyproject_name = os.path.relpath(folder / "pyproject.toml", cwd)
+    standalone_name = os.path.relpath(folder / "invoicegen.toml", cwd)
+    pyproject = _load_toml(folder / "pyproject.toml", pyproject_name)
     section = None
     if pyproject is not None:
-        tool = _table(pyproject.get("tool", {}), "pyproject.toml", "[tool]")
+        tool = _table(pyproject.get("tool", {}), pyproject_name, "[tool]")
         section = tool.get("invoicegen")
         if section is not None:
-            section = _table(section, "pyproject.toml", "[tool.invoicegen]")
-    standalone = _load_toml(cwd / "invoicegen.toml")
+            section = _table(section, pyproject_name, "[tool.invoicegen]")
+    standalone = _load_toml(folder / "invoicegen.toml", standalone_name)
     if standalone is not None:
-        ignored = ["pyproject.toml [tool.invoicegen] is ignored: invoicegen.toml wins"]
-        _check_profiles(standalone, "invoicegen.toml")
-        return standalone, "invoicegen.toml", ignored if section is not None else []
+        ignored = [f"{pyproject_name} [tool.invoicegen] is ignored: {standalone_name} wins"]
+        _check_profiles(standalone, standalone_name)
+        return standalone, standalone_name, ignored if section is not None else []
     if section is not None:
-        _check_profiles(section, "pyproject.toml [tool.invoicegen]")
-        return section, "pyproject.toml [tool.invoicegen]", []
+        label = f"{pyproject_name} [tool.invoicegen]"
+        _check_profiles(section, label)
+        return section, label, []
     return {}, None, []
 
 
-def _load_toml(path: Path) -> dict[str, Any] | None:
-    """The TOML document at ``path``, or None when there is no such file."""
+def _load_toml(path: Path, name: str) -> dict[str, Any] | None:
+    """The TOML document at ``path`` (shown as ``name``), or None when there is no such file."""
     if not path.exists():
         return None
     if not path.is_file():
-        raise UsageError(f"{path.name}: not a file; invoicegen reads its settings from it")
+        raise UsageError(f"{name}: not a file; invoicegen reads its settings from it")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
         raise UsageError(
-            f"{path.name}: not valid UTF-8 (byte {exc.object[exc.start]:#04x} on line {line})"
+            f"{name}: not valid UTF-8 (byte {exc.object[exc.start]:#04x} on line {line})"
         ) from None
     except OSError as exc:
-        raise UsageError(f"cannot read {path.name}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path.name}: not valid TOML: {exc}") from None
+        raise UsageError(f"{name}: not valid TOML: {exc}") from None
     except RecursionError:
-        raise UsageError(f"{path.name}: not readable: values nested too deeply") from None
+        raise UsageError(f"{name}: not readable: values nested too deeply") from None
 
 
 def _table(value: Any, file: str, key: str) -> dict[str, Any]:
@@ -526,7 +550,7 @@ def _toml_type(value: Any) -> str:
 
 
 def profile_names(cwd: Path | None = None) -> list[str]:
-    """The profiles the settings file in ``cwd`` defines (none when it cannot be read)."""
+    """The profiles the settings file for ``cwd`` defines (none when it cannot be read)."""
     try:
         config, _, _ = _read_file_config(Path.cwd() if cwd is None else cwd)
     except UsageError:
@@ -597,7 +621,11 @@ def _profile_table(
     profiles = file_config.get("profiles", {})
     if not isinstance(profiles, dict) or profile not in profiles:
         known = ", ".join(sorted(profiles)) if isinstance(profiles, dict) else ""
-        where = f"in {file_label}" if file_label else "(no pyproject.toml or invoicegen.toml here)"
+        where = (
+            f"in {file_label}"
+            if file_label
+            else "(no [tool.invoicegen] in a pyproject.toml, nor an invoicegen.toml, here or above)"
+        )
         raise UsageError(
             f"no profile {profile!r} {where} (known: {known or 'none'})", option="--profile"
         )

@@ -149,7 +149,7 @@ def test_an_unknown_profile_names_the_known_ones(project: Path) -> None:
 
 def test_a_profile_without_a_settings_file_is_a_usage_error(project: Path) -> None:
     line = _error_line(runner.invoke(app, ["stats", "--profile", "demo"]))
-    assert "no pyproject.toml or invoicegen.toml" in line
+    assert "no [tool.invoicegen] in a pyproject.toml, nor an invoicegen.toml, here or above" in line
 
 
 def test_a_bad_value_in_a_profile_says_where_it_is(project: Path) -> None:
@@ -403,3 +403,55 @@ def test_a_settings_file_that_is_a_directory_is_refused(project: Path, name: str
     (project / name).mkdir()
     line = _refused_before_anything(project)
     assert name in line and "not a file" in line
+
+
+def test_a_profile_is_found_from_a_subfolder_and_verbose_names_the_file(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "pyproject.toml").write_text(PYPROJECT)
+    (project / "invoicegen.db").touch()  # the URL is relative to where invoicegen runs
+    deeper = project / "src" / "app"
+    deeper.mkdir(parents=True)
+    monkeypatch.chdir(deeper)
+    data = seed_json("--profile", "demo", "-d", f"sqlite:///{project / 'sub.db'}")
+    assert data["seed"] == 7 and data["counts"]["users"] == 4
+    result = runner.invoke(
+        app, ["seed", "--profile", "demo", "-d", f"sqlite:///{project / 'v.db'}", "--verbose"]
+    )
+    assert result.exit_code == 0, result.stderr
+    shown = " ".join(result.output.split())
+    assert "../../pyproject.toml" in shown, result.output
+    assert settings.profile_names(deeper) == ["demo", "load"]
+
+
+def test_the_walk_up_stops_at_the_first_project_file(project: Path) -> None:
+    (project / "invoicegen.toml").write_text("users = 2\n")
+    inner = project / "inner"
+    inner.mkdir()
+    (inner / "pyproject.toml").write_text('[project]\nname = "inner"\n')
+    below = inner / "pkg"
+    below.mkdir()
+    resolved = settings.resolve({}, keys=["users"], cwd=below, environ={})
+    assert resolved.users == 50 and resolved.sources["users"] == "default"
+    (project / "sibling").mkdir()
+    resolved = settings.resolve({}, keys=["users"], cwd=project / "sibling", environ={})
+    assert resolved.users == 2 and resolved.sources["users"] == "../invoicegen.toml"
+
+
+def test_the_walk_up_stops_at_a_git_folder(project: Path) -> None:
+    (project / "invoicegen.toml").write_text("users = 2\n")
+    repo = project / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "docs").mkdir()
+    for start in (repo, repo / "docs"):
+        resolved = settings.resolve({}, keys=["users"], cwd=start, environ={})
+        assert resolved.sources["users"] == "default", start
+    with pytest.raises(UsageError, match="no profile 'demo'.*here or above"):
+        settings.resolve({}, keys=["users"], profile="demo", cwd=repo / "docs", environ={})
+
+
+def test_an_unreadable_file_above_is_named_by_its_path(project: Path) -> None:
+    (project / "invoicegen.toml").write_text("users = [\n")
+    (project / "sub").mkdir()
+    with pytest.raises(UsageError, match=r"\.\./invoicegen\.toml: not valid TOML"):
+        settings.resolve({}, cwd=project / "sub", environ={})
