@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +157,12 @@ def database_errors(url: URL) -> Iterator[None]:
             ) from None
         if code.startswith(_WRITE_DENIED):
             raise WriteDenied(f"cannot write to {mask(url)}: {detail}", database=database) from None
+        if _no_such_database(exc, url, detail):
+            raise ConnectionFailed(
+                f"cannot connect to {mask(url)}: database {url.database} does not exist; "
+                f"create it first: {_create_database(url)}",
+                database=database,
+            ) from None
         if exc.connection_invalidated or _is_connect_error(exc):
             raise ConnectionFailed(
                 f"cannot connect to {mask(url)}: {detail}", database=database
@@ -167,6 +174,21 @@ def database_errors(url: URL) -> Iterator[None]:
         raise InvoicegenError(
             f"database error on {mask(url)}: {scrub(str(exc), url)}", database=mask(url)
         ) from None
+
+
+def _no_such_database(exc: DBAPIError, url: URL, detail: str) -> bool:
+    """The server has no database of ``url``'s name: MariaDB's error 1049; PostgreSQL's
+    3D000, which psycopg reports at connect as text only."""
+    number = (getattr(exc.orig, "args", None) or (None,))[0]
+    return number == 1049 or f'database "{url.database}" does not exist' in detail
+
+
+def _create_database(url: URL) -> str:
+    """The statement that creates ``url``'s database (its name quoted only when it must be)."""
+    name = str(url.database)
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        name = f'"{name}"' if url.get_backend_name() == "postgresql" else f"`{name}`"
+    return f"CREATE DATABASE {name}"
 
 
 def _is_connect_error(exc: DBAPIError) -> bool:

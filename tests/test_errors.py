@@ -143,6 +143,29 @@ def test_unknown_postgresql_role_exits_4_without_the_password() -> None:
         assert secret not in result.output
 
 
+@pytest.mark.servers
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+@pytest.mark.parametrize("command", ["migrate", "seed", "stats"])
+def test_a_missing_database_says_how_to_create_it(kind: str, command: str) -> None:
+    require_server(kind)
+    name = f"ig_missing_{uuid.uuid4().hex[:10]}"
+    url = urls.parse(SERVER_URLS[kind]).set(database=name).render_as_string(False)
+    result = invoke(command, "-d", url, *(["-n", "1"] if command == "seed" else []))
+    line = assert_one_line_error(result, 4)
+    assert f"database {name} does not exist" in line, line
+    assert f"CREATE DATABASE {name}" in line, line
+    if kind == "postgresql":
+        query = "SELECT COUNT(*) FROM pg_database WHERE datname = %(name)s"
+    else:
+        query = "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %(name)s"
+    engine = admin_engine(kind)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql(query, {"name": name}).scalar() == 0
+    finally:
+        engine.dispose()
+
+
 # --- no right to write ------------------------------------------------------------------------
 
 
