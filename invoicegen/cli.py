@@ -441,6 +441,8 @@ def seed(
             result = seeding.seed(
                 engine, plan, on_progress=on_progress, lock_timeout=config.lock_timeout
             )
+        if (warning := result.version_warning()) is not None:
+            console.warning(warning)
         if json:
             console.emit_json(result.to_json())
         else:

@@ -338,6 +338,27 @@ def seed_result(result: SeedResult, *, database: str, replay: str) -> None:
     )
     # Soft-wrapped: the terminal folds it, and a copy-paste gets one runnable line.
     out.print(Text(f"  {replay}", style="dim"), soft_wrap=True)
+    pins = " ".join(f"{_PACKAGES[name]}=={result.versions[name]}" for name in _PACKAGES)
+    out.print(
+        Text(
+            f"made with {made_with(result.versions)} "
+            f"(install the same for the same rows: pip install {pins})",
+            style="dim",
+        ),
+        soft_wrap=True,
+    )
+
+
+#: The packages whose versions decide the generated values, as pip spells them.
+_PACKAGES = {"faker": "Faker", "factory-boy": "factory-boy"}
+
+
+def made_with(versions: Any) -> str:
+    """A manifest's versions as "Faker 40.63.0, factory-boy 3.3.3" (unknown if unrecorded)."""
+    recorded = versions if isinstance(versions, dict) else {}
+    return ", ".join(
+        f"{shown} {recorded.get(name, 'unknown')}" for name, shown in _PACKAGES.items()
+    )
 
 
 _BLOCKS = " ▏▎▍▌▋▊▉█"
@@ -453,6 +474,19 @@ def _runs(runs: Sequence[RunRecord]) -> None:
         out.print(Padding(Text(_options_text(run)), (0, 0, 0, 2)))  # wrapped between options
 
 
+def _versions(runs: Sequence[RunRecord]) -> None:
+    """The versions that made the dataset: one line, or one per set of runs that differ."""
+    made: dict[str, list[int]] = {}
+    for run in runs:
+        made.setdefault(made_with(run.versions), []).append(run.id)
+    if len(made) == 1:
+        out.print(Text(f"made with {next(iter(made))}"), soft_wrap=True)
+        return
+    for text, ids in made.items():
+        which = "run" + "s" * (len(ids) > 1) + " " + ", ".join(map(str, ids))
+        out.print(Text(f"{which} made with {text}"), soft_wrap=True)
+
+
 def _options_text(run: RunRecord) -> str:
     options = run.options
     if isinstance(options, dict):
@@ -513,6 +547,7 @@ def stats(data: Stats) -> None:
     billing(data.billing)
     if data.runs:
         _runs(data.runs)
+        _versions(data.runs)
     else:
         out.print(Text("no run manifest: seeded by an older invoicegen or another tool", "dim"))
 

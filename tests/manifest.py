@@ -40,3 +40,15 @@ def replace_manifest(
                 "c": counts,
             },
         )
+
+
+def record_versions(engine: sa.Engine, **versions: str) -> None:
+    """Make every recorded run say it was made with these versions (pip names as keywords:
+    ``faker="30.0.0"``); the others as this invoicegen records them."""
+    from invoicegen.manifest import versions as installed
+
+    recorded = {**installed(), **{name.replace("_", "-"): v for name, v in versions.items()}}
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE invoicegen_runs SET versions = :v"), {"v": json.dumps(recorded)}
+        )

@@ -95,7 +95,8 @@ def test_every_json_field_is_documented(tmp_path: Path) -> None:
     }
     text = section("JSON output")
     for command, document in documents.items():
-        table = text.split(f"`invoicegen {command} --json`", 1)[1].split("`invoicegen", 1)[0]
+        # Up to the next table's heading (a line of its own), so "`invoicegen`" may be a field.
+        table = text.split(f"`invoicegen {command} --json`", 1)[1].split("\n`invoicegen", 1)[0]
         for key in _keys(document) - {"users", "clients", "contracts", "invoices"} - {"{}"}:
             assert f"`{key}`" in table, f"`{command} --json`: field {key!r} undocumented"
     assert {"users", "clients", "contracts", "invoices"} <= set(documents["seed"]["counts"])
@@ -115,3 +116,33 @@ def test_every_exit_code_is_in_the_table() -> None:
 def test_the_test_command_is_still_marked_for_ci() -> None:
     block = README.split("<!-- test-command -->", 1)[1].split("<!-- /test-command -->", 1)[0]
     assert "pip install -q -e '.[test]'" in block and "python -m pytest" in block
+
+
+def test_the_constraints_file_pins_what_a_replay_needs_and_installs_the_package() -> None:
+    """constraints.txt pins the tested versions; the README's install command uses it.
+
+    Not "the pins equal the versions installed for this test run": CI installs the newest
+    releases (to catch a Faker that changes the data), so that would fail on every Faker
+    release, which is a reason to re-test and re-pin, not a broken checkout. Instead: every line
+    parses as an exact pin, it pins Faker, factory-boy, SQLAlchemy and both drivers, and each
+    pin satisfies what pyproject.toml requires (pip would otherwise refuse the constraints).
+    """
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lines = (ROOT / "constraints.txt").read_text("utf-8").splitlines()
+    pins = {}
+    for line in lines:
+        if line.strip() and not line.startswith("#"):
+            requirement = Requirement(line)
+            (specifier,) = requirement.specifier
+            assert specifier.operator == "==", line
+            pins[canonicalize_name(requirement.name)] = specifier.version
+    assert {"faker", "factory-boy", "sqlalchemy", "psycopg", "pymysql"} <= set(pins)
+    for needed in map(Requirement, requires("invoicegen") or []):
+        name = canonicalize_name(needed.name)
+        if name in pins:
+            assert needed.specifier.contains(pins[name]), (needed, pins[name])
+    assert "pip install -c constraints.txt '.[postgres,mysql]'" in section("Reproducibility")

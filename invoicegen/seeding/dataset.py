@@ -24,6 +24,8 @@ class Target:
 
     plan: Plan
     positions: range
+    #: With ``force``: the versions that differ from the dataset's ("faker 40.1 (dataset: 30.0)")
+    version_differences: tuple[str, ...] = ()
 
 
 def reconcile(
@@ -45,18 +47,19 @@ def reconcile(
         if wanted[key] is not None and wanted[key] != have[key]
     ]
     plan = resolved(request, **have)
+    versions = _version_differences(identity)
     if request.shard is not None:
         positions = _shard_positions(request.shard, request.users, options, runs, differences)
-        differences = _version_differences(identity)
+        differences = versions
     else:
-        differences += _version_differences(identity)
+        differences += versions
         positions = _appended_positions(request, runs, users_in_db, where)
     if differences and not request.force:
         raise RefusedError(
             f"the dataset was made differently: {'; '.join(differences)}; "
             "use the same options, or --force to add to it anyway"
         )
-    return Target(plan, positions)
+    return Target(plan, positions, tuple(versions))
 
 
 def _new(request: SeedPlan, users_in_db: int, where: str) -> Target:

@@ -52,6 +52,10 @@ class SeedResult:
     run_id: int
     plan: Plan  # with every option resolved
     database: str  # the database's URL, password masked
+    #: The versions this run's rows were made with (as the manifest records them)
+    versions: dict[str, str]
+    #: With ``--force``: the versions that differ from the dataset's, as "faker X (dataset: Y)"
+    version_differences: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:
@@ -76,6 +80,19 @@ class SeedResult:
         """:meth:`replay_args` as a shell command line."""
         return shlex.join(["invoicegen", *self.replay_args()])
 
+    def version_warning(self) -> str | None:
+        """One line on what a forced run across versions may have changed; None when the
+        versions match the dataset's."""
+        if not self.version_differences:
+            return None
+        only_faker = all(d.startswith("faker ") for d in self.version_differences)
+        what = "names, companies, addresses, phones and emails" if only_faker else "any value"
+        return (
+            f"added with --force across versions: {'; '.join(self.version_differences)}; "
+            f"in these rows {what} may differ from what the dataset's versions would give, "
+            "and a replay gives the same rows only with these versions"
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The run as ``invoicegen seed --json`` prints it."""
         return {
@@ -96,6 +113,8 @@ class SeedResult:
             "workers": self.workers,
             "batches": self.batches,
             "replay": self.replay(),
+            "versions": self.versions,
+            "version_differences": list(self.version_differences),
         }
 
     @property
@@ -207,6 +226,7 @@ class Run:
                 self.request, manifest.runs(connection), users_in_db, db.mask(self.engine.url)
             )
             self.plan, self.positions = target.plan, target.positions
+            self.version_differences = target.version_differences
             # An append continues after what is there; any other run follows the plan.
             self.appended_ids = writers.next_ids(connection) if self.plan.append else None
             self.run_id = manifest.start(
@@ -292,4 +312,6 @@ class Run:
             run_id=self.run_id,
             plan=self.plan,
             database=db.mask(self.engine.url),
+            versions=manifest.versions(),
+            version_differences=self.version_differences,
         )
