@@ -180,7 +180,9 @@ def test_connection_errors_never_show_the_password_in_any_spelling(
         if fault == "wrong port":
             assert "Connection refused" in line or "Can't connect to MySQL server" in line
         elif kind == "postgresql":
-            assert "does not exist" in line and "connection to server at" in line
+            # the database is named and how to create it is said (issue 16's way forward)
+            assert "database no_such_db_" in line and "does not exist" in line
+            assert "CREATE DATABASE no_such_db_" in line
         else:  # authenticated (so the password got through whole), then refused the database
             assert "Access denied for user" in line and "to database 'no_such_db_" in line
     assert absent(password, output), output
