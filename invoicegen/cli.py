@@ -528,8 +528,8 @@ def reset(
 
 def _reset_document(
     target: str,
-    plan: db.ResetPlan,
-    keys: Sequence[db.HostForeignKey],
+    plan: guards.ResetPlan,
+    keys: Sequence[guards.HostForeignKey],
     *,
     dry_run: bool,
     problem: str | None,

@@ -11,12 +11,13 @@ import contextlib
 import importlib
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from invoicegen import settings
 from invoicegen.errors import (
     ConnectionFailed,
     DiskFull,
@@ -26,11 +27,12 @@ from invoicegen.errors import (
     SchemaStateError,
     WriteDenied,
 )
-from invoicegen.urls import DRIVERS, check_query, parse, scrub, sqlite_path
-from invoicegen.urls import mask as mask  # also re-exported: see the end of this module
+from invoicegen.urls import DRIVERS, check_query, mask, parse, scrub, sqlite_path
 
 CONNECT_TIMEOUT_SECONDS = 10
-LOCK_TIMEOUT_SECONDS = 60  # also SQLite's busy timeout
+LOCK_TIMEOUT_SECONDS: int = settings.default(
+    "lock_timeout"
+)  # --lock-timeout's; SQLite's busy timeout
 
 
 def make_engine(
@@ -222,32 +224,3 @@ def connect(engine: Engine, *, read_only: bool = False) -> Iterator[Connection]:
                     connection.exec_driver_sql("PRAGMA query_only = OFF")
                 except SQLAlchemyError:
                     connection.invalidate()
-
-
-# --- names that moved out of db.py --------------------------------------------------------------
-# invoicegen.seeding still reaches these through ``db.<name>``; the seeding package will import
-# them from their new homes directly, and then these re-exports go. ``mask`` is imported at the
-# top (db uses it); the others on first use, since their modules import this one.
-
-_MOVED = {
-    "run_lock": "invoicegen.locks",
-    "TABLES": "invoicegen.schema",
-    "count_rows": "invoicegen.schema",
-    "upgrade": "invoicegen.schema",
-    "live_shard_runs": "invoicegen.manifest",
-    "wait_for_shards": "invoicegen.manifest",
-}
-
-if TYPE_CHECKING:
-    from invoicegen.locks import run_lock as run_lock
-    from invoicegen.manifest import live_shard_runs as live_shard_runs
-    from invoicegen.manifest import wait_for_shards as wait_for_shards
-    from invoicegen.schema import TABLES as TABLES
-    from invoicegen.schema import count_rows as count_rows
-    from invoicegen.schema import upgrade as upgrade
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

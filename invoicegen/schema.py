@@ -47,9 +47,6 @@ def current_revision(connection: Connection) -> str | None:
     return context.get_current_revision()
 
 
-TABLES = DATA_TABLE_NAMES  # seeding.py's db.TABLES; the seeding package uses models' own name
-
-
 def count_rows(connection: Connection) -> dict[str, int]:
     """Rows per data table."""
     return {

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
-from invoicegen import db, urls
+from invoicegen import db, schema, urls
 from invoicegen.cli import app
 from invoicegen.seeding import TABLES, SeedPlan, seed
 from tests.invariants import children_range, scalar, violations
@@ -193,7 +193,7 @@ def wait_for_users(url: str, at_least: int, process: subprocess.Popen[str]) -> N
 
 def table_counts(engine: sa.Engine) -> dict[str, int]:
     with engine.connect() as connection:
-        return db.count_rows(connection)
+        return schema.count_rows(connection)
 
 
 def assert_whole_trees(engine: sa.Engine, tmp_path: Path, *, seed_value: int = SEED) -> int:

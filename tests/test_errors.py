@@ -217,7 +217,7 @@ def test_a_full_sqlite_database_keeps_whole_trees_and_integrity(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     engine = db.make_engine(sqlite_url)
-    db.upgrade(engine)
+    schema.upgrade(engine)
 
     def disk_is_almost_full(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute("PRAGMA max_page_count = 80")

@@ -449,3 +449,37 @@ def test_a_mix_skews_the_data_as_asked(sqlite_url: str) -> None:
     assert scalar(engine, f"SELECT MAX(n) FROM ({per_user}) t") <= 30
     # Within a part the count is uniform: each of 21..30 is drawn.
     assert scalar(engine, f"SELECT COUNT(DISTINCT n) FROM ({per_user}) t WHERE n > 20") == 10
+
+
+# --- the data itself, pinned ------------------------------------------------------------------
+
+#: SHA-256 of :func:`_canonical` after :data:`PINNED_PLAN` and an append of 30, recorded with
+#: the code of 2026-12-02 before db.py's re-exports went. It pins the generated data itself,
+#: not just its sameness within one checkout: a refactor must leave it alone. A change meant to
+#: change the data (a new column, another Faker provider, a different draw order) updates it, and
+#: its commit message says why the data changed.
+PINNED_CHECKSUM = "71702c370c72ba4c043e558c9fbb425cfa1405318e6361888b86e83c714fb94d"
+PINNED_PLAN = ("-n", "120", "--seed", "7", "--as-of", "2026-06-30",
+               "--clients-per-user", "1-3:80,4-9:20")  # fmt: skip
+
+
+def _canonical(engine: sa.Engine) -> str:
+    """SHA-256 of every data row, as deterministic JSON: tables and rows in order, text values."""
+    text = json.dumps(dump(engine), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.mark.parametrize(("workers", "batch_size"), [(2, 25), (1, 7), (1, 1000)])
+def test_the_pinned_plan_writes_the_recorded_data(
+    tmp_path: Path, workers: int, batch_size: int
+) -> None:
+    url = f"sqlite:///{tmp_path / 'pinned.db'}"
+    how = ("--workers", str(workers), "--batch-size", str(batch_size), "-d", url)
+    first = invoke("seed", *PINNED_PLAN, *how, "--json")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["workers"] == workers  # two really ran where two were asked
+    more = invoke("seed", "--append", "-n", "30", *how, "-q")
+    assert more.exit_code == 0, more.output
+    engine = db.make_engine(url)
+    assert scalar(engine, "SELECT COUNT(*) FROM users") == 150
+    assert _canonical(engine) == PINNED_CHECKSUM

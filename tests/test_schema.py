@@ -235,7 +235,7 @@ def test_the_billing_columns_are_checked(engine: sa.Engine) -> None:
 
 def test_seed_refuses_a_newer_schema(database_url: str) -> None:
     engine = db.make_engine(database_url)
-    db.upgrade(engine)
+    schema.upgrade(engine)
     with engine.begin() as connection:
         connection.exec_driver_sql(f"UPDATE {schema.VERSION_TABLE} SET version_num = '9999'")
     line = assert_one_line_error(invoke(*seed_args(database_url, 2)), 5)
@@ -246,7 +246,7 @@ def test_seed_refuses_a_newer_schema(database_url: str) -> None:
 
 def test_seed_refuses_invoicegen_tables_that_differ_from_the_migrations(database_url: str) -> None:
     engine = db.make_engine(database_url)
-    db.upgrade(engine)
+    schema.upgrade(engine)
     with engine.begin() as connection:
         connection.exec_driver_sql("ALTER TABLE clients ADD COLUMN vip INTEGER")
     line = assert_one_line_error(invoke(*seed_args(database_url, 2)), 5)
@@ -261,7 +261,7 @@ def test_an_interrupted_migration_is_reported_and_reset_repairs_it(
 ) -> None:
     """What MariaDB keeps when a migration dies half-way: its DDL is not transactional."""
     engine = db.make_engine(database_url)
-    db.upgrade(engine)
+    schema.upgrade(engine)
     with engine.begin() as connection:
         if left_by == "second migration":  # 0002 created invoicegen_meta, then stopped
             connection.exec_driver_sql("DROP TABLE invoicegen_runs")

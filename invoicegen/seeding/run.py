@@ -21,6 +21,8 @@ from sqlalchemy.engine import Engine
 
 from invoicegen import db, interrupts, manifest, settings
 from invoicegen.errors import Interrupted, WorkerDied
+from invoicegen.locks import run_lock
+from invoicegen.schema import count_rows, upgrade
 from invoicegen.seeding import generate, workers, writers
 from invoicegen.seeding.dataset import reconcile, recorded_options
 from invoicegen.seeding.plan import (
@@ -33,6 +35,7 @@ from invoicegen.seeding.plan import (
     plan_batches,
     worker_count,
 )
+from invoicegen.urls import mask
 
 TABLES = writers.TABLES  # users, clients, contracts, invoices
 
@@ -141,7 +144,7 @@ def seed(
 ) -> SeedResult:
     """Migrate, then write ``plan.users`` whole user trees in batches; returns what was written.
 
-    Holds the database's run lock (:func:`db.run_lock`) throughout, except a shard, which
+    Holds the database's run lock (:func:`run_lock`) throughout, except a shard, which
     holds it while it records its run and then writes under its own lock beside the other
     shards. A stop request (``stop()`` true, checked between batches) or a KeyboardInterrupt
     (the CLI's Ctrl-C or SIGTERM, see :mod:`invoicegen.interrupts`) rolls back the batch in
@@ -193,7 +196,7 @@ class Run:
         self._lock = contextlib.ExitStack()
 
     def __enter__(self) -> Run:
-        self._lock.enter_context(db.run_lock(self.engine, timeout=self.lock_timeout))
+        self._lock.enter_context(run_lock(self.engine, timeout=self.lock_timeout))
         return self
 
     def __exit__(
@@ -208,22 +211,22 @@ class Run:
         done = self.committed
         return (
             f"{done.users_done:,} of {done.users_total:,} user trees ({done.rows_done:,} rows) "
-            f"are committed in {db.mask(self.engine.url)}, whole"
+            f"are committed in {mask(self.engine.url)}, whole"
         )
 
     def start(self) -> None:
         """Migrate, check the run against the dataset and record it in the manifest. A plain
         run needs an empty dataset; an append continues the dataset's user positions; a shard
         writes one slice."""
-        self.revision = db.upgrade(self.engine)
+        self.revision = upgrade(self.engine)
         if self.request.shard is None:  # a run that is not a shard waits for the shards
-            db.wait_for_shards(self.engine, timeout=self.lock_timeout)
+            manifest.wait_for_shards(self.engine, timeout=self.lock_timeout)
         else:  # a shard writes beside the others; dead runs are marked interrupted
-            db.live_shard_runs(self.engine)
+            manifest.live_shard_runs(self.engine)
         with db.connect(self.engine) as connection:
-            users_in_db = db.count_rows(connection)["users"]
+            users_in_db = count_rows(connection)["users"]
             target = reconcile(
-                self.request, manifest.runs(connection), users_in_db, db.mask(self.engine.url)
+                self.request, manifest.runs(connection), users_in_db, mask(self.engine.url)
             )
             self.plan, self.positions = target.plan, target.positions
             self.version_differences = target.version_differences
@@ -247,7 +250,7 @@ class Run:
             return
         shard_lock = contextlib.ExitStack()
         name = f"shard {self.plan.shard}"
-        shard_lock.enter_context(db.run_lock(self.engine, timeout=self.lock_timeout, name=name))
+        shard_lock.enter_context(run_lock(self.engine, timeout=self.lock_timeout, name=name))
         self._lock.close()
         self._lock = shard_lock
 
@@ -268,7 +271,7 @@ class Run:
                     for batch, rows in generated:
                         self._write_batch(batch, rows)
                 with self.engine.connect() as connection:
-                    counts = db.count_rows(connection)
+                    counts = count_rows(connection)
                 status = "done"
         finally:
             self.finish(status)
@@ -311,7 +314,7 @@ class Run:
             users=len(self.positions),
             run_id=self.run_id,
             plan=self.plan,
-            database=db.mask(self.engine.url),
+            database=mask(self.engine.url),
             versions=manifest.versions(),
             version_differences=self.version_differences,
         )
