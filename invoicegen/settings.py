@@ -358,7 +358,7 @@ OPTIONS: dict[str, Option] = {
     "since": Option(lambda text: parse_date(text, name="--since"), None, "3 years before as-of"),
     "locale": Option(parse_locale, "en_US"),
     "batch_size": Option(_int("--batch-size", 1, MAX_BATCH_SIZE), 1000),
-    "workers": Option(_int("--workers", 1, 256), None, "1 under 20,000 users, else CPU cores"),
+    "workers": Option(_int("--workers", 1, 256), None, "1 under 2,500 users, else CPU cores"),
     "lock_timeout": Option(_int("--lock-timeout", 0, 86_400), 60),
     "shard": Option(str, None),
     "shards": Option(_int("--shards", 1, 10_000), None),

@@ -62,8 +62,8 @@ def test_the_first_progress_comes_after_a_tenth_of_a_batch(sqlite_url: str) -> N
 
 
 def test_a_large_run_defaults_to_every_core(sqlite_url: str) -> None:
-    """The counterpart: from 20,000 users (here a shard of them would be fewer: an append of
-    20,000 is not run; the default is read from the dry part of the CLI instead)."""
+    """The counterpart: from SMALL_RUN_USERS users every core works (a shard counts the users
+    it writes); read from the plan's rule rather than by seeding that many."""
     from invoicegen.seeding import default_workers
     from invoicegen.seeding.plan import SMALL_RUN_USERS, workers_for
     from invoicegen.settings import Shard

@@ -32,7 +32,7 @@ SHAPING_DEFAULTS: dict[str, Any] = {
 
 #: Below this many users to write, one worker is faster than several (starting worker processes
 #: and shipping rows between them costs more than it saves; measured in the README).
-SMALL_RUN_USERS = 20_000
+SMALL_RUN_USERS = 2_500
 
 #: The command's first batch is this part of --batch-size (when that leaves at least one user).
 FIRST_BATCH_PART = 10
