@@ -11,7 +11,7 @@ import contextlib
 import importlib
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -28,6 +28,9 @@ from invoicegen.errors import (
     WriteDenied,
 )
 from invoicegen.urls import DRIVERS, check_query, mask, parse, scrub, sqlite_path
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 CONNECT_TIMEOUT_SECONDS = 10
 LOCK_TIMEOUT_SECONDS: int = settings.default(
@@ -86,6 +89,60 @@ def make_engine(
 
 def _pymysql_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection._read_timeout = None  # PyMySQL applies it at the next read
+
+
+#: The asyncio driver of each backend, all three installed by ``invoicegen[async]``.
+ASYNC_DRIVERS = {
+    "sqlite": "aiosqlite",
+    "postgresql": "asyncpg",
+    "mysql": "aiomysql",
+    "mariadb": "aiomysql",
+}
+
+
+def async_url(url: URL | str) -> URL:
+    """``url`` with its backend's asyncio driver (``sqlite+aiosqlite``, ``postgresql+asyncpg``,
+    ``mysql+aiomysql``); :class:`MissingDriver` naming the extra when it is not installed."""
+    url = parse(url) if isinstance(url, str) else url
+    backend = url.get_backend_name()
+    driver = ASYNC_DRIVERS[backend]
+    missing = []
+    for module in (driver, "greenlet"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise MissingDriver(
+            f"the asyncio driver for {backend} ({', '.join(missing)}) is not installed; "
+            "run: pip install 'invoicegen[async]'"
+        )
+    return url.set(drivername=f"{backend}+{driver}")
+
+
+def make_async_engine(url: URL | str, *, busy_timeout: float = LOCK_TIMEOUT_SECONDS) -> AsyncEngine:
+    """An :class:`~sqlalchemy.ext.asyncio.AsyncEngine` on ``url`` through its asyncio driver,
+    tuned as :func:`make_engine`'s (SQLite's transactions are SQLAlchemy's, foreign keys on).
+
+    It pools no connection: asyncio connections belong to the event loop that opened them.
+    """
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    url = async_url(url)
+    backend = url.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if backend == "sqlite":
+        connect_args["timeout"] = busy_timeout
+    elif backend == "postgresql":
+        connect_args["timeout"] = CONNECT_TIMEOUT_SECONDS
+    elif "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    engine = create_async_engine(url, connect_args=connect_args, poolclass=NullPool)
+    if backend == "sqlite":
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        sa.event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+    return engine
 
 
 # SQLite's transactions are SQLAlchemy's, not pysqlite's: pysqlite's legacy handling opens a

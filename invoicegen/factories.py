@@ -39,7 +39,7 @@ import datetime as dt
 import functools
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -81,6 +81,7 @@ HISTORY_MONTHS = 36  # contracts that ended spread over this window before as_of
 LATE_DAYS = 75  # an overdue or late-paid invoice's period ends this long before as_of
 
 M = TypeVar("M")
+T = TypeVar("T")
 _session: ContextVar[Session | None] = ContextVar("invoicegen_factory_session", default=None)
 
 
@@ -105,9 +106,36 @@ def _current_session() -> Session:
         raise FactoryValueError(
             "no SQLAlchemy session is bound to invoicegen's factories: call "
             "invoicegen.factories.bind_session(session), use the pytest fixture "
-            "invoicegen_session, or build() instead of create()"
+            "invoicegen_session (invoicegen_async_session), or build() instead of create()"
         )
     return session
+
+
+@contextlib.contextmanager
+def _sync_io(factory: str, method: str) -> Iterator[None]:
+    """A sync ``create()`` on an ``AsyncSession``'s session, outside its ``run_sync``, says
+    what to call instead of SQLAlchemy's "greenlet_spawn has not been called"."""
+    try:
+        yield
+    except sa.exc.SQLAlchemyError as exc:
+        cause = exc.orig if isinstance(exc, sa.exc.StatementError) else exc
+        if not isinstance(cause, sa.exc.MissingGreenlet):
+            raise
+        raise FactoryValueError(
+            f"{factory}.{method}(): the bound session is an AsyncSession's; in async code "
+            f"use `await {factory}.{method}_async(...)`"
+        ) from None
+
+
+async def _run_sync(create: Callable[[], T]) -> T:
+    """Run a factory call where its session can do I/O: an ``AsyncSession``'s ``run_sync``
+    when the bound session is one's ``sync_session``, else directly."""
+    from sqlalchemy.ext.asyncio import async_session
+
+    proxy = async_session(_current_session())
+    if proxy is None:
+        return create()
+    return await proxy.run_sync(lambda _session: create())
 
 
 # --- value helpers (pure functions of their inputs and factory-boy's random generator) ---------
@@ -521,7 +549,8 @@ class InvoicegenFactory(SQLAlchemyModelFactory, Generic[M]):
     @classmethod
     def create(cls, **kwargs: Any) -> M:
         """One object added and flushed through the bound session (never committed)."""
-        return cast(M, super().create(**kwargs))
+        with _sync_io(cls.__name__, "create"):
+            return cast(M, super().create(**kwargs))
 
     @classmethod
     def build_batch(cls, size: int, **kwargs: Any) -> list[M]:
@@ -529,7 +558,22 @@ class InvoicegenFactory(SQLAlchemyModelFactory, Generic[M]):
 
     @classmethod
     def create_batch(cls, size: int, **kwargs: Any) -> list[M]:
-        return cast(list[M], super().create_batch(size, **kwargs))
+        with _sync_io(cls.__name__, "create_batch"):
+            return cast(list[M], super().create_batch(size, **kwargs))
+
+    @classmethod
+    async def create_async(cls, **kwargs: Any) -> M:
+        """``create()`` for async code: ``await UserFactory.create_async(clients=2)``.
+
+        Through the bound session: the ``AsyncSession`` whose ``sync_session`` is bound (as
+        ``invoicegen_async_session`` does) runs the factory in its ``run_sync``.
+        """
+        return await _run_sync(functools.partial(cls.create, **kwargs))
+
+    @classmethod
+    async def create_batch_async(cls, size: int, **kwargs: Any) -> list[M]:
+        """``create_batch()`` for async code: ``await UserFactory.create_batch_async(3)``."""
+        return await _run_sync(functools.partial(cls.create_batch, size, **kwargs))
 
     @classmethod
     def _build(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:

@@ -29,6 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+# The async fixture lives in its own module; importing it here makes it this plugin's.
+from invoicegen.pytest_async import ASYNC_SESSION, invoicegen_async_session  # noqa: F401
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
     from sqlalchemy.orm import Session
@@ -258,9 +261,7 @@ def _invoicegen_tables_at_start(invoicegen_engine: Engine) -> frozenset[str]:
 
 @pytest.fixture
 def invoicegen_connection(
-    request: pytest.FixtureRequest,
-    invoicegen_engine: Engine,
-    _invoicegen_tables_at_start: frozenset[str],
+    invoicegen_engine: Engine, _invoicegen_isolation: _Isolation
 ) -> Iterator[Connection]:
     """A connection inside a transaction that is rolled back after the test.
 
@@ -270,16 +271,41 @@ def invoicegen_connection(
     fails saying so, and the database is cleaned before the next test.
     """
     with invoicegen_engine.connect() as connection:
-        transaction = connection.begin()
-        guard = _IsolationGuard(invoicegen_engine, connection, _invoicegen_tables_at_start)
-        request.node.stash[_GUARD] = guard
+        guard = _invoicegen_isolation.begin(connection)
         try:
             yield connection
         finally:
-            del request.node.stash[_GUARD]
-            guard.end(transaction)
-    if guard.cleaned is not None and not guard.reported:
-        pytest.fail(guard.message(), pytrace=False)
+            _invoicegen_isolation.end(guard)
+    guard.fail_if_cleaned()
+
+
+@pytest.fixture
+def _invoicegen_isolation(
+    request: pytest.FixtureRequest,
+    invoicegen_engine: Engine,
+    _invoicegen_tables_at_start: frozenset[str],
+) -> _Isolation:
+    """How a test's connection is isolated: by invoicegen_connection, and by
+    invoicegen_async_session (:mod:`invoicegen.pytest_async`) on its connection's sync side."""
+    return _Isolation(request, invoicegen_engine, _invoicegen_tables_at_start)
+
+
+class _Isolation:
+    """Begins a test's transaction on a connection, watched by an :class:`_IsolationGuard` that
+    this plugin's hooks find in the test's stash; ends it, cleaning up if it was lost."""
+
+    def __init__(self, request: pytest.FixtureRequest, engine: Engine, tables: frozenset[str]):
+        self.request, self.engine, self.tables = request, engine, tables
+
+    def begin(self, connection: Connection) -> _IsolationGuard:
+        guard = _IsolationGuard(self.engine, connection, self.tables)
+        self.request.node.stash[_GUARD] = guard
+        return guard
+
+    def end(self, guard: _IsolationGuard) -> None:
+        if self.request.node.stash.get(_GUARD, None) is guard:
+            del self.request.node.stash[_GUARD]
+        guard.end()
 
 
 class _IsolationGuard:
@@ -294,6 +320,7 @@ class _IsolationGuard:
         import uuid
 
         self.engine, self.connection, self.tables = engine, connection, tables
+        self.transaction = connection.begin()
         self.key = f"pytest-isolation-{uuid.uuid4().hex}"
         self.reported = False
         self.cleaned: list[str] | None = None  # what end() had to clean up, once it did
@@ -307,7 +334,8 @@ class _IsolationGuard:
     def lost(self) -> bool:
         if self.engine.dialect.name == "sqlite":
             dbapi_connection: Any = self.connection.connection.dbapi_connection
-            return not dbapi_connection.in_transaction
+            inner = getattr(dbapi_connection, "_connection", None)  # aiosqlite's, when async
+            return not getattr(inner, "_conn", dbapi_connection).in_transaction
         import sqlalchemy as sa
 
         from invoicegen.models import Setting
@@ -331,14 +359,19 @@ class _IsolationGuard:
             "start empty; run such DDL outside the test's transaction"
         )
 
-    def end(self, transaction: Any) -> None:
+    def fail_if_cleaned(self) -> None:
+        """Fail the test's teardown when end() had to clean up (unless the test failed so)."""
+        if self.cleaned is not None and not self.reported:
+            pytest.fail(self.message(), pytrace=False)
+
+    def end(self) -> None:
         """Roll the test back; if its transaction had been ended, clean the database."""
         from sqlalchemy.exc import SQLAlchemyError
 
         lost = self.lost()
         try:
-            if transaction.is_active:
-                transaction.rollback()
+            if self.transaction.is_active:
+                self.transaction.rollback()
         except SQLAlchemyError:
             if not lost:
                 raise
@@ -439,10 +472,15 @@ def _factoryboy_factory(fixturedef: pytest.FixtureDef[Any], request: pytest.Fixt
 def _factory_fixture(class_name: str, what: str) -> Any:
     """A fixture giving ``invoicegen.factories.<class_name>``, creating through the session."""
 
-    def fixture(invoicegen_session: Session) -> Any:
+    def fixture(request: pytest.FixtureRequest) -> Any:
+        if ASYNC_SESSION not in request.fixturenames:  # else that one binds the factories
+            request.getfixturevalue("invoicegen_session")
         return getattr(importlib.import_module("invoicegen.factories"), class_name)
 
-    fixture.__doc__ = f"{class_name}: {what}; ``create()`` goes through invoicegen_session."
+    fixture.__doc__ = (
+        f"{class_name}: {what}; ``create()`` goes through invoicegen_session "
+        f"(``await create_async()`` through {ASYNC_SESSION}, when the test uses it)."
+    )
     return pytest.fixture(name=re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower())(fixture)
 
 

@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiomysql  # noqa: F401  # see below
+import aiosqlite  # noqa: F401
+import asyncpg  # noqa: F401
 import factory.random
-import psycopg  # noqa: F401  # see below
+import psycopg  # noqa: F401
 import pymysql  # noqa: F401
 import pytest
 import sqlalchemy as sa
+import sqlalchemy.ext.asyncio  # noqa: F401
 
 import invoicegen.factories  # noqa: F401
 from invoicegen import db

@@ -238,3 +238,30 @@ def add_foreign_tables(engine: sa.Engine) -> list[str]:
         connection.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32))")
         connection.exec_driver_sql("INSERT INTO alembic_version VALUES ('hostapp123')")
     return ["alembic_version", "app_orders"]
+
+
+# --- the pytest plugin ----------------------------------------------------------------------------
+
+
+def assert_lost_isolation_fails_and_leaks_nothing(
+    pytester: pytest.Pytester, database_url: str, engine: sa.Engine, module: str
+) -> None:
+    """Run ``module`` twice: its first test ends the test's transaction with ``{statement}``
+    (DDL on MariaDB, which commits implicitly; elsewhere DDL is transactional, a COMMIT is
+    not) and must fail saying so; the second must pass; nothing may be left in the database."""
+    statement = "CREATE TABLE leak_t (id INTEGER)" if engine.dialect.name == "mysql" else "COMMIT"
+    pytester.makepyfile(test_leak=module.format(statement=statement))
+    for _run in range(2):  # a second run starts from an empty database too
+        result = pytester.runpytest("-p", "no:cacheprovider", "--invoicegen-db-url", database_url)
+        result.assert_outcomes(failed=1, passed=1)
+        result.stdout.fnmatch_lines(
+            ["*invoicegen: the code under test ended the test's transaction*isolation was lost*"]
+        )
+        # the test itself fails with the reason (after the driver's error it provoked, if any)
+        result.stdout.fnmatch_lines(
+            ["FAILED *test_code_that_ends_the_transaction - Failed: invoicegen*"]
+        )
+        with engine.connect() as connection:
+            assert all(n == 0 for n in schema.count_rows(connection).values())
+            assert connection.exec_driver_sql("SELECT COUNT(*) FROM invoicegen_meta").scalar() == 0
+        assert "leak_t" not in sa.inspect(engine).get_table_names()

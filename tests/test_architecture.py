@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"db"},
     {"locks", "factories"},
     {"schema", "manifest", "rows", "writers", "workers"},
-    {"guards", "stats", "seeding", "alembic"},
+    {"guards", "stats", "seeding", "alembic", "pytest_async"},
     {"console", "pytest_plugin"},
     {"cli"},
     {"__main__"},

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from invoicegen import db, schema, urls
 from invoicegen.models import User
+from tests.helpers import assert_lost_isolation_fails_and_leaks_nothing
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.usefixtures("plugin_environment")
@@ -227,7 +228,7 @@ def test_importing_the_plugin_imports_no_database_code() -> None:
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd()
     )
-    assert done.stdout.strip() == "['invoicegen.pytest_plugin']"
+    assert done.stdout.strip() == "['invoicegen.pytest_async', 'invoicegen.pytest_plugin']"
 
 
 # --- pytest-factoryboy ---------------------------------------------------------------------------
@@ -345,24 +346,7 @@ def test_the_next_test_sees_nothing_leaked(invoicegen_session):
 def test_code_that_ends_the_isolation_fails_and_leaks_nothing(
     pytester: pytest.Pytester, database_url: str, engine: sa.Engine
 ) -> None:
-    # MariaDB commits implicitly before DDL; elsewhere DDL is transactional, a COMMIT is not.
-    mariadb = engine.dialect.name == "mysql"
-    statement = "CREATE TABLE leak_t (id INTEGER)" if mariadb else "COMMIT"
-    pytester.makepyfile(test_leak=LEAK_MODULE.format(statement=statement))
-    for _run in range(2):  # a second run starts from an empty database too
-        result = pytester.runpytest("-p", "no:cacheprovider", "--invoicegen-db-url", database_url)
-        result.assert_outcomes(failed=1, passed=1)
-        result.stdout.fnmatch_lines(
-            ["*invoicegen: the code under test ended the test's transaction*isolation was lost*"]
-        )
-        # the test itself fails with the reason (after the driver's error it provoked, if any)
-        result.stdout.fnmatch_lines(
-            ["FAILED *test_code_that_ends_the_transaction - Failed: invoicegen*"]
-        )
-        assert _count_users(engine) == 0
-        assert "leak_t" not in sa.inspect(engine).get_table_names()
-        with engine.connect() as connection:
-            assert connection.exec_driver_sql("SELECT COUNT(*) FROM invoicegen_meta").scalar() == 0
+    assert_lost_isolation_fails_and_leaks_nothing(pytester, database_url, engine, LEAK_MODULE)
 
 
 # --- concurrent runs on one server, and what killed runs leave -----------------------------------
