@@ -28,7 +28,7 @@ ASYNC_SESSION = "invoicegen_async_session"
 
 def _async_fixture() -> Callable[[Any], Any]:
     """pytest-asyncio's fixture decorator (its strict mode runs only the async fixtures it
-    marked); plain ``pytest.fixture`` without it (anyio's plugin runs those for anyio tests)."""
+    marked); plain ``pytest.fixture`` when it is not installed."""
     try:
         import pytest_asyncio
     except ImportError:

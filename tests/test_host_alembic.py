@@ -88,6 +88,29 @@ def test_the_section_has_the_host_model_and_env_py() -> None:
     assert section.count("```python") == len(re.findall(r"-example: \S+ -->\n```python", section))
 
 
+def test_the_filters_leave_out_only_invoicegens_tables_in_the_default_schema() -> None:
+    import invoicegen.alembic
+    from invoicegen.models import Base, Invoice
+
+    include_name, include_object = (
+        invoicegen.alembic.include_name,
+        invoicegen.alembic.include_object,
+    )
+    for table in (*OURS, "invoicegen_alembic_version"):
+        assert not include_name(table, "table", {"schema_name": None})
+    assert not include_name("ix_invoices_number", "index", {"table_name": "invoices"})
+    assert include_name("payments", "table", {"schema_name": None})
+    assert include_name("users", "table", {"schema_name": "app"})  # a host's, in its schema
+    assert include_name("app", "schema", {})
+    assert not include_object(Invoice.__table__, "invoices", "table", False, None)
+    assert not include_object(Invoice.__table__.c.amount, "amount", "column", False, None)
+    host = sa.Table("payments", sa.MetaData(), sa.Column("invoice_id", sa.ForeignKey(Invoice.id)))
+    assert include_object(host, "payments", "table", False, None)
+    (key,) = host.foreign_key_constraints
+    assert include_object(key, key.name, "foreign_key_constraint", False, None)
+    assert Base.metadata.tables.keys() <= set(OURS)
+
+
 def test_a_host_alembic_lives_beside_invoicegen(
     host: Config, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
