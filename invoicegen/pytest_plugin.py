@@ -14,6 +14,11 @@ database ``NAME_pytest_TOKEN_gw0`` (``TOKEN`` random per run) is created next to
 URL's account needs CREATE DATABASE) and dropped at the end of the run; killed runs' leftovers
 are dropped once unused. Without xdist, the named database is used as it is: it must exist.
 A database that already holds rows in invoicegen's tables is refused.
+
+A test marked ``@pytest.mark.invoicegen(users=500, seed=42, ...)`` gets instead a fresh copy of
+a database seeded with that plan, seeded once per plan and run (see
+:mod:`invoicegen.pytest_templates`): ``invoicegen_test_database_url``, ``invoicegen_test_engine``
+and the connection and session on them.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def marker_plan(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> SeedPlan:
     or ``(1, 3)`` or a weighted mix ``"1-3:80,4-20:20"``, ``as_of="2025-12-31"`` or a date.
     """
     from invoicegen.seeding import SeedPlan
-    from invoicegen.seeding.plan import workers_for
+    from invoicegen.seeding.plan import SHAPING_DEFAULTS, workers_for
 
     where = f"@pytest.mark.{MARKER}"
     if args:
@@ -81,7 +81,8 @@ def marker_plan(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> SeedPlan:
         )
     if "users" not in kwargs:
         raise UsageError(f"{where}: the option users is required (e.g. users=500)")
-    values: dict[str, Any] = {"seed": DEFAULT_SEED}
+    # a shaping option left out is its default, so that plans equal in effect share a template
+    values: dict[str, Any] = {"seed": DEFAULT_SEED, **SHAPING_DEFAULTS}
     for name, raw in kwargs.items():
         value = list(raw) if isinstance(raw, tuple) else raw
         try:
@@ -134,8 +135,8 @@ class Templates:
         template = self.template(plan)
         self.copies += 1
         name = f"{self.run_name}_c{self.copies}"
-        self._copy(template, name)
         try:
+            self._copy(template, name)
             yield self.url(name).render_as_string(hide_password=False)
         finally:
             self.drop(name)
@@ -157,9 +158,13 @@ class Templates:
                 finally:
                     engine.dispose()
                 self.seeded += 1
-            except InvoicegenError as exc:  # every test of this plan fails the same way, fast
-                template.error = exc
-                self.drop(template.name)
+            except BaseException as exc:
+                with contextlib.suppress(InvoicegenError):  # the run's end (or the next) retries
+                    self.drop(template.name)
+                if not isinstance(exc, InvoicegenError):
+                    del self.templates[plan]
+                    raise
+                template.error = exc  # every test of this plan fails the same way, fast
         if template.error is not None:
             raise template.error
         return template.name

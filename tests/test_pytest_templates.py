@@ -52,10 +52,13 @@ def test_the_first_changes_everything(invoicegen_test_engine, invoicegen_session
     assert invoicegen_session.scalar(sa.select(sa.func.count()).select_from(Invoice)) == 0
 
 
-def test_the_next_sees_the_seeded_database_whole(invoicegen_test_engine, invoicegen_session):
+def test_the_next_sees_the_seeded_database_whole(
+    invoicegen_test_engine, invoicegen_session, isolated_user_factory
+):
     assert seen(invoicegen_test_engine) == SEEN["first"]  # the same template: the same run
     assert not sa.inspect(invoicegen_test_engine).has_table("left_by_the_first")
-    assert invoicegen_session.scalar(sa.select(sa.func.count()).select_from(User)) == 20
+    assert isolated_user_factory.create().id == 21  # ids go on after the seeded ones
+    assert invoicegen_session.scalar(sa.select(sa.func.count()).select_from(User)) == 21
 
 
 class TestAClassPlan:
