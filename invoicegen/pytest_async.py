@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
     from sqlalchemy.ext.asyncio import AsyncSession
 
 ASYNC_SESSION = "invoicegen_async_session"
@@ -37,15 +36,14 @@ def _async_fixture() -> Callable[[Any], Any]:
 
 
 @_async_fixture()
-async def invoicegen_async_session(
-    invoicegen_engine: Engine, _invoicegen_isolation: Any
-) -> AsyncIterator[AsyncSession]:
+async def invoicegen_async_session(_invoicegen_isolation: Any) -> AsyncIterator[AsyncSession]:
     """An ``AsyncSession`` whose every write is undone after the test, commits included.
 
-    Its connection (the plugin's test database, through the backend's asyncio driver) is
-    inside a transaction rolled back after the test; the session works in SAVEPOINTs of it, so
-    the code under test may ``await session.commit()`` and ``rollback()``. The factories create
-    through it: ``await user_factory.create_async(clients=2)``.
+    Its connection (this test's database, the seeded copy under the invoicegen marker, through
+    the backend's asyncio driver) is inside a transaction rolled back after the test; the
+    session works in SAVEPOINTs of it, so the code under test may ``await session.commit()``
+    and ``rollback()``. The factories create through it:
+    ``await user_factory.create_async(clients=2)``.
     """
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,7 +53,7 @@ async def invoicegen_async_session(
     from invoicegen.factories import session_bound
 
     try:
-        engine = make_async_engine(invoicegen_engine.url)
+        engine = make_async_engine(_invoicegen_isolation.engine.url)
     except InvoicegenError as exc:
         raise pytest.fail.Exception(f"invoicegen: {ASYNC_SESSION}: {exc}", pytrace=False) from None
     try:

@@ -14,6 +14,11 @@ database ``NAME_pytest_TOKEN_gw0`` (``TOKEN`` random per run) is created next to
 URL's account needs CREATE DATABASE) and dropped at the end of the run; killed runs' leftovers
 are dropped once unused. Without xdist, the named database is used as it is: it must exist.
 A database that already holds rows in invoicegen's tables is refused.
+
+A test marked ``@pytest.mark.invoicegen(users=500, seed=42, ...)`` gets instead a fresh copy of
+a database seeded with that plan, seeded once per plan and run (see
+:mod:`invoicegen.pytest_templates`): ``invoicegen_test_database_url``, ``invoicegen_test_engine``
+and the connection and session on them.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
     from sqlalchemy.orm import Session
 
+    from invoicegen.pytest_templates import Templates
+
 OPTION = "--invoicegen-db-url"
 INI_OPTION = "invoicegen_db_url"
 ENV_VARIABLE = "INVOICEGEN_TEST_DATABASE_URL"
@@ -52,6 +59,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"else ${ENV_VARIABLE}, else a SQLite file in pytest's temporary folder)",
     )
     parser.addini(INI_OPTION, f"database URL for the invoicegen fixtures ({OPTION} wins)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from invoicegen.pytest_templates import MARKER_HELP
+
+    config.addinivalue_line("markers", MARKER_HELP)
 
 
 def configured_url(config: pytest.Config) -> tuple[str, str] | None:
@@ -146,17 +159,7 @@ def _worker_database(url: URL, worker: str) -> Iterator[str]:
     quoted = admin.dialect.identifier_preparer.quote(name)
     try:
         with run_lock(engine, name=_lock_name(name)):
-            kept = _drop_leftovers(engine, base)
-            if kept:
-                import warnings
-
-                warnings.warn(
-                    pytest.PytestWarning(
-                        f"invoicegen: left database(s) {', '.join(kept)} of an earlier test run "
-                        "in place: someone is connected to them; drop them when they are not"
-                    ),
-                    stacklevel=1,
-                )
+            _warn_kept(_drop_leftovers(engine, base))
             with connect(admin) as connection:
                 connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
             try:
@@ -166,6 +169,19 @@ def _worker_database(url: URL, worker: str) -> Iterator[str]:
                     connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}{_force(admin)}")
     finally:
         engine.dispose()
+
+
+def _warn_kept(kept: list[str]) -> None:
+    if kept:
+        import warnings
+
+        warnings.warn(
+            pytest.PytestWarning(
+                f"invoicegen: left database(s) {', '.join(kept)} of an earlier test run "
+                "in place: someone is connected to them; drop them when they are not"
+            ),
+            stacklevel=1,
+        )
 
 
 def _lock_name(database: str) -> str:
@@ -196,12 +212,14 @@ def _drop_leftovers(engine: Engine, base: str) -> list[str]:
             "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :pattern"
         )
         users = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = :name"
-    ours = re.compile(rf"{re.escape(base)}{RUN_MARK}[0-9a-f]{{8}}_gw\d+")
+    # a worker's database, or a run's seeded template (_t1) or copy (_c1): the run's lock is
+    # named after the part before that suffix
+    ours = re.compile(rf"({re.escape(base)}{RUN_MARK}[0-9a-f]{{8}}_(?:gw\d+|main))(?:_[tc]\d+)?")
     with connect(admin) as connection:
         found = connection.execute(sa.text(listing), {"pattern": f"{base}%"}).scalars().all()
     kept: list[str] = []
     for name in sorted(str(n) for n in found if ours.fullmatch(str(n))):
-        if not lock_is_free(engine, _lock_name(name)):
+        if not lock_is_free(engine, _lock_name(ours.fullmatch(name)[1])):  # type: ignore[index]
             continue  # a run that is alive: its own
         try:
             with connect(admin) as connection:
@@ -213,6 +231,104 @@ def _drop_leftovers(engine: Engine, base: str) -> list[str]:
         except InvoicegenError:  # someone connected in between (PostgreSQL refuses the drop)
             kept.append(name)
     return kept
+
+
+MARK = "invoicegen"  # @pytest.mark.invoicegen(users=500, ...): see invoicegen.pytest_templates
+_TEMPLATES = pytest.StashKey["Templates"]()
+
+
+@pytest.fixture(scope="session")
+def _invoicegen_templates(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Templates]:
+    """The seeded template databases of this run (this xdist worker), one per marker's plan.
+
+    On a server they are created next to the run's database, named like the workers' ones
+    (``NAME_pytest_TOKEN_gw0_t0``, without xdist ``..._main_t0``) under the run's lock, and
+    dropped at the end; SQLite's are files in pytest's temporary folder.
+    """
+    from invoicegen.pytest_templates import Templates
+
+    folder = tmp_path_factory.mktemp("invoicegen-templates")
+    configured = configured_url(request.config)
+    url = None if configured is None else _parse(*configured)
+    if url is None or url.get_backend_name() == "sqlite":
+        templates = Templates(None, run_name="run", folder=folder)
+        request.config.stash[_TEMPLATES] = templates
+        yield templates
+        templates.close()
+        return
+    with _failing_tests("the seeded template databases"):
+        yield from _server_templates(request.config, url, folder)
+
+
+def _server_templates(config: pytest.Config, url: URL, folder: Any) -> Iterator[Templates]:
+    import secrets
+
+    from invoicegen.locks import run_lock
+    from invoicegen.pytest_templates import Templates
+
+    base = str(url.database)[:30]  # room for the token, the worker and _t1/_c123
+    name = f"{base}{RUN_MARK}{secrets.token_hex(4)}_{_worker_id(config) or 'main'}"
+    templates = config.stash[_TEMPLATES] = Templates(url, run_name=name, folder=folder)
+    try:
+        with run_lock(templates.admin(), name=_lock_name(name)):
+            _warn_kept(_drop_leftovers(templates.admin(), base))
+            try:
+                yield templates
+            finally:
+                templates.close()
+    finally:
+        templates.dispose()
+
+
+@pytest.fixture
+def invoicegen_test_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """This test's database URL: for a test marked ``@pytest.mark.invoicegen(users=..., ...)``
+    a fresh copy of a database seeded with that plan, dropped after the test; otherwise
+    :func:`invoicegen_database_url`'s."""
+    marker = request.node.get_closest_marker(MARK)
+    if marker is None:
+        yield request.getfixturevalue("invoicegen_database_url")
+        return
+    from invoicegen.errors import UsageError
+    from invoicegen.pytest_templates import marker_plan
+
+    try:
+        plan = marker_plan(marker.args, marker.kwargs)
+    except UsageError as exc:
+        raise pytest.fail.Exception(f"invoicegen: {exc}", pytrace=False) from None
+    templates: Templates = request.getfixturevalue("_invoicegen_templates")
+    with _failing_tests(f"the database of @pytest.mark.{MARK}"), templates.copy(plan) as url:
+        yield url
+
+
+@pytest.fixture
+def invoicegen_test_engine(
+    request: pytest.FixtureRequest, invoicegen_test_database_url: str
+) -> Iterator[Engine]:
+    """An engine on this test's database: the seeded copy under the ``invoicegen`` marker
+    (disposed after the test), otherwise :func:`invoicegen_engine`."""
+    if request.node.get_closest_marker(MARK) is None:
+        yield request.getfixturevalue("invoicegen_engine")
+        return
+    from invoicegen.db import make_engine
+
+    with _failing_tests("invoicegen_test_engine"):
+        engine = make_engine(invoicegen_test_database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    templates = config.stash.get(_TEMPLATES, None)
+    if templates is not None and templates.seeded:
+        terminalreporter.write_line(
+            f"invoicegen: seeded {templates.seeded} template database(s) (one per plan); "
+            f"{templates.copies} test(s) each got a fresh copy"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -260,9 +376,7 @@ def _invoicegen_tables_at_start(invoicegen_engine: Engine) -> frozenset[str]:
 
 
 @pytest.fixture
-def invoicegen_connection(
-    invoicegen_engine: Engine, _invoicegen_isolation: _Isolation
-) -> Iterator[Connection]:
+def invoicegen_connection(_invoicegen_isolation: _Isolation) -> Iterator[Connection]:
     """A connection inside a transaction that is rolled back after the test.
 
     Bind your application's sessions to it with ``join_transaction_mode="create_savepoint"``
@@ -270,7 +384,7 @@ def invoicegen_connection(
     end that transaction (DDL on MariaDB/MySQL commits implicitly; a raw COMMIT), the test
     fails saying so, and the database is cleaned before the next test.
     """
-    with invoicegen_engine.connect() as connection:
+    with _invoicegen_isolation.engine.connect() as connection:
         guard = _invoicegen_isolation.begin(connection)
         try:
             yield connection
@@ -281,13 +395,18 @@ def invoicegen_connection(
 
 @pytest.fixture
 def _invoicegen_isolation(
-    request: pytest.FixtureRequest,
-    invoicegen_engine: Engine,
-    _invoicegen_tables_at_start: frozenset[str],
+    request: pytest.FixtureRequest, invoicegen_test_engine: Engine
 ) -> _Isolation:
     """How a test's connection is isolated: by invoicegen_connection, and by
-    invoicegen_async_session (:mod:`invoicegen.pytest_async`) on its connection's sync side."""
-    return _Isolation(request, invoicegen_engine, _invoicegen_tables_at_start)
+    invoicegen_async_session (:mod:`invoicegen.pytest_async`) on its connection's sync side.
+    Its engine is this test's database: the seeded copy under the invoicegen marker."""
+    if request.node.get_closest_marker(MARK) is None:
+        tables: frozenset[str] = request.getfixturevalue("_invoicegen_tables_at_start")
+    else:
+        import sqlalchemy as sa
+
+        tables = frozenset(sa.inspect(invoicegen_test_engine).get_table_names())
+    return _Isolation(request, invoicegen_test_engine, tables)
 
 
 class _Isolation:

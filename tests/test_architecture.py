@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"locks", "factories"},
     {"schema", "manifest", "rows", "writers", "workers"},
     {"guards", "stats", "seeding", "alembic", "pytest_async"},
+    {"pytest_templates"},
     {"console", "pytest_plugin"},
     {"cli"},
     {"__main__"},

@@ -205,3 +205,34 @@ def test_create_async_with_a_plain_session_creates_directly(sqlite_url: str) -> 
         user = asyncio.run(UserFactory.create_async(clients=2))
         assert session.get(User, user.id) is user and len(user.clients) == 2
     engine.dispose()
+
+
+MARKED_ASYNC_MODULE = r"""
+import pytest
+import sqlalchemy as sa
+
+from invoicegen.models import Invoice, User
+
+pytestmark = [pytest.mark.invoicegen(users=12, seed=5, as_of="2026-03-31"), pytest.mark.asyncio]
+
+
+async def test_the_async_session_sees_the_seeded_copy(invoicegen_async_session):
+    assert await invoicegen_async_session.scalar(sa.select(sa.func.count(User.id))) == 12
+    await invoicegen_async_session.execute(sa.delete(Invoice))
+    await invoicegen_async_session.commit()
+
+
+async def test_the_next_sees_it_whole_again(invoicegen_async_session):
+    assert await invoicegen_async_session.scalar(sa.select(sa.func.count(User.id))) == 12
+    assert await invoicegen_async_session.scalar(sa.select(sa.func.count(Invoice.id))) > 0
+"""
+
+
+def test_under_the_invoicegen_marker_the_async_session_is_on_the_seeded_copy(
+    pytester: pytest.Pytester, database_url: str, engine: sa.Engine
+) -> None:
+    pytester.makepyfile(test_marked_async=MARKED_ASYNC_MODULE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--invoicegen-db-url", database_url)
+    result.assert_outcomes(passed=2)
+    # The run's own database: never migrated nor written by the marked tests.
+    assert not sa.inspect(engine).has_table("users")
