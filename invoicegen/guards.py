@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
-from invoicegen.db import LOCK_TIMEOUT_SECONDS, connect, database_errors
+from invoicegen.db import LOCK_TIMEOUT_SECONDS, connect, create_schema, database_errors, schema_of
 from invoicegen.errors import InvoicegenError, RefusedError
 from invoicegen.locks import run_lock
 from invoicegen.manifest import wait_for_shards
@@ -30,7 +30,8 @@ def confirmation_name(url: URL) -> str:
 
 
 def is_protected(connection: Connection) -> bool:
-    if Setting.__tablename__ not in sa.inspect(connection).get_table_names():
+    tables = sa.inspect(connection).get_table_names(schema=schema_of(connection))
+    if Setting.__tablename__ not in tables:
         return False
     query = sa.select(Setting.value).where(Setting.key == PROTECTED_KEY)
     return connection.execute(query).first() is not None
@@ -41,6 +42,7 @@ def set_protected(
 ) -> None:
     """Mark the database protected (migrating invoicegen's schema first: it holds the mark),
     or remove the mark."""
+    create_schema(engine)
     with run_lock(engine, timeout=lock_timeout):
         if protected:
             upgrade(engine)
@@ -337,8 +339,10 @@ def reset(
     SQLite cannot, and refuses). On SQLite the tables are dropped with foreign keys off, so no
     DROP runs an implicit DELETE that could cascade anywhere. Whatever remains of invoicegen's
     schema (half-dropped, half-migrated) is dropped the same way, so reset always repairs it.
-    Returns what was dropped.
+    Returns what was dropped. With a schema (``--schema``), only what is in it: the schema
+    itself stays (``migrate`` fills it again; the host may have granted rights on it).
     """
+    create_schema(engine)
     with run_lock(engine, timeout=lock_timeout):
         wait_for_shards(engine, timeout=lock_timeout)
         if engine.dialect.name == "sqlite":
