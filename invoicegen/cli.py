@@ -529,7 +529,7 @@ def reset(
                 raise RefusedError(
                     f"reset drops invoicegen's tables in {target}; pass --yes to confirm"
                 )
-        console.target(urls.describe_target(engine.url))
+        console.target(db.describe_target(engine))
         problem = guards.host_keys_problem(engine.url, plan, drop_foreign_keys=drop_foreign_keys)
         keys = plan.host_foreign_keys if drop_foreign_keys else []
         if dry_run:

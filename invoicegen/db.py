@@ -29,6 +29,7 @@ from invoicegen.errors import (
     WriteDenied,
 )
 from invoicegen.urls import DRIVERS, check_query, mask, parse, scrub, sqlite_path
+from invoicegen.urls import describe_target as describe_target_url
 
 CONNECT_TIMEOUT_SECONDS = 10
 LOCK_TIMEOUT_SECONDS: int = settings.default(
@@ -121,11 +122,19 @@ def schema_of(bind: Engine | Connection) -> str | None:
 def target(bind: Engine | Connection) -> str:
     """Where invoicegen works, for messages: the masked URL, and a PostgreSQL schema's name
     (on MariaDB/MySQL the URL names the schema's database already)."""
+    return mask(bind.engine.url) + _schema_suffix(bind)
+
+
+def describe_target(bind: Engine | Connection) -> str:
+    """:func:`invoicegen.urls.describe_target`, and a PostgreSQL schema's name."""
+    return describe_target_url(bind.engine.url) + _schema_suffix(bind, ",")
+
+
+def _schema_suffix(bind: Engine | Connection, separator: str = "") -> str:
     schema = schema_of(bind)
-    shown = mask(bind.engine.url)
-    return (
-        shown if schema is None or bind.dialect.name != "postgresql" else f"{shown} schema {schema}"
-    )
+    if schema is None or bind.dialect.name != "postgresql":
+        return ""
+    return f"{separator} schema {schema}"
 
 
 _SCHEMA_LOCK = int.from_bytes(b"igschema", "big")  # serializes CREATE SCHEMA IF NOT EXISTS
