@@ -7,6 +7,7 @@ would otherwise go, and checks by SQL that every command keeps to its schema.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from collections.abc import Iterator
@@ -15,8 +16,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from invoicegen import schema, urls
-from invoicegen.seeding import TABLES
+from invoicegen import db, schema, stats, urls
+from invoicegen.models import User
+from invoicegen.seeding import TABLES, SeedPlan, seed
 from tests.helpers import (
     SERVER_URLS,
     admin_engine,
@@ -140,6 +142,23 @@ def test_every_command_keeps_to_its_schema(host: Host) -> None:
     assert ig in done
     assert host.tables(ig) == OURS  # migrated again, empty; the schema itself stays
     assert host.users_in(ig) == 0
+    host.assert_untouched()
+
+
+def test_the_library_takes_the_schema_from_the_engine(host: Host) -> None:
+    """``make_engine(url, schema=...)``: the services need nothing else."""
+    ig = host.schema("ig")
+    engine = db.make_engine(host.url, schema=ig)
+    try:
+        assert db.schema_of(engine) == ig
+        plan = SeedPlan(users=3, seed=5, as_of=dt.date(2026, 3, 31))
+        assert seed(engine, plan).counts["users"] == 3
+        with engine.connect() as connection:  # SQLAlchemy statements are qualified too
+            assert connection.execute(sa.select(sa.func.count()).select_from(User)).scalar() == 3
+        assert stats.collect(engine).counts["users"] == 3
+    finally:
+        engine.dispose()
+    assert host.users_in(ig) == 3
     host.assert_untouched()
 
 
