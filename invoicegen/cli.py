@@ -495,7 +495,10 @@ def reset(
     ] = False,
     force_protected: Annotated[
         str | None,
-        typer.Option(metavar="DATABASE", help="Reset a protected database; its name confirms it."),
+        typer.Option(
+            metavar="DATABASE",
+            help="Reset a protected database; its name (with --schema, the schema's) confirms it.",
+        ),
     ] = None,
     drop_foreign_keys: Annotated[
         bool,
@@ -522,7 +525,10 @@ def reset(
         plan = guards.drop_plan(engine)
         if not dry_run:
             guards.refuse_if_protected(
-                engine.url, protected=plan.protected, force_protected=force_protected
+                engine.url,
+                protected=plan.protected,
+                force_protected=force_protected,
+                schema=db.schema_of(engine),
             )
             guards.refuse_if_host_keys(engine.url, plan, drop_foreign_keys=drop_foreign_keys)
             if not yes and not sys.stdin.isatty():
@@ -541,7 +547,7 @@ def reset(
             return
         if not yes:
             console.drop_list(target, plan, keys, dry_run=False)
-            expected = guards.confirmation_name(engine.url)
+            expected = guards.confirmation_name(engine.url, schema=db.schema_of(engine))
             if not console.confirm_by_typing(expected, f"This drops the tables above in {target}."):
                 raise RefusedError("reset cancelled; nothing was dropped")
         dropped = guards.reset(

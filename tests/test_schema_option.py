@@ -170,13 +170,20 @@ def test_two_schemas_in_one_database_are_independent(host: Host) -> None:
 
     ok("protect", "-d", host.url, "--schema", first)
     refused = assert_one_line_error(invoke("reset", "--yes", "-d", host.url, "--schema", first), 3)
-    assert "protected" in refused
+    assert f"schema {first} of" in refused and f"--force-protected {first}" in refused
     ok("reset", "--yes", "-d", host.url, "--schema", second)  # the mark is the first's alone
     assert (host.users_in(first), host.users_in(second)) == (3, 0)
 
+    database = str(urls.parse(host.url).database)  # the schema's name confirms, not this
+    wrong = invoke(
+        "reset", "--yes", "--force-protected", database, "-d", host.url, "--schema", first
+    )
+    assert "does not name this schema" in assert_one_line_error(wrong, 3)
+    assert host.users_in(first) == 3
+    ok("reset", "--yes", "--force-protected", first, "-d", host.url, "--schema", first)
+    assert host.users_in(first) == 0
     ok("unprotect", "-d", host.url, "--schema", first)
     ok("reset", "--yes", "-d", host.url, "--schema", first)
-    assert host.users_in(first) == 0
     host.assert_untouched()
 
 
