@@ -158,7 +158,12 @@ def test_the_library_takes_the_schema_from_the_engine(host: Host) -> None:
         assert stats.collect(engine).counts["users"] == 3
     finally:
         engine.dispose()
-    assert host.users_in(ig) == 3
+    with host.engine.connect() as connection:  # the schema's id sequence follows the seed
+        connection.exec_driver_sql(
+            f"INSERT INTO {ig}.users (name, email, phone) VALUES ('app', 'app@example.org', '1')"
+        )
+        assert connection.exec_driver_sql(f"SELECT MAX(id) FROM {ig}.users").scalar() == 4
+    assert host.users_in(ig) == 4
     host.assert_untouched()
 
 
