@@ -8,6 +8,7 @@ whose message never contains a password. URLs are :mod:`invoicegen.urls`' concer
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import re
 from collections.abc import Iterator
@@ -100,6 +101,8 @@ def make_engine(
         sa.event.listen(engine, "begin", _sqlite_on_begin)
     if bound_handshake:
         sa.event.listen(engine, "connect", _pymysql_on_connect)
+    if schema is not None and backend == "postgresql":
+        sa.event.listen(engine, "connect", functools.partial(_check_search_path, schema, url))
     if schema is not None:  # SQLAlchemy's statements and DDL (Alembic's too) name it
         return engine.execution_options(schema_translate_map={None: schema})
     return engine
@@ -164,6 +167,24 @@ def create_schema(engine: Engine) -> None:
             )
     finally:
         server.dispose()
+
+
+def _check_search_path(schema: str, url: URL, dbapi_connection: Any, _record: Any) -> None:
+    """A connection whose search path is not the schema alone (a pooler that dropped the
+    start-up option) would read and write a host's tables of invoicegen's names: refuse it."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SHOW search_path")
+        found = str(cursor.fetchone()[0])
+    finally:
+        cursor.close()
+    if found != schema:
+        raise ConnectionFailed(
+            f"cannot use schema {schema} on {mask(url)}: the connection's search_path is "
+            f"{found!r}, not {schema!r} (a connection pooler that drops libpq's options? "
+            "connect to PostgreSQL itself)",
+            database=mask(url),
+        )
 
 
 def _pymysql_on_connect(dbapi_connection: Any, _record: Any) -> None:
