@@ -263,7 +263,8 @@ def database_errors(url: URL, *, schema: str | None = None) -> Iterator[None]:
             ) from None
         if code.startswith(_WRITE_DENIED):
             raise WriteDenied(f"cannot write to {mask(url)}: {detail}", database=database) from None
-        if schema is not None and _no_such_database(exc, url, detail):
+        mysql_schema = schema is not None and url.get_backend_name() != "postgresql"
+        if mysql_schema and _no_such_database(exc, url, detail):  # the schema's own database
             raise SchemaStateError(
                 f"no schema {schema} in {mask(url._replace(database=None))}: run "
                 f"`invoicegen migrate --schema {schema}` (or seed) first",

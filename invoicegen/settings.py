@@ -342,7 +342,7 @@ RESERVED_SCHEMAS = frozenset({"information_schema", "mysql", "performance_schema
 
 
 def parse_schema(text: str, *, name: str = "--schema") -> str:
-    """A schema name invoicegen can use unquoted everywhere: lowercase letters, digits and
+    """A schema name that reads the same wherever it is typed: lowercase letters, digits and
     ``_``, not starting with a digit, at most 63 characters (PostgreSQL's limit), and not a
     system schema. Mixed case is refused: PostgreSQL folds unquoted names to lowercase and
     MariaDB's case rules depend on the server, so such a name would differ by where it is typed.
