@@ -169,6 +169,20 @@ DatabaseUrl = Annotated[
         show_default=False,
     ),
 ]
+Schema = Annotated[
+    str | None,
+    typer.Option(
+        "--schema",
+        metavar="NAME",
+        help=_help(
+            "schema",
+            "Keep invoicegen's tables in this schema (created if missing), apart from the "
+            "application's own. MariaDB/MySQL: a database of this name on the same server. "
+            "Not on SQLite.",
+        ),
+        show_default=False,
+    ),
+]
 Profile = Annotated[
     str | None,
     typer.Option(
@@ -279,19 +293,26 @@ def _target(
     database_url: str | None,
     lock_timeout: str | None,
     *,
+    schema: str | None,
     profile: str | None,
     verbose: bool,
     quiet: bool = False,
 ) -> tuple[settings.Settings, Engine]:
     """Settings and engine of the commands that only need a database."""
-    options = {"database_url": database_url, "lock_timeout": lock_timeout}
+    options = {"database_url": database_url, "schema": schema, "lock_timeout": lock_timeout}
     config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
-    return config, db.make_engine(config.database_url, busy_timeout=config.lock_timeout)
+    return config, _engine(config, busy_timeout=config.lock_timeout)
+
+
+def _engine(config: settings.Settings, **options: Any) -> Engine:
+    """The engine of the settings' database URL and schema."""
+    return db.make_engine(config.database_url, schema=config.schema, **options)
 
 
 @app.command(epilog=_example("invoicegen migrate -d postgresql+psycopg://localhost/dev"))
 def migrate(
     database_url: DatabaseUrl = None,
+    schema_name: Schema = None,
     profile: Profile = None,
     json: Json = False,
     quiet: Quiet = False,
@@ -302,13 +323,18 @@ def migrate(
     """Upgrade invoicegen's schema to the newest revision."""
     with _handled(debug, database_url, json=json):
         config, engine = _target(
-            database_url, lock_timeout, profile=profile, verbose=verbose, quiet=quiet
+            database_url,
+            lock_timeout,
+            schema=schema_name,
+            profile=profile,
+            verbose=verbose,
+            quiet=quiet,
         )
         revision = schema.upgrade(engine, lock_timeout=config.lock_timeout)
         if json:
             console.emit_json({"database": urls.mask(engine.url), "revision": revision})
         else:
-            console.done(f"schema of {urls.mask(engine.url)} is at revision {revision}")
+            console.done(f"schema of {db.target(engine)} is at revision {revision}")
 
 
 def _progress_mode(requested: str | None, *, json: bool) -> console.ProgressMode:
@@ -422,6 +448,7 @@ def seed(
     ] = None,
     lock_timeout: LockTimeout = None,
     database_url: DatabaseUrl = None,
+    schema: Schema = None,
     profile: Profile = None,
     json: Json = False,
     quiet: Quiet = False,
@@ -432,7 +459,7 @@ def seed(
     options = {k: v for k, v in locals().items() if k in settings.OPTIONS}
     with _handled(debug, database_url, json=json):
         config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
-        engine = db.make_engine(config.database_url, busy_timeout=config.lock_timeout)
+        engine = _engine(config, busy_timeout=config.lock_timeout)
         plan = seeding.SeedPlan.from_settings(
             config, shard=_shard(config), append=append, force=force
         )
@@ -468,7 +495,10 @@ def reset(
     ] = False,
     force_protected: Annotated[
         str | None,
-        typer.Option(metavar="DATABASE", help="Reset a protected database; its name confirms it."),
+        typer.Option(
+            metavar="DATABASE",
+            help="Reset a protected database; its name (with --schema, the schema's) confirms it.",
+        ),
     ] = None,
     drop_foreign_keys: Annotated[
         bool,
@@ -479,6 +509,7 @@ def reset(
         ),
     ] = False,
     database_url: DatabaseUrl = None,
+    schema_name: Schema = None,
     profile: Profile = None,
     json: Json = False,
     lock_timeout: LockTimeout = None,
@@ -487,19 +518,24 @@ def reset(
 ) -> None:
     """Drop invoicegen's tables (nothing else) and migrate again to an empty schema."""
     with _handled(debug, database_url, json=json):
-        config, engine = _target(database_url, lock_timeout, profile=profile, verbose=verbose)
-        target = urls.mask(engine.url)
+        config, engine = _target(
+            database_url, lock_timeout, schema=schema_name, profile=profile, verbose=verbose
+        )
+        target = db.target(engine)
         plan = guards.drop_plan(engine)
         if not dry_run:
             guards.refuse_if_protected(
-                engine.url, protected=plan.protected, force_protected=force_protected
+                engine.url,
+                protected=plan.protected,
+                force_protected=force_protected,
+                schema=db.schema_of(engine),
             )
             guards.refuse_if_host_keys(engine.url, plan, drop_foreign_keys=drop_foreign_keys)
             if not yes and not sys.stdin.isatty():
                 raise RefusedError(
                     f"reset drops invoicegen's tables in {target}; pass --yes to confirm"
                 )
-        console.target(urls.describe_target(engine.url))
+        console.target(db.describe_target(engine))
         problem = guards.host_keys_problem(engine.url, plan, drop_foreign_keys=drop_foreign_keys)
         keys = plan.host_foreign_keys if drop_foreign_keys else []
         if dry_run:
@@ -511,7 +547,7 @@ def reset(
             return
         if not yes:
             console.drop_list(target, plan, keys, dry_run=False)
-            expected = guards.confirmation_name(engine.url)
+            expected = guards.confirmation_name(engine.url, schema=db.schema_of(engine))
             if not console.confirm_by_typing(expected, f"This drops the tables above in {target}."):
                 raise RefusedError("reset cancelled; nothing was dropped")
         dropped = guards.reset(
@@ -550,6 +586,7 @@ def _reset_document(
 @app.command(epilog=_example("invoicegen protect -d postgresql+psycopg://localhost/staging"))
 def protect(
     database_url: DatabaseUrl = None,
+    schema_name: Schema = None,
     profile: Profile = None,
     lock_timeout: LockTimeout = None,
     verbose: Verbose = False,
@@ -557,14 +594,17 @@ def protect(
 ) -> None:
     """Mark the database protected: reset refuses it, even with --yes."""
     with _handled(debug, database_url):
-        config, engine = _target(database_url, lock_timeout, profile=profile, verbose=verbose)
+        config, engine = _target(
+            database_url, lock_timeout, schema=schema_name, profile=profile, verbose=verbose
+        )
         guards.set_protected(engine, True, lock_timeout=config.lock_timeout)
-        console.done(f"{urls.mask(engine.url)} is protected: reset refuses it")
+        console.done(f"{db.target(engine)} is protected: reset refuses it")
 
 
 @app.command(epilog=_example("invoicegen unprotect -d postgresql+psycopg://localhost/staging"))
 def unprotect(
     database_url: DatabaseUrl = None,
+    schema_name: Schema = None,
     profile: Profile = None,
     lock_timeout: LockTimeout = None,
     verbose: Verbose = False,
@@ -572,9 +612,11 @@ def unprotect(
 ) -> None:
     """Remove the protected mark, so that reset (with confirmation) may drop the data again."""
     with _handled(debug, database_url):
-        config, engine = _target(database_url, lock_timeout, profile=profile, verbose=verbose)
+        config, engine = _target(
+            database_url, lock_timeout, schema=schema_name, profile=profile, verbose=verbose
+        )
         guards.set_protected(engine, False, lock_timeout=config.lock_timeout)
-        console.done(f"{urls.mask(engine.url)} is not protected")
+        console.done(f"{db.target(engine)} is not protected")
 
 
 @app.command("stats", epilog=_example("invoicegen stats --check --json -d sqlite:///invoicegen.db"))
@@ -588,6 +630,7 @@ def show_stats(
         ),
     ] = False,
     database_url: DatabaseUrl = None,
+    schema_name: Schema = None,
     profile: Profile = None,
     json: Json = False,
     quiet: Quiet = False,
@@ -600,11 +643,11 @@ def show_stats(
     for a database without one, from the settings (profile, environment, defaults).
     """
     with _handled(debug, database_url, json=json):
-        options = {"database_url": database_url} | dict.fromkeys(
+        options = {"database_url": database_url, "schema": schema_name} | dict.fromkeys(
             stats.EXPECTATION_KEYS if check else ()
         )
         config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
-        engine = db.make_engine(config.database_url, must_exist=True)
+        engine = _engine(config, must_exist=True)
         if not check:
             data = stats.collect(engine)
             console.emit_json(data.to_json()) if json else console.stats(data)

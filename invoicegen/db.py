@@ -8,10 +8,11 @@ whose message never contains a password. URLs are :mod:`invoicegen.urls`' concer
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -25,9 +26,11 @@ from invoicegen.errors import (
     LockTimeout,
     MissingDriver,
     SchemaStateError,
+    UsageError,
     WriteDenied,
 )
 from invoicegen.urls import DRIVERS, check_query, mask, parse, scrub, sqlite_path
+from invoicegen.urls import describe_target as describe_target_url
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,17 +42,30 @@ LOCK_TIMEOUT_SECONDS: int = settings.default(
 
 
 def make_engine(
-    url: URL | str, *, must_exist: bool = False, busy_timeout: float = LOCK_TIMEOUT_SECONDS
+    url: URL | str,
+    *,
+    must_exist: bool = False,
+    busy_timeout: float = LOCK_TIMEOUT_SECONDS,
+    schema: str | None = None,
 ) -> Engine:
     """An engine for ``url``, with invoicegen's connection settings; nothing is connected yet.
 
     ``must_exist``: a SQLite file that is not there is an error rather than created
     (for commands that only read). ``busy_timeout``: how long SQLite waits for another
-    connection's write lock before giving up.
+    connection's write lock before giving up. ``schema``: where invoicegen's tables live
+    (see :func:`schema_of`; a name :func:`invoicegen.settings.parse_schema` accepted).
     """
     url = parse(url) if isinstance(url, str) else url
     check_query(url)
     backend = url.get_backend_name()
+    if schema is not None and backend == "sqlite":
+        raise UsageError(
+            "SQLite has no schemas: give invoicegen a database file of its own instead "
+            f"(e.g. -d sqlite:///{schema}.db)",
+            option="--schema",
+        )
+    if schema is not None and backend != "postgresql":  # MariaDB/MySQL: a schema is a database
+        url = url.set(database=schema)
     _, module, extra = DRIVERS[backend]
     try:
         importlib.import_module(module)
@@ -73,6 +89,10 @@ def make_engine(
         connect_args["timeout"] = busy_timeout
     elif "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    if schema is not None and backend == "postgresql":
+        # Set when the session starts, before SQLAlchemy asks for the current schema: every
+        # unqualified name (hand-written SQL, COPY, sequences) resolves in it, and only in it.
+        connect_args["options"] = f"-c search_path={schema}"
     bound_handshake = module == "pymysql" and "read_timeout" not in url.query
     if bound_handshake:
         # PyMySQL's connect_timeout covers the TCP connect only; a host that accepts and stays
@@ -84,7 +104,90 @@ def make_engine(
         sa.event.listen(engine, "begin", _sqlite_on_begin)
     if bound_handshake:
         sa.event.listen(engine, "connect", _pymysql_on_connect)
+    if schema is not None and backend == "postgresql":
+        sa.event.listen(engine, "connect", functools.partial(_check_search_path, schema, url))
+    if schema is not None:  # SQLAlchemy's statements and DDL (Alembic's too) name it
+        return engine.execution_options(schema_translate_map={None: schema})
     return engine
+
+
+# invoicegen in a schema of its own (``--schema``): the engine carries the name twice. SQLAlchemy's
+# ``schema_translate_map`` qualifies every table of its statements and DDL, Alembic's migrations
+# included; the session's default namespace (PostgreSQL's ``search_path``, set to that schema
+# alone; MariaDB/MySQL's current database, which is the schema) resolves the unqualified names
+# of the hand-written SQL (stats, the bulk writers' COPY and INSERT, ``setval``, reset's DROPs),
+# so none of it needs to name the schema, and a host's table of the same name is never read.
+
+
+def schema_of(bind: Engine | Connection) -> str | None:
+    """The schema invoicegen works in through ``bind``; None: the connection's default."""
+    translate = bind.get_execution_options().get("schema_translate_map") or {}
+    return cast("str | None", translate.get(None))
+
+
+def target(bind: Engine | Connection) -> str:
+    """Where invoicegen works, for messages: the masked URL, and a PostgreSQL schema's name
+    (on MariaDB/MySQL the URL names the schema's database already)."""
+    return mask(bind.engine.url) + _schema_suffix(bind)
+
+
+def describe_target(bind: Engine | Connection) -> str:
+    """:func:`invoicegen.urls.describe_target`, and a PostgreSQL schema's name."""
+    return describe_target_url(bind.engine.url) + _schema_suffix(bind, ",")
+
+
+def _schema_suffix(bind: Engine | Connection, separator: str = "") -> str:
+    schema = schema_of(bind)
+    if schema is None or bind.dialect.name != "postgresql":
+        return ""
+    return f"{separator} schema {schema}"
+
+
+_SCHEMA_LOCK = int.from_bytes(b"igschema", "big")  # serializes CREATE SCHEMA IF NOT EXISTS
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the engine's schema when it is missing (nothing without one).
+
+    PostgreSQL: ``CREATE SCHEMA``; MariaDB/MySQL: ``CREATE DATABASE`` (utf8mb4), from a
+    connection to no database at all, so the URL's own database is never touched.
+    """
+    schema = schema_of(engine)
+    if schema is None:
+        return
+    quoted = engine.dialect.identifier_preparer.quote_identifier(schema)
+    if engine.dialect.name == "postgresql":
+        with connect(engine) as connection:
+            # IF NOT EXISTS alone can fail when two runs race to create the same schema
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
+            connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+        return
+    server = make_engine(engine.url._replace(database=None))
+    try:
+        with connect(server) as connection:
+            connection.exec_driver_sql(
+                f"CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4"
+            )
+    finally:
+        server.dispose()
+
+
+def _check_search_path(schema: str, url: URL, dbapi_connection: Any, _record: Any) -> None:
+    """A connection whose search path is not the schema alone (a pooler that dropped the
+    start-up option) would read and write a host's tables of invoicegen's names: refuse it."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SHOW search_path")
+        found = str(cursor.fetchone()[0])
+    finally:
+        cursor.close()
+    if found != schema:
+        raise ConnectionFailed(
+            f"cannot use schema {schema} on {mask(url)}: the connection's search_path is "
+            f"{found!r}, not {schema!r} (a connection pooler that drops libpq's options? "
+            "connect to PostgreSQL itself)",
+            database=mask(url),
+        )
 
 
 def _pymysql_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -188,9 +291,10 @@ def error_code(orig: BaseException | None) -> str:
 
 
 @contextlib.contextmanager
-def database_errors(url: URL) -> Iterator[None]:
+def database_errors(url: URL, *, schema: str | None = None) -> Iterator[None]:
     """Turn driver and SQLAlchemy errors into invoicegen errors: the masked URL, then the
-    driver's message with the URL and any password in it hidden by their structure; one line."""
+    driver's message with the URL and any password in it hidden by their structure; one line.
+    ``schema``: the engine's (:func:`schema_of`), for MariaDB's missing database."""
     try:
         yield
     except InvoicegenError:
@@ -216,6 +320,13 @@ def database_errors(url: URL) -> Iterator[None]:
             ) from None
         if code.startswith(_WRITE_DENIED):
             raise WriteDenied(f"cannot write to {mask(url)}: {detail}", database=database) from None
+        mysql_schema = schema is not None and url.get_backend_name() != "postgresql"
+        if mysql_schema and _no_such_database(exc, url, detail):  # the schema's own database
+            raise SchemaStateError(
+                f"no schema {schema} in {mask(url._replace(database=None))}: run "
+                f"`invoicegen migrate --schema {schema}` (or seed) first",
+                database=database,
+            ) from None
         if _no_such_database(exc, url, detail):
             raise ConnectionFailed(
                 f"cannot connect to {mask(url)}: database {url.database} does not exist; "
@@ -262,7 +373,7 @@ def connect(engine: Engine, *, read_only: bool = False) -> Iterator[Connection]:
     ``read_only``: the database itself refuses any write in the transaction (PostgreSQL and
     MariaDB/MySQL: a READ ONLY transaction; SQLite: ``PRAGMA query_only``, lifted afterwards).
     """
-    with database_errors(engine.url), engine.begin() as connection:
+    with database_errors(engine.url, schema=schema_of(engine)), engine.begin() as connection:
         if not read_only:
             yield connection
             return

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
-from invoicegen.db import LOCK_TIMEOUT_SECONDS, connect, database_errors
+from invoicegen.db import LOCK_TIMEOUT_SECONDS, connect, create_schema, database_errors, schema_of
 from invoicegen.errors import InvoicegenError, RefusedError
 from invoicegen.locks import run_lock
 from invoicegen.manifest import wait_for_shards
@@ -23,14 +23,18 @@ from invoicegen.urls import mask, sqlite_path
 PROTECTED_KEY = "protected"  # in invoicegen_meta: present = reset refuses the database
 
 
-def confirmation_name(url: URL) -> str:
-    """What a person types to confirm a reset: the database name (a SQLite file's name)."""
+def confirmation_name(url: URL, *, schema: str | None = None) -> str:
+    """What a person types to confirm a reset: the database name (a SQLite file's name), or
+    with ``--schema`` the schema's (two schemas of one database are reset apart)."""
+    if schema is not None:
+        return schema
     path = sqlite_path(url)
     return path.name if path is not None else str(url.database or "memory")
 
 
 def is_protected(connection: Connection) -> bool:
-    if Setting.__tablename__ not in sa.inspect(connection).get_table_names():
+    tables = sa.inspect(connection).get_table_names(schema=schema_of(connection))
+    if Setting.__tablename__ not in tables:
         return False
     query = sa.select(Setting.value).where(Setting.key == PROTECTED_KEY)
     return connection.execute(query).first() is not None
@@ -41,6 +45,7 @@ def set_protected(
 ) -> None:
     """Mark the database protected (migrating invoicegen's schema first: it holds the mark),
     or remove the mark."""
+    create_schema(engine)
     with run_lock(engine, timeout=lock_timeout):
         if protected:
             upgrade(engine)
@@ -52,19 +57,23 @@ def set_protected(
                 connection.execute(sa.insert(Setting).values(key=PROTECTED_KEY, value=stamp))
 
 
-def refuse_if_protected(url: URL, *, protected: bool, force_protected: str | None) -> None:
-    """A protected database is reset only when ``force_protected`` is its name."""
-    name = confirmation_name(url)
+def refuse_if_protected(
+    url: URL, *, protected: bool, force_protected: str | None, schema: str | None = None
+) -> None:
+    """A protected database (or schema) is reset only when ``force_protected`` is its name."""
+    name = confirmation_name(url, schema=schema)
     if not protected or force_protected == name:
         return
+    where = mask(url) if schema is None else f"schema {schema} of {mask(url)}"
     if force_protected is None:
         raise RefusedError(
-            f"{mask(url)} is protected (`invoicegen protect`), so reset refuses it even with "
+            f"{where} is protected (`invoicegen protect`), so reset refuses it even with "
             f"--yes; to reset it anyway: invoicegen reset --yes --force-protected {name}",
             database=mask(url),
         )
     raise RefusedError(
-        f"--force-protected {force_protected!r} does not name this database ({name!r}); "
+        f"--force-protected {force_protected!r} does not name this "
+        f"{'database' if schema is None else 'schema'} ({name!r}); "
         "nothing was dropped",
         database=mask(url),
     )
@@ -337,8 +346,10 @@ def reset(
     SQLite cannot, and refuses). On SQLite the tables are dropped with foreign keys off, so no
     DROP runs an implicit DELETE that could cascade anywhere. Whatever remains of invoicegen's
     schema (half-dropped, half-migrated) is dropped the same way, so reset always repairs it.
-    Returns what was dropped.
+    Returns what was dropped. With a schema (``--schema``), only what is in it: the schema
+    itself stays (``migrate`` fills it again; the host may have granted rights on it).
     """
+    create_schema(engine)
     with run_lock(engine, timeout=lock_timeout):
         wait_for_shards(engine, timeout=lock_timeout)
         if engine.dialect.name == "sqlite":
@@ -346,7 +357,7 @@ def reset(
         else:
             with connect(engine) as connection:
                 plan = _reset_plan(connection)
-                _refuse(engine.url, plan, force_protected, drop_foreign_keys)
+                _refuse(engine, plan, force_protected, drop_foreign_keys)
                 _drop(connection, plan, drop_foreign_keys=drop_foreign_keys)
         if plan.protected:
             set_protected(engine, True)
@@ -356,10 +367,15 @@ def reset(
 
 
 def _refuse(
-    url: URL, plan: ResetPlan, force_protected: str | None, drop_foreign_keys: bool
+    engine: Engine, plan: ResetPlan, force_protected: str | None, drop_foreign_keys: bool
 ) -> None:
-    refuse_if_protected(url, protected=plan.protected, force_protected=force_protected)
-    refuse_if_host_keys(url, plan, drop_foreign_keys=drop_foreign_keys)
+    refuse_if_protected(
+        engine.url,
+        protected=plan.protected,
+        force_protected=force_protected,
+        schema=schema_of(engine),
+    )
+    refuse_if_host_keys(engine.url, plan, drop_foreign_keys=drop_foreign_keys)
 
 
 def _drop(connection: Connection, plan: ResetPlan, *, drop_foreign_keys: bool) -> None:
@@ -399,7 +415,7 @@ def _sqlite_drop(engine: Engine, *, force_protected: str | None) -> ResetPlan:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
             try:
                 plan = _reset_plan(connection)
-                _refuse(engine.url, plan, force_protected, drop_foreign_keys=False)
+                _refuse(engine, plan, force_protected, drop_foreign_keys=False)
                 _drop(connection, plan, drop_foreign_keys=False)
             except BaseException:
                 connection.exec_driver_sql("ROLLBACK")

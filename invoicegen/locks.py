@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from invoicegen.db import LOCK_TIMEOUT_SECONDS, database_errors
+from invoicegen.db import LOCK_TIMEOUT_SECONDS, database_errors, schema_of
 from invoicegen.errors import LockTimeout, WriteDenied
 from invoicegen.urls import mask, sqlite_path
 
@@ -44,7 +44,7 @@ def run_lock(
     """
     if engine.url.get_backend_name() == "sqlite":
         name = ""
-    key = f"{mask(engine.url)}#{name}"
+    key = f"{mask(engine.url)}#{schema_of(engine)}#{name}"
     if _LOCK_HOLDERS.get(key) == threading.get_ident():
         yield
         return
@@ -88,16 +88,18 @@ def _server_lock(engine: Engine, timeout: float, name: str = "") -> Iterator[Non
     if engine.url.get_backend_name() == "postgresql":
         take, release = "SELECT pg_try_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"
         key = _PG_LOCK_KEY
-        if name:  # advisory locks are per database: a key per name
-            digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+        schema = schema_of(engine)
+        if name or schema:  # advisory locks are per database: a key per schema and name
+            scoped = name if schema is None else f"{schema}#{name}"
+            digest = hashlib.blake2b(scoped.encode(), digest_size=8).digest()
             key = int.from_bytes(digest, "big", signed=True)
         params: dict[str, Any] = {"key": key}
-    else:  # lock names are server-wide: name the database
+    else:  # lock names are server-wide: name the database (with --schema, the schema's)
         take, release = "SELECT GET_LOCK(:key, 0)", "SELECT RELEASE_LOCK(:key)"
         # GET_LOCK names are at most 64 characters: hash, so long names never collide
         lock_name = hashlib.blake2b(f"{engine.url.database}:{name}".encode(), digest_size=20)
         params = {"key": f"invoicegen:{lock_name.hexdigest()}"}
-    with database_errors(engine.url), engine.connect() as connection:
+    with database_errors(engine.url, schema=schema_of(engine)), engine.connect() as connection:
         connection.execution_options(isolation_level="AUTOCOMMIT")
         wait_for(lambda: connection.execute(sa.text(take), params).scalar(), engine.url, timeout)
         try:

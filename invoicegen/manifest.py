@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from invoicegen.db import LOCK_TIMEOUT_SECONDS, connect
+from invoicegen.db import LOCK_TIMEOUT_SECONDS, connect, schema_of
 from invoicegen.locks import lock_is_free, wait_for
 from invoicegen.models import Base
 
@@ -71,7 +71,7 @@ def _decode(text: str | None) -> Any:
 def runs(connection: Connection, *, limit: int | None = None) -> list[RunRecord]:
     """The recorded runs (the newest ``limit`` of them), oldest first; none before the
     manifest table exists."""
-    if not sa.inspect(connection).has_table(RUNS.name):
+    if not sa.inspect(connection).has_table(RUNS.name, schema=schema_of(connection)):
         return []
     newest = sa.select(RUNS).order_by(RUNS.c.id.desc()).limit(limit).subquery()
     records = []
@@ -152,7 +152,7 @@ def live_shard_runs(engine: Engine) -> list[str]:
     """
     runs = RUNS
     with connect(engine) as connection:
-        if not sa.inspect(connection).has_table(runs.name):
+        if not sa.inspect(connection).has_table(runs.name, schema=schema_of(connection)):
             return []
         running = connection.execute(
             sa.select(runs.c.id, runs.c.shard).where(runs.c.status == "running")

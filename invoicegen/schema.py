@@ -19,7 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from invoicegen.db import LOCK_TIMEOUT_SECONDS, connect
+from invoicegen.db import LOCK_TIMEOUT_SECONDS, connect, create_schema, schema_of, target
 from invoicegen.errors import IncompleteSchema, SchemaStateError
 from invoicegen.locks import run_lock
 from invoicegen.models import DATA_TABLE_NAMES, Base
@@ -42,8 +42,13 @@ def head_revision() -> str:
     return head
 
 
+def version_table(connection: Connection) -> dict[str, Any]:
+    """Alembic's options for invoicegen's version table: its own name, in invoicegen's schema."""
+    return {"version_table": VERSION_TABLE, "version_table_schema": schema_of(connection)}
+
+
 def current_revision(connection: Connection) -> str | None:
-    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    context = MigrationContext.configure(connection, opts=version_table(connection))
     return context.get_current_revision()
 
 
@@ -97,16 +102,17 @@ def inspect_schema(connection: Connection, *, allow_incomplete: bool = False) ->
     migration (MariaDB and MySQL cannot roll back DDL) raises :class:`IncompleteSchema`, unless
     ``allow_incomplete`` (for ``reset``, which repairs it).
     """
-    existing = set(sa.inspect(connection).get_table_names())
+    existing = set(sa.inspect(connection).get_table_names(schema=schema_of(connection)))
     present = tuple(name for name in owned_table_names() if name in existing)
     head = head_revision()
-    target = mask(connection.engine.url)
+    where = target(connection)
     if VERSION_TABLE not in existing:
         if present:
             raise SchemaStateError(
-                f"table(s) {', '.join(present)} in {target} exist but were not created by "
-                "invoicegen; point invoicegen at another database",
-                database=target,
+                f"table(s) {', '.join(present)} in {where} exist but were not created by "
+                "invoicegen; give invoicegen a schema of its own (--schema NAME) or point it "
+                "at another database",
+                database=mask(connection.engine.url),
             )
         return SchemaState(revision=None, head=head, present_tables=present)
     revision = current_revision(connection)
@@ -115,9 +121,9 @@ def inspect_schema(connection: Connection, *, allow_incomplete: bool = False) ->
             ScriptDirectory.from_config(alembic_config()).get_revision(revision)
         except Exception:
             raise SchemaStateError(
-                f"the invoicegen schema in {target} is at revision {revision}, which this "
+                f"the invoicegen schema in {where} is at revision {revision}, which this "
                 "version of invoicegen does not know (newer?); upgrade invoicegen",
-                database=target,
+                database=mask(connection.engine.url),
                 revision=revision,
             ) from None
     expected = tables_at(revision)
@@ -129,10 +135,10 @@ def inspect_schema(connection: Connection, *, allow_incomplete: bool = False) ->
         if expected - found:
             problems.append(f"{', '.join(sorted(expected - found))} are missing")
         raise IncompleteSchema(
-            f"the invoicegen schema in {target} is incomplete: revision {revision or '(none)'} "
+            f"the invoicegen schema in {where} is incomplete: revision {revision or '(none)'} "
             f"is recorded, but {' and '.join(problems)} (an interrupted migration?); run "
             "`invoicegen reset --yes` to drop invoicegen's tables and migrate again",
-            database=target,
+            database=mask(connection.engine.url),
             revision=revision,
         )
     return SchemaState(revision=revision, head=head, present_tables=present)
@@ -147,7 +153,7 @@ def schema_differences(connection: Connection) -> list[str]:
     context = MigrationContext.configure(
         connection,
         opts={
-            "version_table": VERSION_TABLE,
+            **version_table(connection),
             "compare_type": True,
             "include_name": _only_invoicegen_tables,
         },
@@ -171,7 +177,9 @@ def upgrade(engine: Engine, *, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> st
     """Bring invoicegen's schema to the newest revision; returns that revision.
 
     Refuses a database whose invoicegen tables are at the newest revision but differ from it.
+    An engine with a schema (:func:`~invoicegen.db.schema_of`) creates it when missing.
     """
+    create_schema(engine)
     with run_lock(engine, timeout=lock_timeout), connect(engine) as connection:
         state = inspect_schema(connection)
         if not state.is_current:
@@ -185,10 +193,9 @@ def refuse_drift(connection: Connection) -> None:
     """Raise :class:`SchemaStateError` when invoicegen's tables, at the newest revision, differ
     from its migrations (a dropped or added column, a changed type)."""
     if differences := schema_differences(connection):
-        target = mask(connection.engine.url)
         raise SchemaStateError(
-            f"invoicegen's tables in {target} differ from its migrations: "
+            f"invoicegen's tables in {target(connection)} differ from its migrations: "
             f"{'; '.join(differences[:3])}{' …' if len(differences) > 3 else ''}; "
             "run `invoicegen reset` to re-create them",
-            database=target,
+            database=mask(connection.engine.url),
         )

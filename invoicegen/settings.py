@@ -337,6 +337,28 @@ class Option:
         return self.shown if self.shown is not None else str(self.default)
 
 
+#: Names that are the server's own: PostgreSQL's system schemas, MariaDB/MySQL's system databases.
+RESERVED_SCHEMAS = frozenset({"information_schema", "mysql", "performance_schema", "sys"})
+
+
+def parse_schema(text: str, *, name: str = "--schema") -> str:
+    """A schema name that reads the same wherever it is typed: lowercase letters, digits and
+    ``_``, not starting with a digit, at most 63 characters (PostgreSQL's limit), and not a
+    system schema. Mixed case is refused: PostgreSQL folds unquoted names to lowercase and
+    MariaDB's case rules depend on the server, so such a name would differ by where it is typed.
+    """
+    raw = str(text).strip()
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", raw):
+        raise UsageError(
+            "a schema name is 1 to 63 lowercase letters, digits and _, not starting with a "
+            f"digit (e.g. invoicegen), got {raw!r}",
+            option=name,
+        )
+    if raw in RESERVED_SCHEMAS or raw.startswith("pg_"):
+        raise UsageError(f"{raw!r} is the server's own schema; choose another name", option=name)
+    return raw
+
+
 def _count(name: str) -> Callable[[Any], CountMix]:
     return lambda text: CountMix.parse(text, name=name)
 
@@ -349,6 +371,7 @@ def _int(name: str, low: int, high: int) -> Callable[[Any], int]:
 #: and the factories read them from.
 OPTIONS: dict[str, Option] = {
     "database_url": Option(str, DEFAULT_DATABASE_URL),
+    "schema": Option(parse_schema, None, "the connection's own"),
     "users": Option(_int("--users", 1, MAX_USERS), 50),
     "clients_per_user": Option(_count("--clients-per-user"), CountMix.range(1, 3)),
     "contracts_per_client": Option(_count("--contracts-per-client"), CountMix.range(1, 3)),
@@ -397,6 +420,10 @@ class Settings:
     @property
     def database_url(self) -> str:
         return cast("str", self._get("database_url"))
+
+    @property
+    def schema(self) -> str | None:
+        return cast("str | None", self._get("schema"))
 
     @property
     def users(self) -> int:

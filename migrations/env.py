@@ -2,7 +2,8 @@
 
 invoicegen passes a live connection in ``config.attributes["connection"]``. Developers who run
 ``alembic upgrade head`` from the repo root get the URL from invoicegen's settings instead
-(``INVOICEGEN_DATABASE_URL``, ``[tool.invoicegen]``, or ``sqlite:///invoicegen.db``).
+(``INVOICEGEN_DATABASE_URL``, ``[tool.invoicegen]``, or ``sqlite:///invoicegen.db``), and the
+schema from ``INVOICEGEN_SCHEMA`` or the file.
 No ``fileConfig``: invoicegen needs no alembic.ini.
 """
 
@@ -11,9 +12,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from invoicegen.db import make_engine
+from invoicegen.db import create_schema, make_engine
 from invoicegen.models import Base
-from invoicegen.schema import VERSION_TABLE
+from invoicegen.schema import VERSION_TABLE, version_table
 from invoicegen.settings import resolve
 from invoicegen.urls import parse
 
@@ -21,7 +22,6 @@ from invoicegen.urls import parse
 def _configure(**kwargs: object) -> None:
     context.configure(
         target_metadata=Base.metadata,
-        version_table=VERSION_TABLE,
         compare_type=True,
         **kwargs,  # type: ignore[arg-type]
     )
@@ -33,6 +33,7 @@ def run_with(connection: Connection) -> None:
     sqlite = connection.dialect.name == "sqlite"
     _configure(
         connection=connection,
+        **version_table(connection),  # in invoicegen's schema (--schema), when it has one
         render_as_batch=sqlite,
         transaction_per_migration=False,
         **({"transactional_ddl": True} if sqlite else {}),
@@ -43,13 +44,21 @@ def run_with(connection: Connection) -> None:
 
 config = context.config
 if context.is_offline_mode():
-    _configure(url=parse(resolve({}).database_url), literal_binds=True)
+    settings = resolve({})
+    _configure(
+        url=parse(settings.database_url),
+        literal_binds=True,
+        version_table=VERSION_TABLE,
+        version_table_schema=settings.schema,
+    )
     with context.begin_transaction():
         context.run_migrations()
 elif config.attributes.get("connection") is not None:
     run_with(config.attributes["connection"])
 else:
-    engine = make_engine(resolve({}).database_url)
+    settings = resolve({})
+    engine = make_engine(settings.database_url, schema=settings.schema)
+    create_schema(engine)
     with engine.begin() as connection:
         run_with(connection)
     engine.dispose()

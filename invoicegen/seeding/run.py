@@ -196,6 +196,7 @@ class Run:
         self._lock = contextlib.ExitStack()
 
     def __enter__(self) -> Run:
+        db.create_schema(self.engine)  # --schema: MariaDB's lock needs its database to exist
         self._lock.enter_context(run_lock(self.engine, timeout=self.lock_timeout))
         return self
 
