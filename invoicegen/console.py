@@ -326,13 +326,7 @@ def seed_result(result: SeedResult, *, database: str, replay: str) -> None:
         what += f" (shard {result.plan.shard})"
     heading(f"Seeded {what} into {database}")
     show(_counts_table(result.written))
-    out.print(
-        f"[bold]{result.rows:,}[/] rows in [bold]{result.seconds:.2f}[/] s "
-        f"([bold green]{result.rows_per_second:,.0f}[/] rows/s, "
-        f"{result.workers} worker{'s' if result.workers != 1 else ''}, "
-        f"{result.batches} batch{'es' if result.batches != 1 else ''})",
-        soft_wrap=True,
-    )
+    _rate(result, f", {result.batches} batch{'es' if result.batches != 1 else ''}")
     out.print(
         f"seed [bold]{result.seed}[/], as of {result.as_of}; to replay this run:", soft_wrap=True
     )
@@ -349,18 +343,22 @@ def seed_result(result: SeedResult, *, database: str, replay: str) -> None:
     )
 
 
+def _rate(result: SeedResult | ExportResult, more: str = "") -> None:
+    out.print(
+        f"[bold]{result.rows:,}[/] rows in [bold]{result.seconds:.2f}[/] s "
+        f"([bold green]{result.rows_per_second:,.0f}[/] rows/s, "
+        f"{result.workers} worker{'s' if result.workers != 1 else ''}{more})",
+        soft_wrap=True,
+    )
+
+
 def export_result(result: ExportResult) -> None:
     what = f"users {result.first_user + 1:,}–{result.first_user + result.users:,}"
     if result.plan.shard is not None:
         what += f" (shard {result.plan.shard})"
     heading(f"Exported {what} to {result.directory} as {result.format}")
     show(_counts_table(result.written))
-    out.print(
-        f"[bold]{result.rows:,}[/] rows in [bold]{result.seconds:.2f}[/] s "
-        f"([bold green]{result.rows_per_second:,.0f}[/] rows/s, "
-        f"{result.workers} worker{'s' if result.workers != 1 else ''})",
-        soft_wrap=True,
-    )
+    _rate(result)
     out.print(
         f"seed [bold]{result.plan.seed}[/], as of {result.plan.as_of}; files, counts and "
         f"checksums in {result.manifest}",
