@@ -472,18 +472,17 @@ def test_strings_that_need_quoting_survive_the_csv_and_sql_encodings() -> None:
     ]
 
 
-def test_the_readme_export_commands_run(tmp_path: Path) -> None:
-    """The commands of the README's "Export to files" section, run by a shell as written
-    (the SQLite ones: no server needed)."""
-    text = README.read_text("utf-8")
-    section = text.split("## Export to files", 1)[1].split("\n## ", 1)[0]
-    block = section.split("<!-- export-example -->\n```bash\n", 1)[1].split("```", 1)[0]
+def _readme_block(marker: str) -> str:
+    section = README.read_text("utf-8").split("## Export to files", 1)[1].split("\n## ", 1)[0]
+    return section.split(f"<!-- {marker} -->\n```bash\n", 1)[1].split("```", 1)[0]
+
+
+def _shell(script: str, cwd: Path) -> None:
+    """``script`` run by bash, with this environment's invoicegen first on the PATH."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    if shutil.which("sqlite3") is None:
-        pytest.skip("sqlite3 is not installed")
     done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block],
-        cwd=tmp_path,
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -491,8 +490,42 @@ def test_the_readme_export_commands_run(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert (
-        invoke("stats", "--check", "-q", "-d", "sqlite:///" + str(tmp_path / "app.db")).exit_code
-        == 0
-    )
+
+
+def test_the_readme_export_commands_run(tmp_path: Path) -> None:
+    """The commands of the README's "Export to files" section, run by a shell as written."""
+    if shutil.which("sqlite3") is None:
+        pytest.skip("sqlite3 is not installed")
+    _shell(_readme_block("export-example"), tmp_path)
+    url = "sqlite:///" + str(tmp_path / "app.db")
+    assert invoke("stats", "--check", "-q", "-d", url).exit_code == 0
+    assert len(dump(url)["users"]) == 200
     assert (tmp_path / "dataset" / "manifests" / "part-1-of-1.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_the_readme_server_load_commands_run(kind: str, tmp_path: Path) -> None:
+    """The README's PostgreSQL or MariaDB lines, with a test server's database for ``app``."""
+    client = {"postgresql": "psql", "mariadb": "mariadb"}[kind]
+    if shutil.which(client) is None:
+        pytest.skip(f"{client} is not installed")
+    lines = [
+        line
+        for line in _readme_block("export-servers-example").splitlines()
+        if (kind == "postgresql") == ("postgresql://" in line)
+    ]
+    (tmp_path / "db").mkdir()
+    for url in fresh_database(kind, tmp_path / "db"):
+        parsed = sa.make_url(url)
+        plain = parsed.set(drivername=parsed.get_backend_name()).render_as_string(
+            hide_password=False
+        )
+        server = f"-h {parsed.host} -P {parsed.port or 3306} -u {parsed.username} {parsed.database}"
+        script = "\n".join(lines)
+        script = script.replace("postgresql://localhost/app", plain)
+        script = script.replace("mysql://root@localhost/app", plain)
+        script = script.replace("-u root app", server)
+        export(tmp_path / "dataset", users=200)
+        _shell(script, tmp_path)
+        assert invoke("stats", "--check", "-q", "-d", url).exit_code == 0
+        assert len(dump(url)["users"]) == 200

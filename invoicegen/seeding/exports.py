@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from invoicegen import manifest
+from invoicegen import interrupts, manifest
 from invoicegen.errors import DiskFull, Interrupted, RefusedError, UsageError, WorkerDied
 from invoicegen.seeding import encoders, generate, workers
 from invoicegen.seeding.dataset import reconcile, recorded_options
@@ -224,6 +224,11 @@ def export(
             writing.write(pool, on_progress=on_progress, stop=stop)
         return writing.finish(count)
     except KeyboardInterrupt:
+        if writing.renamed:
+            raise Interrupted(
+                f"interrupted: the export in {root} is not complete (it has no manifest); "
+                "export again with --force"
+            ) from None
         raise Interrupted(
             f"interrupted: nothing was exported to {root} (its temporary files are removed)"
         ) from None
@@ -267,6 +272,7 @@ class _Writing:
         self.positions = positions
         self.written = dict.fromkeys(TABLES, 0)
         self.temporary: dict[str, Path] = {}  # final path -> its temporary file
+        self.renamed = 0
         self.started = time.perf_counter()
 
     @contextlib.contextmanager
@@ -349,8 +355,14 @@ class _Writing:
         with self._open(layout.manifest_path) as stream:
             document = json.dumps(result.manifest_document(), indent=2, ensure_ascii=False)
             stream.write((document + "\n").encode())
-        for path in [*(f.path for f in files), *scripts, layout.manifest_path]:
-            os.replace(self.temporary.pop(path), layout.root / path)
+        try:  # a stop waits for the renames (microseconds); once all are done, it is too late
+            with interrupts.deferred():
+                for path in [*(f.path for f in files), *scripts, layout.manifest_path]:
+                    os.replace(self.temporary.pop(path), layout.root / path)
+                    self.renamed += 1
+        except KeyboardInterrupt:
+            if self.temporary:  # a second stop, part-way
+                raise
         _sync_folders(layout.root)
         return result
 
