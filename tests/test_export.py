@@ -257,6 +257,15 @@ def test_shards_together_are_the_unsharded_export_row_for_row(tmp_path: Path) ->
         assert len(rows) == whole["counts"][table]
 
 
+def test_shard_auto_takes_the_runners_index(tmp_path: Path) -> None:
+    runner = {"CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "2"}  # GitLab: from 1
+    args = ["export", str(tmp_path), "-n", "10", "--seed", "1", "--as-of", AS_OF, "--json"]
+    result = invoke(*args, "--shard", "auto", env=runner)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["manifest"] == "manifests/part-2-of-2.json"
+    assert "shard 1/2, from CI_NODE_INDEX=2" in result.stderr
+
+
 def test_a_sharded_export_loads_with_a_run_per_shard(tmp_path: Path) -> None:
     for index in range(2):
         export(tmp_path / "sharded", "--format", "sql", "--shard", f"{index}/2")

@@ -18,6 +18,7 @@ batches were, so a file's bytes never depend on ``--batch-size`` or ``--workers`
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -271,6 +272,7 @@ def require_pyarrow() -> Any:
     return pyarrow
 
 
+@functools.cache
 def arrow_schema(table: str) -> Any:
     """The table's columns as Arrow types: ids int64, dates date32, money decimal128(12,2),
     text string, timestamps with the UTC zone; nullable as in the schema."""
@@ -299,45 +301,45 @@ def arrow_schema(table: str) -> Any:
 class _ParquetSink(Sink):
     def __init__(self, stream: BinaryIO, table: str) -> None:
         super().__init__(stream)
-        pa = require_pyarrow()
-        self.pa = pa
-        self.schema = arrow_schema(table)
-        self.writer = pa.parquet.ParquetWriter(stream, self.schema, compression="zstd")
-        self.pending: Rows = []
+        self.pa = require_pyarrow()
+        self.writer = self.pa.parquet.ParquetWriter(stream, arrow_schema(table), compression="zstd")
+        self.pending: list[Any] = []  # record batches, fewer than a row group's rows in all
+        self.rows = 0
 
-    def write(self, encoded: Rows) -> None:
-        self.pending.extend(encoded)
-        while len(self.pending) >= ROWS_PER_ROW_GROUP:
-            self._flush(self.pending[:ROWS_PER_ROW_GROUP])
-            del self.pending[:ROWS_PER_ROW_GROUP]
-
-    def _flush(self, rows: Rows) -> None:
-        columns = list(zip(*rows, strict=True))
-        batch = self.pa.record_batch(
-            [
-                self.pa.array(values, type=f.type)
-                for values, f in zip(columns, self.schema, strict=True)
-            ],
-            schema=self.schema,
-        )
-        self.writer.write_batch(batch, row_group_size=ROWS_PER_ROW_GROUP)
+    def write(self, encoded: Any) -> None:
+        self.pending.append(encoded)
+        self.rows += encoded.num_rows
+        while self.rows >= ROWS_PER_ROW_GROUP:
+            table = self.pa.Table.from_batches(self.pending)
+            self.writer.write_table(
+                table.slice(0, ROWS_PER_ROW_GROUP), row_group_size=ROWS_PER_ROW_GROUP
+            )
+            rest = table.slice(ROWS_PER_ROW_GROUP)
+            self.pending, self.rows = rest.to_batches(), rest.num_rows
 
     def close(self) -> None:
-        if self.pending:
-            self._flush(self.pending)
-            self.pending = []
+        if self.rows:
+            table = self.pa.Table.from_batches(self.pending)
+            self.writer.write_table(table, row_group_size=ROWS_PER_ROW_GROUP)
         self.writer.close()
 
 
 class Parquet(FileFormat):
     """Apache Parquet through pyarrow (zstd): row groups of :data:`ROWS_PER_ROW_GROUP` rows,
-    streamed (memory stays flat: one row group per table at most)."""
+    streamed (memory stays flat: less than a row group per table, as Arrow arrays)."""
 
     name = "parquet"
     extension = "parquet"
 
-    def encode(self, table: str, rows: Rows) -> Rows:
-        return rows  # Arrow arrays are built per row group, in the writing process
+    def encode(self, table: str, rows: Rows) -> Any:
+        """An Arrow record batch, built in the generating worker."""
+        pa = require_pyarrow()
+        schema = arrow_schema(table)
+        columns = list(zip(*rows, strict=True)) or [() for _ in schema]
+        return pa.record_batch(
+            [pa.array(values, type=f.type) for values, f in zip(columns, schema, strict=True)],
+            schema=schema,
+        )
 
     def sink(self, table: str, stream: BinaryIO) -> Sink:
         return _ParquetSink(stream, table)
