@@ -446,6 +446,10 @@ def test_a_folder_in_the_way_is_refused(tmp_path: Path) -> None:
     (tmp_path / "full" / "keep.txt").write_text("x")
     message = assert_one_line_error(invoke("export", str(tmp_path / "full"), "--seed", "1"), 3)
     assert "keep.txt" in message and "--force" in message
+    # Shards share a folder, even while another one is still writing its files.
+    (tmp_path / "shards" / "users").mkdir(parents=True)
+    (tmp_path / "shards" / "users" / ".part-2-of-2.csv.99999.tmp").write_text("id\n")
+    (tmp_path / "shards" / ".load.sqlite.sql.99999.tmp").write_text("")
     export(tmp_path / "shards", "--shard", "0/2")
     other = ["export", str(tmp_path / "shards"), "-n", str(USERS), "--seed", "6", "--as-of", AS_OF]
     mixed = assert_one_line_error(invoke(*other, *SHAPE, "--shard", "1/2"), 3)

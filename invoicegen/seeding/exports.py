@@ -60,8 +60,6 @@ LOAD_SCRIPTS = tuple(f"load.{dialect}.sql" for dialect in DIALECTS)
 #: The version of the folder's layout and manifest, for readers.
 LAYOUT_VERSION = 1
 
-_PART = re.compile(r"part-(\d+)-of-(\d+)\.(\w+)")
-
 
 @dataclass(frozen=True)
 class ExportFile:
@@ -164,20 +162,17 @@ class Layout:
     index: int  # 0-based
     count: int
 
-    @property
-    def part(self) -> str:
-        return f"part-{self.index + 1:0{len(str(self.count))}d}-of-{self.count}"
+    def part(self, index: int) -> str:
+        """``part-K-of-N`` of the part at ``index`` (from 0): K from 1, padded to N's width."""
+        return f"part-{index + 1:0{len(str(self.count))}d}-of-{self.count}"
 
-    def data_path(self, table: str) -> str:
-        return f"{table}/{self.part}.{self.file.extension}"
-
-    def part_path(self, table: str, index: int) -> str:
-        width = len(str(self.count))
-        return f"{table}/part-{index + 1:0{width}d}-of-{self.count}.{self.file.extension}"
+    def data_path(self, table: str, index: int | None = None) -> str:
+        """A table's file of this part (or of the part at ``index``)."""
+        return f"{table}/{self.part(self.index if index is None else index)}.{self.file.extension}"
 
     @property
     def manifest_path(self) -> str:
-        return f"{MANIFESTS}/{self.part}.json"
+        return f"{MANIFESTS}/{self.part(self.index)}.json"
 
     def temporary(self, path: str) -> Path:
         folder, _, name = path.rpartition("/")
@@ -399,28 +394,36 @@ def _sync_folders(root: Path) -> None:
 # --- the folder before writing --------------------------------------------------------------------
 
 
+_OUR_FILE = re.compile(r"\.?part-(\d+)-of-(\d+)\.(\w+)(\.\d+\.tmp)?")
+_OUR_SCRIPT = re.compile(r"\.?(load\.\w+\.sql)(\.\d+\.tmp)?")
+
+
 def _ours(relative: str) -> bool:
     """Whether a file's path is one an export writes (finished or temporary)."""
     folder, _, name = relative.rpartition("/")
     if not folder:
-        return name in LOAD_SCRIPTS or bool(re.fullmatch(r"\.load\.\w+\.sql\.\d+\.tmp", name))
-    if folder not in (*TABLES, MANIFESTS):
-        return False
-    return bool(re.fullmatch(r"\.?part-\d+-of-\d+\.\w+(\.\d+\.tmp)?", name))
+        match = _OUR_SCRIPT.fullmatch(name)
+        return match is not None and match.group(1) in LOAD_SCRIPTS
+    return folder in (*TABLES, MANIFESTS) and bool(_OUR_FILE.fullmatch(name))
 
 
 def _sibling(relative: str, layout: Layout, plan: Plan) -> bool:
-    """A finished file of another shard of the same export (same N, format and dataset)."""
-    if layout.count == 1:
+    """A file (finished, or still being written) of another shard of the same export: same
+    N, format and dataset. Shards may write into one folder at the same time."""
+    if layout.count == 1 or not _ours(relative):
         return False
     folder, _, name = relative.rpartition("/")
     if not folder:
-        return name in LOAD_SCRIPTS and layout.file.loadable  # the same for every shard
-    match = _PART.fullmatch(name)
-    if not match or int(match.group(2)) != layout.count or int(match.group(1)) == layout.index + 1:
+        return layout.file.loadable  # the load scripts: the same for every shard
+    match = _OUR_FILE.fullmatch(name)
+    assert match is not None
+    if int(match.group(2)) != layout.count or int(match.group(1)) == layout.index + 1:
         return False
     if folder == MANIFESTS:
-        return match.group(3) == "json" and _same_dataset(layout.root / relative, layout, plan)
+        finished = not match.group(4)
+        return match.group(3) == "json" and (
+            not finished or _same_dataset(layout.root / relative, layout, plan)
+        )
     return match.group(3) == layout.file.extension
 
 
@@ -558,7 +561,7 @@ def load_script(dialect: str, layout: Layout, plan: Plan, counts: dict[str, int]
     ]
     for table in TABLES:
         for index in range(layout.count):
-            lines.append(_load_part(dialect, layout, table, layout.part_path(table, index)))
+            lines.append(_load_part(dialect, layout, table, layout.data_path(table, index)))
     lines.append(_run_records(dialect, plan, layout.count, counts))
     if dialect == "postgresql":  # serial sequences do not follow explicit ids
         moves = "".join(
