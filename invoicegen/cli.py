@@ -345,96 +345,109 @@ def _progress_mode(requested: str | None, *, json: bool) -> console.ProgressMode
     return console.progress_mode(requested)  # type: ignore[arg-type]  # checked just above
 
 
+# The options that shape a dataset: `seed` and `export` take the same ones.
+Users = Annotated[
+    str | None,
+    typer.Option("--users", "-n", metavar="N", help=_help("users", "Users to create, at least 1.")),
+]
+ClientsPerUser = Annotated[
+    str | None,
+    typer.Option(
+        metavar="COUNTS",
+        help=_help(
+            "clients_per_user", "Clients per user: N, MIN-MAX or a mix like 1-3:90,4-50:10."
+        ),
+    ),
+]
+ContractsPerClient = Annotated[
+    str | None,
+    typer.Option(
+        metavar="COUNTS",
+        help=_help("contracts_per_client", "Contracts per client (as above)."),
+    ),
+]
+InvoicesPerContract = Annotated[
+    str | None,
+    typer.Option(
+        metavar="COUNTS",
+        help=_help("invoices_per_contract", "Invoices per contract (as above)."),
+    ),
+]
+Seed = Annotated[
+    str | None,
+    typer.Option(metavar="INT", help=_help("seed", "Same seed, same rows.")),
+]
+AsOf = Annotated[
+    str | None,
+    typer.Option(
+        metavar="DATE",
+        help=_help("as_of", "The 'today' dates are relative to (YYYY-MM-DD)."),
+    ),
+]
+Since = Annotated[
+    str | None,
+    typer.Option(
+        metavar="DATE",
+        help=_help("since", "Contracts that ended, ended after this day."),
+    ),
+]
+Locale = Annotated[
+    str | None,
+    typer.Option(metavar="LOCALE", help=_help("locale", "Faker locale.")),
+]
+BatchSize = Annotated[
+    str | None,
+    typer.Option(metavar="N", help=_help("batch_size", "Users per transaction.")),
+]
+Workers = Annotated[
+    str | None,
+    typer.Option(metavar="N", help=_help("workers", "Generating processes.")),
+]
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="K/N|auto",
+        help=_help(
+            "shard",
+            "K/N: write only slice K (from 0) of N slices of USERS; run all N. auto: the "
+            "index and total your CI runner or Kubernetes Indexed Job sets.",
+            default=False,
+        ),
+    ),
+]
+Shards = Annotated[
+    str | None,
+    typer.Option(
+        metavar="N",
+        help=_help(
+            "shards",
+            "With --shard auto where the runner sets only an index (Kubernetes): the "
+            "number of shards.",
+            default=False,
+        ),
+    ),
+]
+
+
 @app.command(
     epilog=_example("invoicegen seed -n 1000 --seed 42 -d postgresql+psycopg://localhost/dev")
 )
 def seed(
-    users: Annotated[
-        str | None,
-        typer.Option(
-            "--users", "-n", metavar="N", help=_help("users", "Users to create, at least 1.")
-        ),
-    ] = None,
-    clients_per_user: Annotated[
-        str | None,
-        typer.Option(
-            metavar="COUNTS",
-            help=_help(
-                "clients_per_user", "Clients per user: N, MIN-MAX or a mix like 1-3:90,4-50:10."
-            ),
-        ),
-    ] = None,
-    contracts_per_client: Annotated[
-        str | None,
-        typer.Option(
-            metavar="COUNTS",
-            help=_help("contracts_per_client", "Contracts per client (as above)."),
-        ),
-    ] = None,
-    invoices_per_contract: Annotated[
-        str | None,
-        typer.Option(
-            metavar="COUNTS",
-            help=_help("invoices_per_contract", "Invoices per contract (as above)."),
-        ),
-    ] = None,
-    seed: Annotated[
-        str | None,
-        typer.Option(metavar="INT", help=_help("seed", "Same seed, same rows.")),
-    ] = None,
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            metavar="DATE",
-            help=_help("as_of", "The 'today' dates are relative to (YYYY-MM-DD)."),
-        ),
-    ] = None,
-    since: Annotated[
-        str | None,
-        typer.Option(
-            metavar="DATE",
-            help=_help("since", "Contracts that ended, ended after this day."),
-        ),
-    ] = None,
-    locale: Annotated[
-        str | None,
-        typer.Option(metavar="LOCALE", help=_help("locale", "Faker locale.")),
-    ] = None,
-    batch_size: Annotated[
-        str | None,
-        typer.Option(metavar="N", help=_help("batch_size", "Users per transaction.")),
-    ] = None,
-    workers: Annotated[
-        str | None,
-        typer.Option(metavar="N", help=_help("workers", "Generating processes.")),
-    ] = None,
+    users: Users = None,
+    clients_per_user: ClientsPerUser = None,
+    contracts_per_client: ContractsPerClient = None,
+    invoices_per_contract: InvoicesPerContract = None,
+    seed: Seed = None,
+    as_of: AsOf = None,
+    since: Since = None,
+    locale: Locale = None,
+    batch_size: BatchSize = None,
+    workers: Workers = None,
     append: Annotated[
         bool, _flag("--append", help="Add USERS more user trees to the dataset there.")
     ] = False,
-    shard: Annotated[
-        str | None,
-        typer.Option(
-            metavar="K/N|auto",
-            help=_help(
-                "shard",
-                "K/N: write only slice K (from 0) of N slices of USERS; run all N. auto: the "
-                "index and total your CI runner or Kubernetes Indexed Job sets.",
-                default=False,
-            ),
-        ),
-    ] = None,
-    shards: Annotated[
-        str | None,
-        typer.Option(
-            metavar="N",
-            help=_help(
-                "shards",
-                "With --shard auto where the runner sets only an index (Kubernetes): the "
-                "number of shards.",
-                default=False,
-            ),
-        ),
-    ] = None,
+    shard: ShardOption = None,
+    shards: Shards = None,
     force: Annotated[
         bool, _flag("--force", help="Add to a dataset made with other options or versions.")
     ] = False,
@@ -483,6 +496,84 @@ def _shard(config: settings.Settings) -> settings.Shard | None:
         shown = str(sharding.shard) if sharding.shard else "none (a total of 1)"
         console.note(f"shard {shown}, from {sharding.source}")
     return sharding.shard
+
+
+@app.command(
+    epilog=_example("invoicegen export dataset --format csv -n 1000 --seed 42 --as-of 2026-03-31")
+)
+def export(
+    directory: Annotated[
+        str, typer.Argument(metavar="DIR", help="The folder to write (created if missing).")
+    ],
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="csv|jsonl|sql|parquet",
+            help="csv (with load scripts for PostgreSQL, MariaDB and SQLite), JSON lines, "
+            "SQL INSERTs (with load scripts), or Parquet (pip install 'invoicegen[parquet]').",
+        ),
+    ] = "csv",
+    users: Users = None,
+    clients_per_user: ClientsPerUser = None,
+    contracts_per_client: ContractsPerClient = None,
+    invoices_per_contract: InvoicesPerContract = None,
+    seed: Seed = None,
+    as_of: AsOf = None,
+    since: Since = None,
+    locale: Locale = None,
+    batch_size: Annotated[
+        str | None,
+        typer.Option(
+            metavar="N", help=_help("batch_size", "Users per batch (the files do not change).")
+        ),
+    ] = None,
+    workers: Workers = None,
+    shard: ShardOption = None,
+    shards: Shards = None,
+    force: Annotated[
+        bool,
+        _flag(
+            "--force",
+            help="Export into a folder that holds an earlier export, replacing its files "
+            "(files an export does not write are never touched).",
+        ),
+    ] = False,
+    progress: Annotated[
+        str | None,
+        typer.Option(
+            metavar="bar|plain|none",
+            help="Progress on stderr, as for seed.",
+        ),
+    ] = None,
+    profile: Profile = None,
+    json: Json = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> None:
+    """Write the dataset seed would write for the same options to files in DIR: no database.
+
+    One file per table (TABLE/part-K-of-N.EXT, K from 1), a manifest with each file's
+    sha256 (manifests/part-K-of-N.json, written last), and for csv and sql the scripts
+    load.postgresql.sql, load.mariadb.sql and load.sqlite.sql. The same options give the
+    same bytes, whatever --workers and --batch-size.
+    """
+    options = {k: v for k, v in locals().items() if k in settings.OPTIONS}
+    with _handled(debug, json=json):
+        config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
+        plan = seeding.SeedPlan.from_settings(
+            config, shard=_shard(config), append=False, force=False
+        )
+        shown = _progress_mode(progress, json=json)
+        with console.seed_progress(
+            plan.users_to_write, mode=shown, label="exporting"
+        ) as on_progress:
+            result = seeding.export(
+                directory, plan, format=format, force=force, on_progress=on_progress
+            )
+        console.emit_json(result.to_json()) if json else console.export_result(result)
 
 
 @app.command(epilog=_example("invoicegen reset --dry-run -d postgresql+psycopg://localhost/dev"))

@@ -30,8 +30,8 @@ from rich.text import Text
 if TYPE_CHECKING:  # only for annotations: `--help` and `--version` must not load the engine
     from invoicegen.guards import HostForeignKey, ResetPlan
     from invoicegen.manifest import RunRecord
+    from invoicegen.seeding import ExportResult, SeedResult
     from invoicegen.seeding import Progress as SeedProgress
-    from invoicegen.seeding import SeedResult
     from invoicegen.stats import (
         Billing,
         CheckReport,
@@ -227,7 +227,7 @@ def _fitted(parts: Sequence[str], width: int) -> str:
 
 @contextlib.contextmanager
 def seed_progress(
-    total_users: int, *, mode: ProgressMode
+    total_users: int, *, mode: ProgressMode, label: str = "seeding"
 ) -> Iterator[Callable[[SeedProgress], None]]:
     """Seeding's progress on stderr, after each committed batch: a live bar, plain lines at
     most every :data:`PLAIN_PROGRESS_EVERY` seconds (and the last), or nothing. Hidden by
@@ -243,13 +243,13 @@ def seed_progress(
             now = time.monotonic()
             if now - shown[0] >= PLAIN_PROGRESS_EVERY or event.users_done >= event.users_total:
                 shown[0] = now
-                err.print(Text("seeding " + " · ".join(meter.parts(event))), soft_wrap=True)
+                err.print(Text(f"{label} " + " · ".join(meter.parts(event))), soft_wrap=True)
 
         yield line
         return
     bar_column = BarColumn(bar_width=1)
     with Progress(
-        TextColumn("seeding"),
+        TextColumn(label),
         bar_column,
         TextColumn("{task.description}"),
         console=err,
@@ -326,13 +326,7 @@ def seed_result(result: SeedResult, *, database: str, replay: str) -> None:
         what += f" (shard {result.plan.shard})"
     heading(f"Seeded {what} into {database}")
     show(_counts_table(result.written))
-    out.print(
-        f"[bold]{result.rows:,}[/] rows in [bold]{result.seconds:.2f}[/] s "
-        f"([bold green]{result.rows_per_second:,.0f}[/] rows/s, "
-        f"{result.workers} worker{'s' if result.workers != 1 else ''}, "
-        f"{result.batches} batch{'es' if result.batches != 1 else ''})",
-        soft_wrap=True,
-    )
+    _rate(result, f", {result.batches} batch{'es' if result.batches != 1 else ''}")
     out.print(
         f"seed [bold]{result.seed}[/], as of {result.as_of}; to replay this run:", soft_wrap=True
     )
@@ -347,6 +341,38 @@ def seed_result(result: SeedResult, *, database: str, replay: str) -> None:
         ),
         soft_wrap=True,
     )
+
+
+def _rate(result: SeedResult | ExportResult, more: str = "") -> None:
+    out.print(
+        f"[bold]{result.rows:,}[/] rows in [bold]{result.seconds:.2f}[/] s "
+        f"([bold green]{result.rows_per_second:,.0f}[/] rows/s, "
+        f"{result.workers} worker{'s' if result.workers != 1 else ''}{more})",
+        soft_wrap=True,
+    )
+
+
+def export_result(result: ExportResult) -> None:
+    what = f"users {result.first_user + 1:,}–{result.first_user + result.users:,}"
+    if result.plan.shard is not None:
+        what += f" (shard {result.plan.shard})"
+    heading(f"Exported {what} to {result.directory} as {result.format}")
+    show(_counts_table(result.written))
+    _rate(result)
+    out.print(
+        f"seed [bold]{result.plan.seed}[/], as of {result.plan.as_of}; files, counts and "
+        f"checksums in {result.manifest}",
+        soft_wrap=True,
+    )
+    if result.load_scripts:
+        out.print(
+            Text(
+                f"load it: cd {result.directory} && psql URL -f load.postgresql.sql "
+                "(or load.mariadb.sql, load.sqlite.sql) into a schema made by invoicegen migrate",
+                style="dim",
+            ),
+            soft_wrap=True,
+        )
 
 
 #: The packages whose versions decide the generated values, as pip spells them.

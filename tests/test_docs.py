@@ -92,6 +92,21 @@ def test_every_json_field_is_documented(tmp_path: Path) -> None:
         "seed": json.loads(seeded.stdout),
         "stats": json.loads(invoke("stats", "-d", url, "--json").stdout),
         "stats --check": json.loads(invoke("stats", "--check", "-d", url, "--json").stdout),
+        "export": json.loads(
+            invoke(
+                "export",
+                str(tmp_path / "x"),
+                "-n",
+                "3",
+                "--shard",
+                "0/2",
+                "--seed",
+                "1",
+                "--as-of",
+                "2026-01-01",
+                "--json",
+            ).stdout
+        ),
     }
     text = section("JSON output")
     for command, document in documents.items():

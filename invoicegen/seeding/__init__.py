@@ -7,6 +7,8 @@
 - :mod:`.workers`: generating processes and their results in order (standard library only).
 - :mod:`.writers`: bulk writes per database, and PostgreSQL's sequences.
 - :mod:`.run`: :func:`seed` and the :class:`Run` it starts, writes and finishes.
+- :mod:`.encoders`: how rows are encoded (COPY text, CSV, JSON lines, INSERTs, Parquet).
+- :mod:`.exports`: :func:`export`, the same rows as files in a folder.
 
 Names are exported lazily: a generating worker imports :mod:`.workers` through this package
 before anything heavy is loaded.
@@ -18,6 +20,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from invoicegen.seeding.exports import ExportResult as ExportResult
+    from invoicegen.seeding.exports import export as export
     from invoicegen.seeding.generate import CLIENT_FIELDS as CLIENT_FIELDS
     from invoicegen.seeding.generate import CONTRACT_FIELDS as CONTRACT_FIELDS
     from invoicegen.seeding.plan import Plan as Plan
@@ -32,6 +36,8 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "CLIENT_FIELDS": "generate",
     "CONTRACT_FIELDS": "generate",
+    "ExportResult": "exports",
+    "export": "exports",
     "Plan": "plan",
     "SeedPlan": "plan",
     "TABLES": "run",

@@ -5,100 +5,31 @@
 - SQLite: ``executemany`` (one prepared statement, no round trips) of pre-adapted values.
 
 Rows arrive as tuples in :data:`COLUMNS` order and are prepared by :func:`adapter` in the
-process that generated them (for PostgreSQL: encoded as COPY text), so no value is converted
-twice and the writing process only sends. After a batch, :func:`sync_sequences` moves
+process that generated them (for PostgreSQL: encoded as COPY text; the encodings live in
+:mod:`.encoders`, shared with the export files), so no value is converted twice and the
+writing process only sends. After a batch, :func:`sync_sequences` moves
 PostgreSQL's id sequences past the ids just written.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from invoicegen.models import DATA_TABLE_NAMES
+from invoicegen.seeding.encoders import COLUMNS, TABLES, CopyText, encode_copy, sqlite_values
+
+__all__ = ["COLUMNS", "TABLES", "CopyText", "Prepared", "Rows", "adapter", "encode_copy"]
 
 Rows = list[tuple[Any, ...]]
-
-
-@dataclass(frozen=True)
-class CopyText:
-    """Rows already encoded in PostgreSQL's COPY text format, and how many they are."""
-
-    data: bytes
-    rows: int
-
-
 Prepared = Rows | CopyText
-
-#: Column order of the tuples each table's rows are written with.
-COLUMNS = {
-    "users": ("id", "name", "email", "phone"),
-    "clients": ("id", "name", "company_name", "email", "country", "payment_terms_days", "user_id"),
-    "contracts": (
-        "id",
-        "summary",
-        "start_date",
-        "end_date",
-        "currency",
-        "monthly_rate",
-        "client_id",
-    ),
-    "invoices": (
-        "id",
-        "period_start",
-        "period_end",
-        "amount",
-        "number",
-        "issued_on",
-        "due_on",
-        "paid_on",
-        "status",
-        "currency",
-        "contract_id",
-    ),
-}
-TABLES = DATA_TABLE_NAMES
-assert tuple(COLUMNS) == TABLES, "COLUMNS lists the data tables, parents first"
-
-
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, dt.date):
-        return value.isoformat()  # sqlite3's default date adapter is deprecated
-    if isinstance(value, Decimal):
-        return str(value)  # sqlite3 has no Decimal adapter
-    return value
-
-
-def _adapt_sqlite(rows: Rows) -> Rows:
-    return [tuple(_sqlite_value(v) for v in row) for row in rows]
 
 
 def _unchanged(rows: Rows) -> Rows:
     return rows
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_field(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    return str(value)  # int, date (ISO), Decimal: their str() is what COPY reads
-
-
-def encode_copy(rows: Rows) -> CopyText:
-    """Rows as PostgreSQL COPY text: tab-separated, \\N for NULL, specials escaped."""
-    lines = ["\t".join([_copy_field(v) for v in row]) for row in rows]
-    return CopyText(("\n".join(lines) + "\n").encode() if lines else b"", len(rows))
 
 
 def row_count(prepared: Prepared) -> int:
@@ -109,7 +40,7 @@ def adapter(dialect: str) -> Callable[[Rows], Prepared]:
     """What rows become before this dialect's writer takes them."""
     if dialect == "postgresql":
         return encode_copy
-    return _adapt_sqlite if dialect == "sqlite" else _unchanged
+    return sqlite_values if dialect == "sqlite" else _unchanged
 
 
 def _copy(connection: Connection, table: str, rows: CopyText) -> None:

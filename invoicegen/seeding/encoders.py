@@ -1,0 +1,363 @@
+"""How rows are encoded, apart from where they go (psycopg's copy ``Formatter`` vs ``Writer``).
+
+Rows arrive as tuples in :data:`COLUMNS` order: ints, strings, ``datetime.date``, ``Decimal``
+and None. Each encoding lives here once:
+
+- for the database writers (:mod:`.writers`): PostgreSQL's COPY text (:func:`encode_copy`) and
+  SQLite's driver values (:func:`sqlite_values`);
+- for export files (:mod:`.exports`): one :class:`FileFormat` per ``--format``: ``csv``,
+  ``jsonl``, ``sql`` (multi-row INSERTs) and ``parquet`` (pyarrow, the ``invoicegen[parquet]``
+  extra).
+
+A file format encodes a batch's rows in the process that generated them (:meth:`encode`,
+a picklable value) and lays the encoded batches out in one open binary file (:meth:`sink`):
+a header, the rows, and statements or row groups of a fixed number of rows, whatever the
+batches were, so a file's bytes never depend on ``--batch-size`` or ``--workers``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, BinaryIO, ClassVar
+
+from invoicegen.errors import UsageError
+from invoicegen.models import DATA_TABLE_NAMES, DATA_TABLES
+
+Rows = list[tuple[Any, ...]]
+
+#: Column order of the tuples each table's rows are written with.
+COLUMNS = {
+    "users": ("id", "name", "email", "phone"),
+    "clients": ("id", "name", "company_name", "email", "country", "payment_terms_days", "user_id"),
+    "contracts": (
+        "id",
+        "summary",
+        "start_date",
+        "end_date",
+        "currency",
+        "monthly_rate",
+        "client_id",
+    ),
+    "invoices": (
+        "id",
+        "period_start",
+        "period_end",
+        "amount",
+        "number",
+        "issued_on",
+        "due_on",
+        "paid_on",
+        "status",
+        "currency",
+        "contract_id",
+    ),
+}
+TABLES = DATA_TABLE_NAMES
+assert tuple(COLUMNS) == TABLES, "COLUMNS lists the data tables, parents first"
+
+#: Per table, the columns that may hold NULL (the load scripts turn empty CSV fields into NULL).
+NULLABLE = {
+    table.name: tuple(name for name in COLUMNS[table.name] if table.c[name].nullable)
+    for table in DATA_TABLES
+}
+
+
+# --- for the database writers ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CopyText:
+    """Rows already encoded in PostgreSQL's COPY text format, and how many they are."""
+
+    data: bytes
+    rows: int
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    return str(value)  # int, date (ISO), Decimal: their str() is what COPY reads
+
+
+def encode_copy(rows: Rows) -> CopyText:
+    """Rows as PostgreSQL COPY text: tab-separated, \\N for NULL, specials escaped."""
+    lines = ["\t".join([_copy_field(v) for v in row]) for row in rows]
+    return CopyText(("\n".join(lines) + "\n").encode() if lines else b"", len(rows))
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()  # sqlite3's default date adapter is deprecated
+    if isinstance(value, Decimal):
+        return str(value)  # sqlite3 has no Decimal adapter
+    return value
+
+
+def sqlite_values(rows: Rows) -> Rows:
+    """Rows as SQLite's driver takes them: dates as ISO text, money as decimal text."""
+    return [tuple(_sqlite_value(v) for v in row) for row in rows]
+
+
+# --- for export files -----------------------------------------------------------------------------
+
+
+class Sink:
+    """One table's file being written: encoded batches in, bytes out (in order)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def write(self, encoded: Any) -> None:
+        self.stream.write(encoded)
+
+    def close(self) -> None:
+        """Write what the file still owes (a last statement, the footer); the caller closes
+        the stream."""
+
+
+class FileFormat:
+    """An export format: how a table's rows become the bytes of one file."""
+
+    name: ClassVar[str]
+    extension: ClassVar[str]
+    #: Whether per-database load scripts (load.DIALECT.sql) come with it.
+    loadable: ClassVar[bool] = False
+
+    def encode(self, table: str, rows: Rows) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sink(self, table: str, stream: BinaryIO) -> Sink:
+        return Sink(stream)
+
+
+def _csv_field(value: Any) -> str:
+    if value is None:
+        return ""  # NULL: an empty field, unquoted
+    if isinstance(value, str):
+        if value == "" or any(c in value for c in ',"\r\n') or value != value.strip():
+            return '"' + value.replace('"', '""') + '"'  # "" is the empty string, not NULL
+        return value
+    return str(value)  # int, date (ISO), Decimal (exact)
+
+
+class Csv(FileFormat):
+    """RFC 4180 with a header row, UTF-8, ``\\n`` line ends. NULL is an empty unquoted field
+    (PostgreSQL's ``COPY ... CSV`` and DuckDB read it so; the MariaDB and SQLite load scripts
+    say so with NULLIF); strings are quoted when they hold a comma, a quote, a line end or
+    edge spaces; dates are ISO, money exact decimals."""
+
+    name = "csv"
+    extension = "csv"
+    loadable = True
+
+    def encode(self, table: str, rows: Rows) -> bytes:
+        return "".join([",".join([_csv_field(v) for v in row]) + "\n" for row in rows]).encode()
+
+    def sink(self, table: str, stream: BinaryIO) -> Sink:
+        stream.write((",".join(COLUMNS[table]) + "\n").encode())
+        return Sink(stream)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)  # money as an exact decimal string, as every --json document has it
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+class JsonLines(FileFormat):
+    """One JSON object per line, keys in column order; dates ISO strings, money exact
+    decimal strings (as in ``--json`` documents), NULL ``null``."""
+
+    name = "jsonl"
+    extension = "jsonl"
+
+    def encode(self, table: str, rows: Rows) -> bytes:
+        columns = COLUMNS[table]
+        return "".join(
+            [
+                json.dumps(
+                    dict(zip(columns, row, strict=True)),
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                    default=_json_value,
+                )
+                + "\n"
+                for row in rows
+            ]
+        ).encode()
+
+
+def sql_literal(value: Any) -> str:
+    """A value as a SQL literal that PostgreSQL, MariaDB (with NO_BACKSLASH_ESCAPES, which
+    :data:`SQL_PREAMBLE` sets) and SQLite read alike."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str | dt.date):
+        return "'" + str(value).replace("'", "''") + "'"
+    return str(value)  # int, Decimal: exact numerals
+
+
+#: First line of every ``sql`` file: MariaDB/MySQL run ``/*! ... */``, so their backslashes
+#: in strings are plain characters as in standard SQL; PostgreSQL and SQLite see a comment
+#: and an empty statement.
+SQL_PREAMBLE = "/*!40101 SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES') */;\n"
+
+#: Rows per INSERT statement of the ``sql`` format.
+ROWS_PER_INSERT = 500
+
+
+class _InsertSink(Sink):
+    def __init__(self, stream: BinaryIO, table: str) -> None:
+        super().__init__(stream)
+        self.insert = f"INSERT INTO {table} ({', '.join(COLUMNS[table])}) VALUES\n"
+        self.in_statement = 0
+        stream.write(SQL_PREAMBLE.encode())
+
+    def write(self, encoded: Sequence[str]) -> None:
+        parts: list[str] = []
+        for values in encoded:
+            parts.append((",\n" if self.in_statement else self.insert) + values)
+            self.in_statement += 1
+            if self.in_statement == ROWS_PER_INSERT:
+                parts.append(";\n")
+                self.in_statement = 0
+        self.stream.write("".join(parts).encode())
+
+    def close(self) -> None:
+        if self.in_statement:
+            self.stream.write(b";\n")
+
+
+class Sql(FileFormat):
+    """Plain multi-row ``INSERT`` statements of :data:`ROWS_PER_INSERT` rows, for
+    PostgreSQL, MariaDB/MySQL and SQLite alike."""
+
+    name = "sql"
+    extension = "sql"
+    loadable = True
+
+    def encode(self, table: str, rows: Rows) -> list[str]:
+        return ["(" + ",".join([sql_literal(v) for v in row]) + ")" for row in rows]
+
+    def sink(self, table: str, stream: BinaryIO) -> Sink:
+        return _InsertSink(stream, table)
+
+
+#: Rows per Parquet row group: fixed, so that the bytes do not depend on --batch-size.
+ROWS_PER_ROW_GROUP = 65_536
+
+
+def require_pyarrow() -> Any:
+    """The pyarrow module, or a one-line error saying how to install it."""
+    try:
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "the parquet format needs pyarrow: pip install 'invoicegen[parquet]'",
+            option="--format",
+        ) from None
+    return pyarrow
+
+
+@functools.cache
+def arrow_schema(table: str) -> Any:
+    """The table's columns as Arrow types: ids int64, dates date32, money decimal128(12,2),
+    text string, timestamps with the UTC zone; nullable as in the schema."""
+    import sqlalchemy as sa
+
+    pa = require_pyarrow()
+    columns = next(t for t in DATA_TABLES if t.name == table).c
+    fields = []
+    for name in COLUMNS[table]:
+        column = columns[name]
+        kind = column.type
+        if isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Integer | sa.Float):
+            arrow = pa.decimal128(kind.precision or 38, kind.scale or 0)
+        elif isinstance(kind, sa.Integer):
+            arrow = pa.int64()
+        elif isinstance(kind, sa.DateTime):
+            arrow = pa.timestamp("us", tz="UTC")
+        elif isinstance(kind, sa.Date):
+            arrow = pa.date32()
+        else:
+            arrow = pa.string()
+        fields.append(pa.field(name, arrow, nullable=bool(column.nullable)))
+    return pa.schema(fields)
+
+
+class _ParquetSink(Sink):
+    def __init__(self, stream: BinaryIO, table: str) -> None:
+        super().__init__(stream)
+        self.pa = require_pyarrow()
+        self.writer = self.pa.parquet.ParquetWriter(stream, arrow_schema(table), compression="zstd")
+        self.pending: list[Any] = []  # record batches, fewer than a row group's rows in all
+        self.rows = 0
+
+    def write(self, encoded: Any) -> None:
+        self.pending.append(encoded)
+        self.rows += encoded.num_rows
+        while self.rows >= ROWS_PER_ROW_GROUP:
+            table = self.pa.Table.from_batches(self.pending)
+            self.writer.write_table(
+                table.slice(0, ROWS_PER_ROW_GROUP), row_group_size=ROWS_PER_ROW_GROUP
+            )
+            rest = table.slice(ROWS_PER_ROW_GROUP)
+            self.pending, self.rows = rest.to_batches(), rest.num_rows
+
+    def close(self) -> None:
+        if self.rows:
+            table = self.pa.Table.from_batches(self.pending)
+            self.writer.write_table(table, row_group_size=ROWS_PER_ROW_GROUP)
+        self.writer.close()
+
+
+class Parquet(FileFormat):
+    """Apache Parquet through pyarrow (zstd): row groups of :data:`ROWS_PER_ROW_GROUP` rows,
+    streamed (memory stays flat: less than a row group per table, as Arrow arrays)."""
+
+    name = "parquet"
+    extension = "parquet"
+
+    def encode(self, table: str, rows: Rows) -> Any:
+        """An Arrow record batch, built in the generating worker."""
+        pa = require_pyarrow()
+        schema = arrow_schema(table)
+        columns = list(zip(*rows, strict=True)) or [() for _ in schema]
+        return pa.record_batch(
+            [pa.array(values, type=f.type) for values, f in zip(columns, schema, strict=True)],
+            schema=schema,
+        )
+
+    def sink(self, table: str, stream: BinaryIO) -> Sink:
+        return _ParquetSink(stream, table)
+
+
+FORMATS: dict[str, FileFormat] = {f.name: f for f in (Csv(), JsonLines(), Sql(), Parquet())}
+
+
+def file_format(name: str) -> FileFormat:
+    """The format called ``name``, or a one-line error listing the known ones."""
+    found = FORMATS.get(name.strip().lower())
+    if found is None:
+        raise UsageError(f"expected one of {', '.join(FORMATS)}, got {name!r}", option="--format")
+    if found.name == "parquet":
+        require_pyarrow()
+    return found
+
+
+def encode_tables(file: FileFormat, tables: Iterable[Rows]) -> tuple[Any, ...]:
+    """A batch's rows of every table, each encoded by ``file``."""
+    return tuple(file.encode(name, rows) for name, rows in zip(TABLES, tables, strict=True))
