@@ -481,13 +481,16 @@ def reset(
     database_url: DatabaseUrl = None,
     profile: Profile = None,
     json: Json = False,
+    quiet: Quiet = False,
     lock_timeout: LockTimeout = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
     """Drop invoicegen's tables (nothing else) and migrate again to an empty schema."""
     with _handled(debug, database_url, json=json):
-        config, engine = _target(database_url, lock_timeout, profile=profile, verbose=verbose)
+        config, engine = _target(
+            database_url, lock_timeout, profile=profile, verbose=verbose, quiet=quiet
+        )
         target = urls.mask(engine.url)
         plan = guards.drop_plan(engine)
         if not dry_run:
@@ -551,30 +554,44 @@ def _reset_document(
 def protect(
     database_url: DatabaseUrl = None,
     profile: Profile = None,
+    json: Json = False,
+    quiet: Quiet = False,
     lock_timeout: LockTimeout = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
     """Mark the database protected: reset refuses it, even with --yes."""
-    with _handled(debug, database_url):
-        config, engine = _target(database_url, lock_timeout, profile=profile, verbose=verbose)
+    with _handled(debug, database_url, json=json):
+        config, engine = _target(
+            database_url, lock_timeout, profile=profile, verbose=verbose, quiet=quiet
+        )
         guards.set_protected(engine, True, lock_timeout=config.lock_timeout)
-        console.done(f"{urls.mask(engine.url)} is protected: reset refuses it")
+        if json:
+            console.emit_json({"database": urls.mask(engine.url), "protected": True})
+        else:
+            console.done(f"{urls.mask(engine.url)} is protected: reset refuses it")
 
 
 @app.command(epilog=_example("invoicegen unprotect -d postgresql+psycopg://localhost/staging"))
 def unprotect(
     database_url: DatabaseUrl = None,
     profile: Profile = None,
+    json: Json = False,
+    quiet: Quiet = False,
     lock_timeout: LockTimeout = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
     """Remove the protected mark, so that reset (with confirmation) may drop the data again."""
-    with _handled(debug, database_url):
-        config, engine = _target(database_url, lock_timeout, profile=profile, verbose=verbose)
+    with _handled(debug, database_url, json=json):
+        config, engine = _target(
+            database_url, lock_timeout, profile=profile, verbose=verbose, quiet=quiet
+        )
         guards.set_protected(engine, False, lock_timeout=config.lock_timeout)
-        console.done(f"{urls.mask(engine.url)} is not protected")
+        if json:
+            console.emit_json({"database": urls.mask(engine.url), "protected": False})
+        else:
+            console.done(f"{urls.mask(engine.url)} is not protected")
 
 
 @app.command("stats", epilog=_example("invoicegen stats --check --json -d sqlite:///invoicegen.db"))
