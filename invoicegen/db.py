@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.metadata
+import json
 import re
+import shlex
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -52,8 +58,7 @@ def make_engine(
         importlib.import_module(module)
     except ImportError:
         raise MissingDriver(
-            f"the {backend} driver ({module}) is not installed; "
-            f"run: pip install 'invoicegen[{extra}]'"
+            f"the {backend} driver ({module}) is not installed; run: {install_command(extra)}"
         ) from None
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
@@ -82,6 +87,33 @@ def make_engine(
     if bound_handshake:
         sa.event.listen(engine, "connect", _pymysql_on_connect)
     return engine
+
+
+def install_command(extra: str) -> str:
+    """The ``pip install`` line that adds ``extra`` to this invoicegen, where it came from.
+
+    pip records an install from a folder (a clone: ``pip install .``, ``pip install -e .``) in
+    the distribution's ``direct_url.json`` (PEP 610): the line then names that folder (``.``
+    from inside it), with ``-e`` when the install is editable. From a wheel or an index, where
+    the folder is not known: ``pip install 'invoicegen[EXTRA]'``.
+    """
+    # Every invoicegen distribution on the path: from inside a clone, its build's
+    # invoicegen.egg-info (which records nothing) comes before the installed one.
+    recorded = [
+        found.read_text("direct_url.json")
+        for found in importlib.metadata.distributions(name="invoicegen")
+    ]
+    try:
+        origin = json.loads(next((text for text in recorded if text), "{}"))
+    except ValueError:
+        origin = {}
+    url, folder = str(origin.get("url", "")), origin.get("dir_info")
+    if isinstance(folder, dict) and url.startswith("file://"):
+        path = Path(url2pathname(urlsplit(url).path))
+        shown = "." if path == Path.cwd() else str(path)
+        editable = "-e " if folder.get("editable") else ""
+        return f"pip install {editable}{shlex.quote(f'{shown}[{extra}]')}"
+    return f"pip install 'invoicegen[{extra}]'"
 
 
 def _pymysql_on_connect(dbapi_connection: Any, _record: Any) -> None:
