@@ -58,7 +58,7 @@ def make_engine(
         importlib.import_module(module)
     except ImportError:
         raise MissingDriver(
-            f"the {backend} driver ({module}) is not installed; run: {install_command(extra)}"
+            f"the {backend} driver ({module}) is not installed; run: {install_command(str(extra))}"
         ) from None
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
