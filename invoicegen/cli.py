@@ -289,8 +289,25 @@ def _target(
     return config, db.make_engine(config.database_url, busy_timeout=config.lock_timeout)
 
 
+CreateDatabase = Annotated[
+    bool,
+    _flag(
+        "--create-database",
+        help="Create the database on its server first if it is not there (PostgreSQL, "
+        "MariaDB/MySQL; a SQLite file is created anyway).",
+    ),
+]
+
+
+def _create_database(engine: Engine, asked: bool) -> None:
+    """``--create-database``: create the server database of ``engine`` if it is missing."""
+    if asked and db.create_database(engine.url):
+        console.note(f"created database {engine.url.database} on {urls.mask(engine.url)}")
+
+
 @app.command(epilog=_example("invoicegen migrate -d postgresql+psycopg://localhost/dev"))
 def migrate(
+    create_database: CreateDatabase = False,
     database_url: DatabaseUrl = None,
     profile: Profile = None,
     json: Json = False,
@@ -304,6 +321,7 @@ def migrate(
         config, engine = _target(
             database_url, lock_timeout, profile=profile, verbose=verbose, quiet=quiet
         )
+        _create_database(engine, create_database)
         revision = schema.upgrade(engine, lock_timeout=config.lock_timeout)
         if json:
             console.emit_json({"database": urls.mask(engine.url), "revision": revision})
@@ -412,6 +430,7 @@ def seed(
     force: Annotated[
         bool, _flag("--force", help="Add to a dataset made with other options or versions.")
     ] = False,
+    create_database: CreateDatabase = False,
     progress: Annotated[
         str | None,
         typer.Option(
@@ -436,6 +455,7 @@ def seed(
         plan = seeding.SeedPlan.from_settings(
             config, shard=_shard(config), append=append, force=force
         )
+        _create_database(engine, create_database)  # after every check of the options
         shown = _progress_mode(progress, json=json)
         with console.seed_progress(plan.users_to_write, mode=shown) as on_progress:
             result = seeding.seed(

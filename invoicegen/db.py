@@ -194,7 +194,8 @@ def database_errors(url: URL) -> Iterator[None]:
         if _no_such_database(exc, url, detail):
             raise ConnectionFailed(
                 f"cannot connect to {mask(url)}: database {url.database} does not exist; "
-                f"create it first: {_create_database(url)}",
+                f"seed or migrate with --create-database creates it (or run "
+                f"{_create_database(url)})",
                 database=database,
             ) from None
         if exc.connection_invalidated or _is_connect_error(exc):
@@ -223,6 +224,46 @@ def _create_database(url: URL) -> str:
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
         name = f'"{name}"' if url.get_backend_name() == "postgresql" else f"`{name}`"
     return f"CREATE DATABASE {name}"
+
+
+def create_database(url: URL | str) -> bool:
+    """Create ``url``'s database on its server if it has none of that name; whether it did.
+
+    PostgreSQL: through the server's maintenance database ``postgres``; MariaDB/MySQL: through
+    a connection without a database. SQLite: nothing to do, a file is created when first
+    written. Another run creating it at the same moment is not an error.
+    """
+    url = parse(url) if isinstance(url, str) else url
+    backend = url.get_backend_name()
+    if backend == "sqlite" or not url.database:
+        return False
+    # (URL.set ignores None: _replace is how a URL loses its database.)
+    maintenance = make_engine(
+        url._replace(database="postgres" if backend == "postgresql" else None)
+    )
+    engine = maintenance.execution_options(isolation_level="AUTOCOMMIT")
+    quoted = engine.dialect.identifier_preparer.quote(url.database)
+    exists = (
+        "SELECT 1 FROM pg_database WHERE datname = %(name)s"
+        if backend == "postgresql"
+        else "SELECT 1 FROM information_schema.schemata WHERE schema_name = %(name)s"
+    )
+    try:
+        with database_errors(url), engine.connect() as connection:
+            if connection.exec_driver_sql(exists, {"name": url.database}).first():
+                return False
+            try:
+                connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
+            except DBAPIError as exc:
+                if error_code(exc.orig) in _ALREADY_EXISTS:  # created by another run meanwhile
+                    return False
+                raise
+            return True
+    finally:
+        maintenance.dispose()
+
+
+_ALREADY_EXISTS = ("42P04", "1007")  # PostgreSQL's duplicate_database, MariaDB's
 
 
 def _is_connect_error(exc: DBAPIError) -> bool:
