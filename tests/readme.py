@@ -8,12 +8,14 @@ Regenerate the README after changing a command, an option or what a command prin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from typer.main import get_command
@@ -106,6 +108,47 @@ class _Folders:
         return Path(cls.kept[name].name)
 
 
+@contextlib.contextmanager
+def server_database(kind: str) -> Iterator[str]:
+    """A new database of a unique name on the test server of ``kind`` (see tests/helpers.py),
+    its URL yielded, dropped afterwards: for the examples that need PostgreSQL or MariaDB."""
+    import sqlalchemy as sa
+
+    from tests.helpers import SERVER_URLS, admin_engine
+
+    name = f"invoicegen_readme_{uuid.uuid4().hex[:10]}"
+    engine = admin_engine(kind)
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f"CREATE DATABASE {name}")
+        try:
+            # As the URL is written (no driver named), as invoicegen prints it back.
+            yield sa.make_url(SERVER_URLS[kind]).set(database=name).render_as_string(False)
+        finally:
+            force = " WITH (FORCE)" if kind == "postgresql" else ""
+            with engine.connect() as connection:
+                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
+    finally:
+        engine.dispose()
+
+
+def run_sql(url: str, *statements: str) -> Callable[[], None]:
+    """A setup step of :func:`console`: run ``statements`` in ``url``'s database."""
+
+    def run() -> None:
+        from invoicegen import db
+
+        engine = db.make_engine(url)
+        try:
+            with engine.begin() as connection:
+                for statement in statements:
+                    connection.exec_driver_sql(statement)
+        finally:
+            engine.dispose()
+
+    return run
+
+
 def part(command: str, first: str, last: str | None = None) -> tuple[str, str, str | None]:
     """A command of which an example shows the lines from the one that starts with ``first``
     to the one that starts with ``last`` (or only that one), ``...`` standing for the rest."""
@@ -147,25 +190,34 @@ def _shown(output: str, first: str | None, last: str | None) -> str:
 def console(
     *commands: str | tuple[str, str, str | None],
     folder: str | None = None,
-    setup: tuple[str, ...] = (),
+    setup: tuple[str | Callable[[], None], ...] = (),
     files: Mapping[str, str] | None = None,
+    shown: Mapping[str, str] | None = None,
 ) -> str:
     """A ```console block: each command after ``$ ``, then what it printed.
 
     ``folder``: run in the folder of that name, where earlier examples of the same name ran
     (with their database); by default in a fresh folder.
-    ``setup``: commands run first and not shown (each must succeed). ``files``: written into
-    the folder first. A command given by :func:`part` shows only part of its output.
+    ``setup``: commands (or :func:`run_sql` steps) run first and not shown; each must
+    succeed. ``files``: written into the folder first. ``shown``: texts shown as others, in
+    the commands and their output (a test server's URL as the README's example one). A command given by :func:`part` shows only part of its output.
     """
     where = _Folders.get(folder)
     for name, text in (files or {}).items():
         (where / name).write_text(text, "utf-8")
-    for command in setup:
-        subprocess.run(["bash", "-c", command], cwd=where, env=_environment(), check=True)
+    for step in setup:
+        if callable(step):
+            step()
+        else:
+            subprocess.run(["bash", "-c", step], cwd=where, env=_environment(), check=True)
     steps = [(c, None, None) if isinstance(c, str) else c for c in commands]
     folders = sorted({str(where), str(where.resolve())}, key=len, reverse=True)
     shown_folder = re.compile("|".join(map(re.escape, folders)))
-    normalised = (*NORMALISED, (shown_folder, SHOWN_FOLDER))
+    normalised = (
+        *NORMALISED,
+        (shown_folder, SHOWN_FOLDER),
+        *((re.compile(re.escape(text)), instead) for text, instead in (shown or {}).items()),
+    )
     script = "".join(f"{c}\n__rc=$?; echo {_END}; (exit $__rc)\n" for c, _, _ in steps)
     done = subprocess.run(
         ["bash", "-c", script],
@@ -184,5 +236,7 @@ def console(
         for pattern, replacement in normalised:
             output = pattern.sub(replacement, output)
         output = "\n".join(line.rstrip() for line in output.splitlines())
+        for text, instead in (shown or {}).items():
+            command = command.replace(text, instead)
         block.append(f"$ {command}" + (f"\n{_shown(output, first, last)}" if output else ""))
     return "```console\n" + "\n".join(block) + "\n```\n"

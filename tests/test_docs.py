@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from invoicegen import db, errors
-from tests.helpers import invoke
+from tests.helpers import invoke, require_server
 from tests.manifest import replace_manifest
 from tests.readme import commands
 
@@ -69,8 +69,11 @@ def _pinned_versions_differ() -> str | None:
 
 
 @pytest.mark.slow
+@pytest.mark.servers
 def test_every_console_example_is_what_the_command_prints() -> None:
-    """cog runs every example of the README again (tests/readme.py) and compares."""
+    """cog runs every example of the README again (tests/readme.py) and compares; the
+    --drop-foreign-keys example needs the PostgreSQL server."""
+    require_server("postgresql")
     if (differ := _pinned_versions_differ()) is not None:
         pytest.skip(
             f"the README's rows are made with constraints.txt's versions; installed: {differ} "
@@ -91,6 +94,17 @@ def test_every_console_example_is_what_the_command_prints() -> None:
         + done.stdout
         + done.stderr
     )
+
+
+def test_every_console_example_is_generated() -> None:
+    """A ```console block is output, so cog makes it (tests/readme.py's console()); a command
+    shown without its output belongs in a ```bash block."""
+    generated, hand_written = False, []
+    for number, line in enumerate(README.splitlines(), 1):
+        generated = line.startswith("<!-- [[[cog") or (generated and "[[[end]]]" not in line)
+        if line == "```console" and not generated:
+            hand_written.append(number)
+    assert not hand_written, f"README.md lines {hand_written}: write them as cog blocks"
 
 
 def _example(command: str) -> str:
