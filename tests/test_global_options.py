@@ -9,6 +9,7 @@ as an export) fails here rather than in a user's script.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,11 @@ def test_profile_picks_the_database(
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["database"] == seeded
     assert not (project / "src" / "invoicegen.db").exists()
+
+
+@pytest.mark.parametrize("name", [name for name in COMMANDS if name != "stats"])
+def test_every_command_that_writes_takes_lock_timeout(name: str, seeded: str) -> None:
+    result = invoke(*COMMANDS[name], "--lock-timeout", "7", "-v", "-q", "-d", seeded)
+    assert result.exit_code == 0, result.stderr
+    shown = result.stdout + result.stderr
+    assert re.search(r"^lock_timeout +7 +command line$", shown, re.MULTILINE), shown
