@@ -309,8 +309,25 @@ def _engine(config: settings.Settings, **options: Any) -> Engine:
     return db.make_engine(config.database_url, schema=config.schema, **options)
 
 
+CreateDatabase = Annotated[
+    bool,
+    _flag(
+        "--create-database",
+        help="Create the database on its server first if it is not there (PostgreSQL, "
+        "MariaDB/MySQL; a SQLite file is created anyway).",
+    ),
+]
+
+
+def _create_database(engine: Engine, asked: bool) -> None:
+    """``--create-database``: create the server database of ``engine`` if it is missing."""
+    if asked and db.create_database(engine.url):
+        console.note(f"created database {engine.url.database} on {urls.mask(engine.url)}")
+
+
 @app.command(epilog=_example("invoicegen migrate -d postgresql+psycopg://localhost/dev"))
 def migrate(
+    create_database: CreateDatabase = False,
     database_url: DatabaseUrl = None,
     schema_name: Schema = None,
     profile: Profile = None,
@@ -330,6 +347,7 @@ def migrate(
             verbose=verbose,
             quiet=quiet,
         )
+        _create_database(engine, create_database)
         revision = schema.upgrade(engine, lock_timeout=config.lock_timeout)
         if json:
             console.emit_json({"database": urls.mask(engine.url), "revision": revision})
@@ -451,6 +469,7 @@ def seed(
     force: Annotated[
         bool, _flag("--force", help="Add to a dataset made with other options or versions.")
     ] = False,
+    create_database: CreateDatabase = False,
     progress: Annotated[
         str | None,
         typer.Option(
@@ -476,6 +495,7 @@ def seed(
         plan = seeding.SeedPlan.from_settings(
             config, shard=_shard(config), append=append, force=force
         )
+        _create_database(engine, create_database)  # after every check of the options
         shown = _progress_mode(progress, json=json)
         with console.seed_progress(plan.users_to_write, mode=shown) as on_progress:
             result = seeding.seed(
@@ -603,6 +623,7 @@ def reset(
     schema_name: Schema = None,
     profile: Profile = None,
     json: Json = False,
+    quiet: Quiet = False,
     lock_timeout: LockTimeout = None,
     verbose: Verbose = False,
     debug: Debug = False,
@@ -610,7 +631,12 @@ def reset(
     """Drop invoicegen's tables (nothing else) and migrate again to an empty schema."""
     with _handled(debug, database_url, json=json):
         config, engine = _target(
-            database_url, lock_timeout, schema=schema_name, profile=profile, verbose=verbose
+            database_url,
+            lock_timeout,
+            schema=schema_name,
+            profile=profile,
+            verbose=verbose,
+            quiet=quiet,
         )
         target = db.target(engine)
         plan = guards.drop_plan(engine)
@@ -679,17 +705,27 @@ def protect(
     database_url: DatabaseUrl = None,
     schema_name: Schema = None,
     profile: Profile = None,
+    json: Json = False,
+    quiet: Quiet = False,
     lock_timeout: LockTimeout = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
     """Mark the database protected: reset refuses it, even with --yes."""
-    with _handled(debug, database_url):
+    with _handled(debug, database_url, json=json):
         config, engine = _target(
-            database_url, lock_timeout, schema=schema_name, profile=profile, verbose=verbose
+            database_url,
+            lock_timeout,
+            schema=schema_name,
+            profile=profile,
+            verbose=verbose,
+            quiet=quiet,
         )
         guards.set_protected(engine, True, lock_timeout=config.lock_timeout)
-        console.done(f"{db.target(engine)} is protected: reset refuses it")
+        if json:
+            console.emit_json({"database": urls.mask(engine.url), "protected": True})
+        else:
+            console.done(f"{db.target(engine)} is protected: reset refuses it")
 
 
 @app.command(epilog=_example("invoicegen unprotect -d postgresql+psycopg://localhost/staging"))
@@ -697,17 +733,27 @@ def unprotect(
     database_url: DatabaseUrl = None,
     schema_name: Schema = None,
     profile: Profile = None,
+    json: Json = False,
+    quiet: Quiet = False,
     lock_timeout: LockTimeout = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
     """Remove the protected mark, so that reset (with confirmation) may drop the data again."""
-    with _handled(debug, database_url):
+    with _handled(debug, database_url, json=json):
         config, engine = _target(
-            database_url, lock_timeout, schema=schema_name, profile=profile, verbose=verbose
+            database_url,
+            lock_timeout,
+            schema=schema_name,
+            profile=profile,
+            verbose=verbose,
+            quiet=quiet,
         )
         guards.set_protected(engine, False, lock_timeout=config.lock_timeout)
-        console.done(f"{db.target(engine)} is not protected")
+        if json:
+            console.emit_json({"database": urls.mask(engine.url), "protected": False})
+        else:
+            console.done(f"{db.target(engine)} is not protected")
 
 
 @app.command("stats", epilog=_example("invoicegen stats --check --json -d sqlite:///invoicegen.db"))

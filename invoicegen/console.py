@@ -723,8 +723,10 @@ def check_report(report: CheckReport) -> None:
 
 
 def target(description: str) -> None:
-    """What a destructive command acts on, said before it acts."""
-    err.print(Text.assemble(("target: ", "bold"), description))
+    """What a destructive command acts on, said before it acts (not with --quiet: a prompt
+    names it anyway)."""
+    if not _quiet:
+        err.print(Text.assemble(("target: ", "bold"), description))
 
 
 def drop_list(

@@ -10,9 +10,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import importlib.metadata
+import json
 import re
+import shlex
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -71,8 +77,7 @@ def make_engine(
         importlib.import_module(module)
     except ImportError:
         raise MissingDriver(
-            f"the {backend} driver ({module}) is not installed; "
-            f"run: pip install 'invoicegen[{extra}]'"
+            f"the {backend} driver ({module}) is not installed; run: {install_command(str(extra))}"
         ) from None
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
@@ -188,6 +193,33 @@ def _check_search_path(schema: str, url: URL, dbapi_connection: Any, _record: An
             "connect to PostgreSQL itself)",
             database=mask(url),
         )
+
+
+def install_command(extra: str) -> str:
+    """The ``pip install`` line that adds ``extra`` to this invoicegen, where it came from.
+
+    pip records an install from a folder (a clone: ``pip install .``, ``pip install -e .``) in
+    the distribution's ``direct_url.json`` (PEP 610): the line then names that folder (``.``
+    from inside it), with ``-e`` when the install is editable. From a wheel or an index, where
+    the folder is not known: ``pip install 'invoicegen[EXTRA]'``.
+    """
+    # Every invoicegen distribution on the path: from inside a clone, its build's
+    # invoicegen.egg-info (which records nothing) comes before the installed one.
+    recorded = [
+        found.read_text("direct_url.json")
+        for found in importlib.metadata.distributions(name="invoicegen")
+    ]
+    try:
+        origin = json.loads(next((text for text in recorded if text), "{}"))
+    except ValueError:
+        origin = {}
+    url, folder = str(origin.get("url", "")), origin.get("dir_info")
+    if isinstance(folder, dict) and url.startswith("file://"):
+        path = Path(url2pathname(urlsplit(url).path))
+        shown = "." if path == Path.cwd() else str(path)
+        editable = "-e " if folder.get("editable") else ""
+        return f"pip install {editable}{shlex.quote(f'{shown}[{extra}]')}"
+    return f"pip install 'invoicegen[{extra}]'"
 
 
 def _pymysql_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -330,7 +362,8 @@ def database_errors(url: URL, *, schema: str | None = None) -> Iterator[None]:
         if _no_such_database(exc, url, detail):
             raise ConnectionFailed(
                 f"cannot connect to {mask(url)}: database {url.database} does not exist; "
-                f"create it first: {_create_database(url)}",
+                f"seed or migrate with --create-database creates it (or run "
+                f"{_create_database(url)})",
                 database=database,
             ) from None
         if exc.connection_invalidated or _is_connect_error(exc):
@@ -359,6 +392,46 @@ def _create_database(url: URL) -> str:
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
         name = f'"{name}"' if url.get_backend_name() == "postgresql" else f"`{name}`"
     return f"CREATE DATABASE {name}"
+
+
+def create_database(url: URL | str) -> bool:
+    """Create ``url``'s database on its server if it has none of that name; whether it did.
+
+    PostgreSQL: through the server's maintenance database ``postgres``; MariaDB/MySQL: through
+    a connection without a database. SQLite: nothing to do, a file is created when first
+    written. Another run creating it at the same moment is not an error.
+    """
+    url = parse(url) if isinstance(url, str) else url
+    backend = url.get_backend_name()
+    if backend == "sqlite" or not url.database:
+        return False
+    # (URL.set ignores None: _replace is how a URL loses its database.)
+    maintenance = make_engine(
+        url._replace(database="postgres" if backend == "postgresql" else None)
+    )
+    engine = maintenance.execution_options(isolation_level="AUTOCOMMIT")
+    quoted = engine.dialect.identifier_preparer.quote(url.database)
+    exists = (
+        "SELECT 1 FROM pg_database WHERE datname = %(name)s"
+        if backend == "postgresql"
+        else "SELECT 1 FROM information_schema.schemata WHERE schema_name = %(name)s"
+    )
+    try:
+        with database_errors(url), engine.connect() as connection:
+            if connection.exec_driver_sql(exists, {"name": url.database}).first():
+                return False
+            try:
+                connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
+            except DBAPIError as exc:
+                if error_code(exc.orig) in _ALREADY_EXISTS:  # created by another run meanwhile
+                    return False
+                raise
+            return True
+    finally:
+        maintenance.dispose()
+
+
+_ALREADY_EXISTS = ("42P04", "1007")  # PostgreSQL's duplicate_database, MariaDB's
 
 
 def _is_connect_error(exc: DBAPIError) -> bool:

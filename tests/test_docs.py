@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from invoicegen import db, errors
-from tests.helpers import invoke
+from tests.helpers import invoke, require_server
 from tests.manifest import replace_manifest
 from tests.readme import commands
 
@@ -33,7 +33,52 @@ def section(title: str) -> str:
     return rest[: end.start()] if end else rest
 
 
+REGENERATE = "run `.venv/bin/cog -r -I . README.md` (and review the diff)"
+
+
 def test_the_generated_reference_is_current() -> None:
+    """In a process of its own, as cog makes it: Typer reads the terminal's width once."""
+    block = README.split("cog.out(reference())\n]]] -->\n", 1)[1].split("<!-- [[[end]]] -->")[0]
+    made = subprocess.run(
+        [sys.executable, "-c", "from tests.readme import reference; print(reference(), end='')"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=True,
+    ).stdout
+    assert block == made, f"README.md's command reference is stale: {REGENERATE}"
+
+
+def _pinned_versions_differ() -> str | None:
+    """Why this environment cannot reproduce the README's rows, if it cannot: the versions
+    of the libraries that make them differ from constraints.txt's."""
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    differ = []
+    for line in (ROOT / "constraints.txt").read_text("utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            pin = Requirement(line)
+            (specifier,) = pin.specifier
+            if pin.name.lower() in ("faker", "factory-boy", "anyascii"):
+                if version(pin.name) != specifier.version:
+                    differ.append(f"{pin.name} {version(pin.name)} (pinned {specifier.version})")
+    return "; ".join(differ) or None
+
+
+@pytest.mark.slow
+@pytest.mark.servers
+def test_every_console_example_is_what_the_command_prints() -> None:
+    """cog runs every example of the README again (tests/readme.py) and compares; the
+    --drop-foreign-keys example needs the PostgreSQL server."""
+    require_server("postgresql")
+    if (differ := _pinned_versions_differ()) is not None:
+        pytest.skip(
+            f"the README's rows are made with constraints.txt's versions; installed: {differ} "
+            "(pip install -c constraints.txt -e '.[dev]')"
+        )
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "PY_COLORS")}
     env.pop("GITHUB_ACTIONS", None)
     done = subprocess.run(
@@ -45,8 +90,42 @@ def test_the_generated_reference_is_current() -> None:
         check=False,
     )
     assert done.returncode == 0, (
-        "README.md is stale: run `.venv/bin/cog -r -I . README.md`\n" + done.stdout + done.stderr
+        f"README.md's examples are not what the commands print now: {REGENERATE}\n"
+        + done.stdout
+        + done.stderr
     )
+
+
+def test_every_console_example_is_generated() -> None:
+    """A ```console block is output, so cog makes it (tests/readme.py's console()); a command
+    shown without its output belongs in a ```bash block."""
+    generated, hand_written = False, []
+    for number, line in enumerate(README.splitlines(), 1):
+        generated = line.startswith("<!-- [[[cog") or (generated and "[[[end]]]" not in line)
+        if line == "```console" and not generated:
+            hand_written.append(number)
+    assert not hand_written, f"README.md lines {hand_written}: write them as cog blocks"
+
+
+def _example(command: str) -> str:
+    """The output of ``command`` in the README's console example that runs it first."""
+    start = README.index(f"\n$ {command}\n") + len(command) + 4
+    return README[start:].split("\n$ ", 1)[0].split("\n```", 1)[0]
+
+
+def test_the_seed_and_stats_examples_show_one_dataset() -> None:
+    """The Try-it command is the seed example's, and its numbers are the stats example's."""
+    try_it = README.split("<!-- try-it -->", 1)[1].split("<!-- /try-it -->", 1)[0]
+    command = "invoicegen seed --users 50 --seed 42 --as-of 2026-11-25"
+    assert try_it.strip().removesuffix("```").rstrip().endswith(f"&& {command}")
+    seeded, stats = _example(command), _example("invoicegen stats")
+    table = re.compile(r"^│ (\w+) +│ +([\d,]+) │$", re.MULTILINE)
+    counts = dict(table.findall(seeded))
+    assert set(counts) == {"users", "clients", "contracts", "invoices", "total"}
+    assert dict(table.findall(stats)) == counts
+    assert f"\n{counts['total']} rows in " in seeded
+    assert counts["users"] == "50"
+    assert "replay this run:\n  invoicegen seed --users 50 --seed 42 --as-of 2026-11-25" in seeded
 
 
 @pytest.mark.parametrize("name", [name for name in commands() if name])

@@ -43,6 +43,8 @@ from tests.helpers import (
 )
 from tests.invariants import scalar
 
+REPO = Path(__file__).resolve().parent.parent
+
 # --- a missing driver -------------------------------------------------------------------------
 
 
@@ -56,11 +58,28 @@ from tests.invariants import scalar
 def test_a_missing_driver_gets_an_install_hint(
     url: str, module: str, extra: str, tmp_path: Path
 ) -> None:
+    """The hint fits where invoicegen came from: this test suite runs an editable install of
+    the clone, so it names the clone (``.`` from inside it); tests/test_packaging.py checks a
+    wheel's hint, ``pip install 'invoicegen[postgres]'``."""
     (tmp_path / "sitecustomize.py").write_text(f"import sys\nsys.modules[{module!r}] = None\n")
-    process = cli(*seed_args(url, 1), env={"PYTHONPATH": str(tmp_path)})
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 4
-    assert f"pip install 'invoicegen[{extra}]'" in one_line_error(err)
+    for cwd, shown in ((tmp_path, str(REPO)), (REPO, "."), (REPO / "tests", str(REPO))):
+        process = cli(*seed_args(url, 1), env={"PYTHONPATH": str(tmp_path)}, cwd=cwd)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 4
+        assert f"run: pip install -e '{shown}[{extra}]'" in one_line_error(err)
+
+
+def test_the_install_hint_reads_how_invoicegen_was_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PEP 610's direct_url.json of the real distribution: this suite's editable install."""
+    from importlib.metadata import distributions
+
+    monkeypatch.chdir(tmp_path)
+    found = [d.read_text("direct_url.json") for d in distributions(name="invoicegen")]
+    (recorded,) = [json.loads(text) for text in found if text]
+    assert recorded["dir_info"] == {"editable": True}
+    assert db.install_command("postgres") == f"pip install -e '{REPO}[postgres]'"
 
 
 # --- a server that does not answer, a wrong password or role ----------------------------------

@@ -43,7 +43,7 @@ def seed(url: str, *more: str) -> dict[str, Any]:
 
 def test_every_schema_is_a_valid_json_schema() -> None:
     names = sorted(path.stem for path in SCHEMAS.glob("*.json"))
-    assert names == ["check", "error", "export", "migrate", "reset", "seed", "stats"]
+    assert names == ["check", "error", "export", "migrate", "protect", "reset", "seed", "stats"]
     for name in names:
         Draft202012Validator.check_schema(json.loads((SCHEMAS / f"{name}.json").read_text()))
 
@@ -96,6 +96,14 @@ def test_reset_json_says_what_was_dropped(sqlite_url: str) -> None:
     assert done["dry_run"] is False
     assert {t["name"]: t["rows"] for t in done["tables"]}["users"] == 7
     assert valid("stats", cli_json("stats", "-d", sqlite_url))["counts"]["users"] == 0
+
+
+def test_protect_and_unprotect_json_say_the_mark_now(sqlite_url: str) -> None:
+    seed(sqlite_url)
+    assert valid("protect", cli_json("protect", "-d", sqlite_url))["protected"] is True
+    assert valid("reset", cli_json("reset", "--dry-run", "-d", sqlite_url))["protected"] is True
+    assert valid("protect", cli_json("unprotect", "-d", sqlite_url))["protected"] is False
+    assert valid("reset", cli_json("reset", "--dry-run", "-d", sqlite_url))["protected"] is False
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,114 @@
+"""Every option the README calls global works on every command, the same way.
+
+The README ("Commands") names them: ``--database-url/-d``, ``--profile``, ``--json``,
+``--quiet/-q``, ``--verbose/-v`` and ``--debug``. Each test here runs each command with one of
+them and checks what that option promises, so a command that lacks one (or a new command, such
+as an export) fails here rather than in a user's script.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from invoicegen.errors import ConnectionFailed
+from tests.helpers import invoke
+from tests.readme import commands
+
+# Each command, with the arguments that make it succeed on a seeded SQLite database.
+COMMANDS: dict[str, list[str]] = {
+    "migrate": ["migrate"],
+    "seed": ["seed", "--append", "-n", "2"],
+    "reset": ["reset", "--yes"],
+    "protect": ["protect"],
+    "unprotect": ["unprotect"],
+    "stats": ["stats"],
+}
+GLOBAL = ("--database-url", "--profile", "--json", "--quiet", "--verbose", "--debug")
+
+
+def test_every_command_is_covered_and_takes_every_global_option() -> None:
+    found = {name: options for name, options in commands().items() if name}
+    assert set(found) == set(COMMANDS), "add the new command to COMMANDS with working arguments"
+    for name, options in found.items():
+        assert set(GLOBAL) <= set(options), f"{name} lacks {set(GLOBAL) - set(options)}"
+    assert "--lock-timeout" in found["reset"] and "--lock-timeout" in found["protect"]
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'globals.db'}"
+    done = invoke("seed", "-n", "3", "--seed", "4", "--as-of", "2026-01-31", "-q", "-d", url)
+    assert done.exit_code == 0, done.stderr
+    return url
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_quiet_prints_nothing_on_success(name: str, seeded: str) -> None:
+    for quiet in ("-q", "--quiet"):
+        result = invoke(*COMMANDS[name], quiet, "-d", seeded)
+        assert result.exit_code == 0, result.stderr
+        assert (result.stdout, result.stderr) == ("", ""), (name, quiet)
+    loud = invoke(*COMMANDS[name], "-d", seeded)
+    assert loud.exit_code == 0 and loud.stdout.strip(), "without -q the command says something"
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_json_is_one_document_naming_the_database(name: str, seeded: str) -> None:
+    for quiet in ((), ("-q",)):
+        result = invoke(*COMMANDS[name], "--json", *quiet, "-d", seeded)
+        assert result.exit_code == 0, result.stderr
+        document = json.loads(result.stdout)
+        assert document["database"] == seeded, name
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_json_error_is_a_document_too(name: str, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'no-such-folder' / 'x.db'}"
+    result = invoke(*COMMANDS[name], "--json", "-d", url)
+    assert result.exit_code == 4, (result.stdout, result.stderr)
+    assert json.loads(result.stdout)["error"]["code"] == 4
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_verbose_shows_where_the_database_url_came_from(name: str, seeded: str) -> None:
+    for verbose in ("-v", "--verbose"):
+        result = invoke(*COMMANDS[name], verbose, "-q", "--database-url", seeded)
+        assert result.exit_code == 0, result.stderr
+        shown = result.stdout + result.stderr
+        assert "database_url" in shown and "command line" in shown, (name, shown)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_debug_lets_the_error_through(name: str, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'no-such-folder' / 'x.db'}"
+    result = invoke(*COMMANDS[name], "--debug", "-d", url)
+    assert isinstance(result.exception, ConnectionFailed), (result.exception, result.stderr)
+    plain = invoke(*COMMANDS[name], "-d", url)
+    assert not isinstance(plain.exception, ConnectionFailed) and plain.exit_code == 4
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_profile_picks_the_database(
+    name: str, seeded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "invoicegen.toml").write_text(f'[profiles.here]\ndatabase_url = "{seeded}"\n')
+    monkeypatch.chdir(project / "src")
+    monkeypatch.delenv("INVOICEGEN_DATABASE_URL", raising=False)
+    result = invoke(*COMMANDS[name], "--profile", "here", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["database"] == seeded
+    assert not (project / "src" / "invoicegen.db").exists()
+
+
+@pytest.mark.parametrize("name", [name for name in COMMANDS if name != "stats"])
+def test_every_command_that_writes_takes_lock_timeout(name: str, seeded: str) -> None:
+    result = invoke(*COMMANDS[name], "--lock-timeout", "7", "-v", "-q", "-d", seeded)
+    assert result.exit_code == 0, result.stderr
+    shown = result.stdout + result.stderr
+    assert re.search(r"^lock_timeout +7 +command line$", shown, re.MULTILINE), shown
