@@ -16,9 +16,10 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from invoicegen import db
+from invoicegen import db, stats
 from invoicegen.cli import app
 from invoicegen.errors import CheckFailed
+from invoicegen.settings import CountMix
 from tests.invariants import scalar
 from tests.manifest import replace_manifest
 
@@ -448,3 +449,24 @@ def test_check_after_a_forced_append_with_another_mix_allows_either(sqlite_url: 
     assert _users_with(engine, 4, 4) + _users_with(engine, 9, 9) == 10
     data = json.loads(cli("stats", "-d", sqlite_url, "--json").stdout)
     assert data["children"][0]["mix"] is None  # the runs disagree: no one mix to chart
+
+
+def test_collect_and_check_report_each_step_as_it_starts(sqlite_url: str) -> None:
+    """Progress goes through a callback (library code never prints): one call per step, in
+    order, numbered from 1 of a total that grows only when a failed check's examples are
+    fetched."""
+    engine = seeded(sqlite_url, users=3)
+    steps: list[stats.Step] = []
+    stats.collect(engine, progress=steps.append)
+    assert [(s.number, s.total, s.name) for s in steps] == [
+        (n, len(stats.COLLECT_STEPS), name) for n, name in enumerate(stats.COLLECT_STEPS, 1)
+    ]
+    ranges = {key: CountMix.parse("0-100") for key in stats.EXPECTATION_KEYS[:-1]}
+    late = stats.Expectations(ranges, dt.date(2000, 1, 1), "test", frozenset({"as_of"}))
+    steps.clear()
+    report = stats.check(engine, fallback=late, progress=steps.append)
+    failed = [r.name for r in report.results if r.violations]
+    passes = list(stats.SOURCE_STEPS.values())
+    assert failed and [s.name for s in steps] == passes + [f"examples of {n}" for n in failed]
+    assert [s.number for s in steps] == list(range(1, len(steps) + 1))
+    assert steps[0].total == len(passes) and steps[-1].total == len(steps)
