@@ -229,26 +229,31 @@ def _open_schema(connection: Connection, engine: Engine) -> schema.SchemaState:
     return state
 
 
-def children_counts(parent: str, child: str, fk: str) -> str:
+def children_counts(dialect: str, parent: str, child: str, fk: str) -> str:
     """SQL selecting each parent's ``id`` and its number of children ``n`` (0 for none).
 
-    The children are counted per foreign key first (the key's index alone serves it), then
-    joined to their parents: no join of every child row, no grouping of the joined rows.
+    PostgreSQL counts the children per foreign key first (an index-only scan of the key's
+    index), then merge-joins them to their parents. SQLite and MariaDB walk the parents in key
+    order and count each one's children in the foreign key's index: a nested loop with no
+    temporary table (MariaDB would materialize the per-key counts, or run them per parent).
     """
+    if dialect == "postgresql":
+        return (
+            f"SELECT p.id, COALESCE(b.n, 0) AS n FROM {parent} p LEFT JOIN "
+            f"(SELECT {fk}, COUNT(*) AS n FROM {child} GROUP BY {fk}) AS b ON b.{fk} = p.id"
+        )
     return (
-        f"SELECT p.id, COALESCE(b.n, 0) AS n FROM {parent} p LEFT JOIN "
-        f"(SELECT {fk}, COUNT(*) AS n FROM {child} GROUP BY {fk}) AS b ON b.{fk} = p.id"
+        f"SELECT p.id, COUNT(c.{fk}) AS n FROM {parent} p "
+        f"LEFT JOIN {child} c ON c.{fk} = p.id GROUP BY p.id"
     )
 
 
 def _distribution(
-    connection: Connection, parent: str, child: str, fk: str, mix: CountMix | None
+    connection: Connection, dialect: str, parent: str, child: str, fk: str, mix: CountMix | None
 ) -> ChildrenPerParent:
+    per_parent = children_counts(dialect, parent, child, fk)
     rows = connection.execute(
-        sa.text(
-            f"SELECT n, COUNT(*) FROM ({children_counts(parent, child, fk)}) AS per_parent "
-            "GROUP BY n ORDER BY n"
-        )
+        sa.text(f"SELECT n, COUNT(*) FROM ({per_parent}) AS per_parent GROUP BY n ORDER BY n")
     ).all()
     distribution = {int(n): int(parents) for n, parents in rows}
     parents = sum(distribution.values())
@@ -265,18 +270,22 @@ def _distribution(
 
 
 def _top_clients(connection: Connection, dialect: str, limit: int) -> list[TopClient]:
-    """The clients billed most: invoices summed per contract first (one grouping pass over
-    the invoices, no join of every invoice row), then per client, then the top few named."""
-    per_contract = (
-        f"SELECT contract_id, COUNT(*) AS n, {money_sum(dialect, 'amount')} AS billed "
-        "FROM invoices GROUP BY contract_id"
-    )
-    top = (
-        "SELECT k.client_id, SUM(b.n) AS n, SUM(b.billed) AS billed "
-        f"FROM ({per_contract}) AS b JOIN contracts k ON k.id = b.contract_id "
-        "JOIN clients p ON p.id = k.client_id "
-        "GROUP BY k.client_id ORDER BY billed DESC, k.client_id LIMIT :limit"
-    )
+    """The clients billed most, grouped by client id alone (names are joined to the top few:
+    grouping by the names too made MariaDB write a temporary table of every client to disk)."""
+    billed = money_sum(dialect, "amount")
+    if dialect in ("sqlite", "postgresql"):  # a grouping pass over the invoices, then joins
+        top = (
+            "SELECT k.client_id, SUM(b.n) AS n, SUM(b.billed) AS billed FROM (SELECT contract_id, "
+            f"COUNT(*) AS n, {billed} AS billed FROM invoices GROUP BY contract_id) AS b "
+            "JOIN contracts k ON k.id = b.contract_id JOIN clients p ON p.id = k.client_id "
+            "GROUP BY k.client_id ORDER BY billed DESC, k.client_id LIMIT :limit"
+        )
+    else:  # MariaDB: clients in key order, each one's invoices through the indexes, no temp table
+        top = (
+            f"SELECT p.id AS client_id, COUNT(*) AS n, {billed} AS billed FROM clients p "
+            "JOIN contracts k ON k.client_id = p.id JOIN invoices i ON i.contract_id = k.id "
+            "GROUP BY p.id ORDER BY billed DESC, p.id LIMIT :limit"
+        )
     rows = connection.execute(
         sa.text(
             "SELECT c.id, c.name, c.company_name, c.user_id, t.n, t.billed "
@@ -333,7 +342,8 @@ def collect(engine: Engine, *, top: int = TOP_CLIENTS, progress: Progress | None
         children = []
         for parent, child, fk, key in LEVELS:
             step(next(names))
-            children.append(_distribution(connection, parent, child, fk, recorded_mix(runs, key)))
+            mix = recorded_mix(runs, key)
+            children.append(_distribution(connection, dialect, parent, child, fk, mix))
         step(next(names))
         starts = connection.execute(
             sa.text(
@@ -540,11 +550,6 @@ def _sources(dialect: str, *, billing: bool) -> dict[str, str]:
     (``parent_id``, NULL when missing) and its number of children (``n``); the invoices with
     their contract, client, the previous period's end and (with billing columns) the end of
     the monthly period each starts in; the issued invoices numbered per user in issue order."""
-    per_contract = (
-        "SELECT contract_id, COUNT(*) AS n, MIN(period_start) AS first_start, "
-        "MAX(period_end) AS last_end FROM invoices GROUP BY contract_id"
-    )
-    rate = ", t.monthly_rate" if billing else ""
     months = months_between(dialect, "k.start_date", "i.period_start")
     full_end = add_days(dialect, add_months(dialect, "k.start_date", f"{months} + 1"), "-1")
     invoice_columns = [
@@ -564,14 +569,11 @@ def _sources(dialect: str, *, billing: bool) -> dict[str, str]:
         ]  # fmt: skip
         joins += " LEFT JOIN clients c ON c.id = k.client_id"
     return {
-        "users": children_counts("users", "clients", "user_id"),
-        "clients": "SELECT t.id, u.id AS parent_id, COALESCE(b.n, 0) AS n FROM clients t "
-        "LEFT JOIN users u ON u.id = t.user_id LEFT JOIN (SELECT client_id, COUNT(*) AS n "
-        "FROM contracts GROUP BY client_id) AS b ON b.client_id = t.id",
-        "contracts": f"SELECT t.id, t.start_date, t.end_date{rate}, c.id AS parent_id, "
-        "COALESCE(b.n, 0) AS n, b.first_start, b.last_end FROM contracts t "
-        f"LEFT JOIN clients c ON c.id = t.client_id LEFT JOIN ({per_contract}) AS b "
-        "ON b.contract_id = t.id",
+        "users": children_counts(dialect, "users", "clients", "user_id"),
+        "clients": "SELECT t.id, u.id AS parent_id, b.n FROM clients t "
+        "LEFT JOIN users u ON u.id = t.user_id JOIN "
+        f"({children_counts(dialect, 'clients', 'contracts', 'client_id')}) AS b ON b.id = t.id",
+        "contracts": _contracts_source(dialect, billing=billing),
         "invoices": f"SELECT {', '.join(invoice_columns)} FROM {joins}",
         "numbers": "SELECT i.id, i.number, c.user_id, "
         "ROW_NUMBER() OVER (PARTITION BY c.user_id ORDER BY i.issued_on, i.id) AS n "
@@ -579,6 +581,29 @@ def _sources(dialect: str, *, billing: bool) -> dict[str, str]:
         f"JOIN clients c ON c.id = k.client_id WHERE i.status IN {_ISSUED}",
         "emails": "SELECT MIN(id) AS id FROM users GROUP BY email HAVING COUNT(*) > 1",
     }
+
+
+def _contracts_source(dialect: str, *, billing: bool) -> str:
+    """Each contract with its dates (and rate), its client's id (``parent_id``) and its
+    invoices' number ``n``, first start and last end."""
+    if dialect == "postgresql":  # the invoices grouped per contract first, then merge-joined
+        rate = ", t.monthly_rate" if billing else ""
+        return (
+            f"SELECT t.id, t.start_date, t.end_date{rate}, c.id AS parent_id, "
+            "COALESCE(b.n, 0) AS n, b.first_start, b.last_end FROM contracts t "
+            "LEFT JOIN clients c ON c.id = t.client_id LEFT JOIN (SELECT contract_id, "
+            "COUNT(*) AS n, MIN(period_start) AS first_start, MAX(period_end) AS last_end "
+            "FROM invoices GROUP BY contract_id) AS b ON b.contract_id = t.id"
+        )
+    # SQLite, MariaDB: contracts in key order, each one's invoices through the index (MAX() of
+    # a contract's own columns: one value per group, valid under ONLY_FULL_GROUP_BY too)
+    rate = ", MAX(t.monthly_rate) AS monthly_rate" if billing else ""
+    return (
+        f"SELECT t.id, MAX(t.start_date) AS start_date, MAX(t.end_date) AS end_date{rate}, "
+        "MAX(c.id) AS parent_id, COUNT(i.id) AS n, MIN(i.period_start) AS first_start, "
+        "MAX(i.period_end) AS last_end FROM contracts t LEFT JOIN clients c ON c.id = t.client_id "
+        "LEFT JOIN invoices i ON i.contract_id = t.id GROUP BY t.id"
+    )
 
 
 def _checks(dialect: str, expect: Expectations) -> list[_Rule]:
@@ -962,6 +987,8 @@ def months_between(dialect: str, earlier: str, later: str) -> str:
     """SQL for the number of calendar months from one date expression's month to another's."""
     if dialect == "sqlite":  # ISO text: arithmetic on substrings reads them as integers
         year, month = "substr({}, 1, 4)", "substr({}, 6, 2)"
+    elif dialect == "postgresql":  # EXTRACT returns numeric there: date_part's float is cheaper
+        year, month = "date_part('year', {})", "date_part('month', {})"
     else:
         year, month = "EXTRACT(YEAR FROM {})", "EXTRACT(MONTH FROM {})"
     return (
