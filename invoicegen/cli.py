@@ -785,10 +785,14 @@ def show_stats(
         )
         config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
         engine = _engine(config, must_exist=True)
+        mode = "none" if json else console.progress_mode(None)
         if not check:
-            data = stats.collect(engine)
+            with console.stats_progress("stats", mode=mode) as progress:
+                data = stats.collect(engine, progress=progress)
             console.emit_json(data.to_json()) if json else console.stats(data)
             return
-        report = stats.check(engine, fallback=stats.Expectations.from_settings(config))
+        expect = stats.Expectations.from_settings(config)
+        with console.stats_progress("stats --check", mode=mode) as progress:
+            report = stats.check(engine, fallback=expect, progress=progress)
         console.emit_json(report.to_json()) if json else console.check_report(report)
         report.raise_for_violations()

@@ -22,7 +22,7 @@ from rich import box
 from rich.columns import Columns
 from rich.console import Console
 from rich.padding import Padding
-from rich.progress import BarColumn, Progress, TextColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.prompt import Prompt
 from rich.table import Table
 from rich.text import Text
@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # only for annotations: `--help` and `--version` must not loa
         DateRange,
         Month,
         Stats,
+        Step,
         TopClient,
     )
 
@@ -267,6 +268,39 @@ def seed_progress(
             progress.update(task, completed=event.users_done if event else 0, description=text)
 
         update(None)
+        yield update
+
+
+@contextlib.contextmanager
+def stats_progress(command: str, *, mode: ProgressMode) -> Iterator[Callable[[Step], None]]:
+    """The steps of ``stats`` and ``stats --check`` on stderr, as the library reports them: a
+    spinner naming the current step, with the time it has run, on a terminal that takes escape
+    sequences (gone when the command ends); a plain line per step (``mode="plain"``: a terminal
+    without them); or nothing (pipes, ``--json``, ``--quiet``)."""
+    if _quiet or mode == "none":
+        yield lambda _step: None
+        return
+    if mode == "plain":
+
+        def line(step: Step) -> None:
+            err.print(Text(f"{command} {step.number}/{step.total} · {step.name}"), soft_wrap=True)
+
+        yield line
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(command, total=None)
+
+        def update(step: Step) -> None:
+            text = f"{command} {step.number}/{step.total} · {step.name}"
+            progress.update(task, description=text[: max(err.width - 14, 10)])
+            progress.refresh()  # each step drawn, however fast
+
         yield update
 
 

@@ -107,6 +107,11 @@ def test_no_escape_sequence_on_a_terminal_without_them(
         assert b"\x1b" not in run.raw, run.raw[:400]
     # a terminal still shows progress, as plain lines: the last says all users are written
     assert "seeding 60/60 users" in runs[0].text
+    # and the steps of stats and stats --check, one plain line each
+    assert "stats 1/7 · schema and runs\n" in runs[1].text
+    assert "stats 7/7 · top clients\n" in runs[1].text
+    assert "stats --check 1/7 · users and their clients\n" in runs[2].text
+    assert "stats --check 7/7 · user emails\n" in runs[2].text
 
 
 def test_a_terminal_that_takes_escape_sequences_gets_the_live_bar(sqlite_url: str) -> None:
@@ -118,6 +123,10 @@ def test_a_terminal_that_takes_escape_sequences_gets_the_live_bar(sqlite_url: st
     # styled, and still no line ends in spaces (nor in spaces between style codes)
     shown = in_terminal("stats", "-d", sqlite_url, columns=100)
     assert b"\x1b[" in shown.raw
+    # a spinner drew each step on one line, then erased it: no step is left as a line
+    assert b"stats 7/7 \xc2\xb7 top clients" in shown.raw
+    assert "stats 7/7" not in shown.text.split("\x1b")[-1]
+    assert "\nstats 1/7" not in shown.text
     plain = re.sub(r"\x1b\[[0-9;]*m", "", shown.text)
     assert SEED in plain
     assert [line for line in plain.splitlines() if line != line.rstrip()] == []
@@ -128,6 +137,11 @@ def test_a_pipe_gets_no_escape_sequence_and_no_progress_unless_asked(sqlite_url:
     assert quiet.code == 0, quiet.raw
     assert b"\x1b" not in quiet.raw
     assert "seeding" not in quiet.stderr
+
+    for args in (["stats"], ["stats", "--check"]):  # nor any step of stats in a pipe
+        shown = piped(*args, "-d", sqlite_url)
+        assert shown.code == 0, shown.raw
+        assert b"\x1b" not in shown.raw and " 1/" not in shown.stderr
 
     asked = piped(*seed_args(sqlite_url, "--append", "--progress", "plain"))
     assert asked.code == 0, asked.raw

@@ -174,7 +174,7 @@ def test_a_dataset_of_schema_0002_upgrades_with_its_rows_intact(engine: sa.Engin
             "INSERT INTO invoices (id, period_start, period_end, amount, contract_id) "
             "VALUES (1, '2024-01-01', '2024-01-31', 10.50, 1), (2, '2024-02-01', '2024-02-29', 7, 1)"
         )
-    assert schema.upgrade(engine) == schema.head_revision() == "0003"
+    assert schema.upgrade(engine) == schema.head_revision() == "0004"
     with engine.connect() as connection:
         assert connection.exec_driver_sql(
             "SELECT id, country, payment_terms_days FROM clients"
@@ -308,3 +308,39 @@ def test_foreign_tables_are_left_alone_next_to_invoicegen_s(database_url: str) -
     ours = {*TABLES, "invoicegen_meta", "invoicegen_runs", schema.VERSION_TABLE}
     assert set(sa.inspect(engine).get_table_names()) == ours | set(foreign)
     assert users_in(database_url) == 3
+
+
+def _invoice_indexes(engine: sa.Engine) -> dict[str, list[str | None]]:
+    return {
+        str(index["name"]): list(index["column_names"])
+        for index in sa.inspect(engine).get_indexes("invoices")
+    }
+
+
+def test_a_dataset_seeded_at_0003_migrates_to_0004_and_back_with_its_rows(
+    engine: sa.Engine,
+) -> None:
+    """0004 swaps the index of invoices.contract_id for one in period order, on a database
+    full of rows: `migrate` upgrades one seeded at 0003 (the released schema) cleanly, the
+    rows untouched and sound, and the downgrade restores 0003's index."""
+    url = engine.url.render_as_string(hide_password=False)
+    assert invoke(*seed_args(url, 20)).exit_code == 0
+    with engine.begin() as connection:  # the schema the released version seeds
+        command.downgrade(schema.alembic_config(connection), "0003")
+    engine.dispose()
+    assert _invoice_indexes(engine)["ix_invoices_contract_id"] == ["contract_id"]
+    assert "ix_invoices_contract_id_period_start" not in _invoice_indexes(engine)
+    before = snapshot(engine, list(TABLES))
+
+    migrated = invoke("migrate", "-d", url)
+    assert migrated.exit_code == 0, migrated.stderr
+    assert "revision 0004" in migrated.stdout
+    engine.dispose()
+    indexes = _invoice_indexes(engine)
+    assert indexes["ix_invoices_contract_id_period_start"] == ["contract_id", "period_start"]
+    assert "ix_invoices_contract_id" not in indexes
+    assert snapshot(engine, list(TABLES)) == before
+    checked = invoke("stats", "--check", "-d", url)
+    assert checked.exit_code == 0, checked.stdout + checked.stderr
+    with engine.begin() as connection:
+        command.check(schema.alembic_config(connection))  # the models agree with 0004

@@ -16,9 +16,10 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from invoicegen import db
+from invoicegen import db, stats
 from invoicegen.cli import app
 from invoicegen.errors import CheckFailed
+from invoicegen.settings import CountMix
 from tests.invariants import scalar
 from tests.manifest import replace_manifest
 
@@ -448,3 +449,54 @@ def test_check_after_a_forced_append_with_another_mix_allows_either(sqlite_url: 
     assert _users_with(engine, 4, 4) + _users_with(engine, 9, 9) == 10
     data = json.loads(cli("stats", "-d", sqlite_url, "--json").stdout)
     assert data["children"][0]["mix"] is None  # the runs disagree: no one mix to chart
+
+
+def test_collect_and_check_report_each_step_as_it_starts(sqlite_url: str) -> None:
+    """Progress goes through a callback (library code never prints): one call per step, in
+    order, numbered from 1 of a total that grows only when a failed check's examples are
+    fetched."""
+    engine = seeded(sqlite_url, users=3)
+    steps: list[stats.Step] = []
+    stats.collect(engine, progress=steps.append)
+    assert [(s.number, s.total, s.name) for s in steps] == [
+        (n, len(stats.COLLECT_STEPS), name) for n, name in enumerate(stats.COLLECT_STEPS, 1)
+    ]
+    ranges = {key: CountMix.parse("0-100") for key in stats.EXPECTATION_KEYS[:-1]}
+    late = stats.Expectations(ranges, dt.date(2000, 1, 1), "test", frozenset({"as_of"}))
+    steps.clear()
+    report = stats.check(engine, fallback=late, progress=steps.append)
+    failed = [r.name for r in report.results if r.violations]
+    passes = list(stats.SOURCE_STEPS.values())
+    assert failed and [s.name for s in steps] == passes + [f"examples of {n}" for n in failed]
+    assert [s.number for s in steps] == list(range(1, len(steps) + 1))
+    assert steps[0].total == len(passes) and steps[-1].total == len(steps)
+
+
+def test_top_clients_leave_out_contracts_whose_client_is_missing(database_url: str) -> None:
+    """The top is found without checking every contract's client, then again with it when
+    one of the top clients is missing: the result is as if each were checked."""
+    engine = seeded(database_url, users=12)
+    before = stats.collect(engine).top_clients
+    assert len(before) == stats.TOP_CLIENTS
+    raw = sa.create_engine(engine.url)  # without invoicegen's PRAGMA foreign_keys = ON
+    with raw.begin() as connection:
+        _unchecked(connection, engine.dialect.name)
+        connection.execute(sa.text("DELETE FROM clients WHERE id = :c"), {"c": before[0].id})
+    raw.dispose()
+    after = stats.collect(engine).top_clients
+    assert before[0].id not in [c.id for c in after]
+    assert after[: stats.TOP_CLIENTS - 1] == before[1:] and len(after) == stats.TOP_CLIENTS
+
+
+def test_stats_leaves_mariadbs_session_as_it_was(mariadb_url: str) -> None:
+    """Temporary tables are allowed more memory while stats runs, not after (an application's
+    engine may hand the same connection to other code)."""
+    engine = seeded(mariadb_url, users=2)
+    engine.pool = engine.pool.recreate()
+    with engine.connect() as connection:
+        before = connection.exec_driver_sql("SELECT @@tmp_table_size").scalar_one()
+    stats.collect(engine)
+    stats.check(engine, fallback=stats.Expectations({}, None, "test"))
+    with engine.connect() as connection:  # the same pooled connection
+        assert connection.exec_driver_sql("SELECT @@tmp_table_size").scalar_one() == before
+    assert int(before) < stats.MARIADB_HEAP_TABLE_SIZE

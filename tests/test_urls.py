@@ -301,7 +301,7 @@ def test_a_write_attempted_inside_stats_is_rejected_by_the_database(database_url
     def host_writes(connection: sa.Connection, _cursor: Any, statement: str, *_: Any) -> None:
         # A host application's hook (or anything else sharing stats' connection) tries to write
         # while stats runs its first aggregate.
-        if attempts or "COUNT(*) FROM users" not in statement:
+        if attempts or "COUNT(" not in statement:
             return
         try:
             connection.exec_driver_sql("UPDATE users SET name = 'pwned'")
