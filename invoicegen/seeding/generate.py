@@ -40,7 +40,7 @@ from invoicegen.factories import (
     invoice_number,
 )
 from invoicegen.identities import FromLocale
-from invoicegen.seeding import writers
+from invoicegen.seeding import compiled, writers
 from invoicegen.seeding.plan import Batch, Plan, stream_key, tree_shape
 
 Evaluator = Callable[["_Draft"], Any]
@@ -164,16 +164,20 @@ def _deep_get(draft: _Draft, path: list[str], default: Any) -> Any:
 
 @functools.cache
 def fast_faker(locale: str) -> faker.Faker:
-    """A Faker of its own whose weighted draws cache their cumulative weights.
+    """A Faker of its own whose table-driven providers are compiled, and whose other weighted
+    draws cache their cumulative weights.
 
-    Faker rebuilds the weights of a table such as en_US's ~7,000 first names on every draw;
-    ``random.choices`` with precomputed ``cum_weights`` draws the same element from the same
-    random number, so the values are unchanged. It shares Faker's module-level random
-    generator, which factory-boy seeds, exactly as factory-boy's own Faker instances do.
+    Names, companies, catch phrases and phone numbers draw through :mod:`.compiled`'s
+    samplers; the rest of Faker rebuilds the weights of a table such as en_US's ~7,000 first
+    names on every draw, where ``random.choices`` with precomputed ``cum_weights`` draws the
+    same element from the same random number. Either way the values are unchanged. It shares
+    Faker's module-level random generator, which factory-boy seeds, exactly as factory-boy's
+    own Faker instances do.
     """
     fake = faker.Faker(locale)
     for provider in fake.get_providers():
         provider.random_elements = _cached_weights(provider, provider.random_elements)
+    compiled.compile_faker(fake)
     return fake
 
 
