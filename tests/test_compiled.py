@@ -11,7 +11,7 @@ import faker
 import faker.generator
 import pytest
 
-from invoicegen.seeding.compiled import COMPILED, Compiler, compile_faker
+from invoicegen.seeding.compiled import COMPILED, Compiler, FastRandom, compile_faker
 from invoicegen.seeding.generate import fast_faker
 
 LOCALES = ["en_US", "de_DE", "ja_JP", "ru_RU", "zh_CN", "hu_HU", "fr_FR", "pl_PL", "ko_KR",
@@ -91,3 +91,21 @@ def test_a_method_a_locale_overrides_stays_its_own() -> None:
 
 def test_the_engines_faker_is_compiled() -> None:
     assert "company" in _compiled_names(fast_faker("en_US"))
+
+
+def test_fast_random_draws_what_random_draws() -> None:
+    for seed in range(40):
+        reference, fast = random.Random(seed), FastRandom(seed)
+        for low, high in ((0, 0), (1, 28), (0, 9), (30, 365), (1, 1095), (0, 2**40)):
+            assert [fast.randint(low, high) for _ in range(20)] == [
+                reference.randint(low, high) for _ in range(20)
+            ]
+        for seq in (["a"], ("US", "GB", "DE"), range(3, 17), list(range(1000))):
+            assert [fast.choice(seq) for _ in range(20)] == [
+                reference.choice(seq) for _ in range(20)
+            ]
+        assert fast.random() == reference.random() and fast.getstate() == reference.getstate()
+    with pytest.raises(ValueError):
+        FastRandom(1).randint(3, 2)
+    with pytest.raises(IndexError):
+        FastRandom(1).choice([])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -76,8 +77,30 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
+class _IsoDates(dict[dt.date, str]):
+    """date -> its ISO text, made once: a batch's dates repeat (months, due days)."""
+
+    def __missing__(self, day: dt.date) -> str:
+        if len(self) >= 1 << 16:
+            self.clear()
+        text = self[day] = day.isoformat()
+        return text
+
+
+#: type -> what sqlite3 takes instead (looked up by exact type: one dict probe per value).
+_SQLITE_CONVERT: dict[type, Callable[[Any], Any]] = {
+    dt.date: _IsoDates().__getitem__,
+    dt.datetime: dt.datetime.isoformat,
+    Decimal: str,
+}
+
+
 def _adapt_sqlite(rows: Rows) -> Rows:
-    return [tuple(_sqlite_value(v) for v in row) for row in rows]
+    convert = _SQLITE_CONVERT.get  # the engine's values are of exactly these types
+    return [
+        tuple([value if (to := convert(type(value))) is None else to(value) for value in row])
+        for row in rows
+    ]
 
 
 def _unchanged(rows: Rows) -> Rows:
@@ -95,9 +118,20 @@ def _copy_field(value: Any) -> str:
     return str(value)  # int, date (ISO), Decimal: their str() is what COPY reads
 
 
+#: type -> its COPY text, by exact type (C callables: no Python call per value).
+_COPY_CONVERT: dict[type, Callable[[Any], str]] = {
+    str: operator.methodcaller("translate", _COPY_ESCAPES),
+    int: str,
+    type(None): {None: "\\N"}.__getitem__,
+    dt.date: _IsoDates().__getitem__,
+    Decimal: str,
+}
+
+
 def encode_copy(rows: Rows) -> CopyText:
     """Rows as PostgreSQL COPY text: tab-separated, \\N for NULL, specials escaped."""
-    lines = ["\t".join([_copy_field(v) for v in row]) for row in rows]
+    convert = _COPY_CONVERT.get
+    lines = ["\t".join([(convert(type(v)) or _copy_field)(v) for v in row]) for row in rows]
     return CopyText(("\n".join(lines) + "\n").encode() if lines else b"", len(rows))
 
 
