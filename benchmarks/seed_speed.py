@@ -310,9 +310,26 @@ def cpu_per_row(users: int, locale: str = "en_US", repeats: int = 3) -> dict[str
         prepared = [adapt(table_rows) for table_rows in rows]
         result[f"adapt {dialect}"] = (time.process_time_ns() - started) / all_rows / 1000
         started = time.process_time_ns()
-        pickle.loads(pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL))
+        shipped = pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL)
         result[f"pickle {dialect}"] = (time.process_time_ns() - started) / all_rows / 1000
+        started = time.process_time_ns()
+        pickle.loads(shipped)
+        result[f"unpickle {dialect}"] = (time.process_time_ns() - started) / all_rows / 1000
+        if dialect == "sqlite":  # the writer's own share: in-process C, so CPU time is it
+            result["write sqlite"] = _sqlite_write_cpu(prepared) / all_rows / 1000
     return result
+
+
+def _sqlite_write_cpu(prepared: list[writers.Prepared]) -> int:
+    with fresh_database("sqlite") as url:
+        engine = db.make_engine(url)
+        schema.upgrade(engine)
+        started = time.process_time_ns()
+        with engine.begin() as connection:
+            writers.write_batch(connection, prepared)
+        spent = time.process_time_ns() - started
+        engine.dispose()
+    return spent
 
 
 def print_cpu(users: int, locale: str) -> None:
