@@ -165,8 +165,25 @@ def _deep_get(draft: _Draft, path: list[str], default: Any) -> Any:
     return value
 
 
-@functools.cache
 def fast_faker(locale: str) -> faker.Faker:
+    """The engine's Faker of ``locale``: see :func:`_fast_faker`. Providers a user added to
+    factory-boy's Faker of the locale (``factory.Faker.add_provider``) are added to it too,
+    so the engine draws what ``Factory.build()`` draws, never Faker's stock values instead."""
+    added = tuple(
+        type(provider)
+        for provider in reversed(factory.Faker._get_faker(locale).get_providers())
+        if type(provider) not in _stock_providers(locale)
+    )
+    return _fast_faker(locale, added)
+
+
+@functools.cache
+def _stock_providers(locale: str) -> frozenset[type]:
+    return frozenset(type(provider) for provider in faker.Faker(locale).get_providers())
+
+
+@functools.cache
+def _fast_faker(locale: str, added: tuple[type, ...]) -> faker.Faker:
     """A Faker of its own whose table-driven providers are compiled, and whose other weighted
     draws cache their cumulative weights.
 
@@ -178,6 +195,8 @@ def fast_faker(locale: str) -> faker.Faker:
     own Faker instances do.
     """
     fake = faker.Faker(locale)
+    for provider_class in added:  # in the order they were added: the last one wins
+        fake.add_provider(provider_class)
     for provider in fake.get_providers():
         provider.random_elements = _cached_weights(provider, provider.random_elements)
     compiled.compile_faker(fake)
