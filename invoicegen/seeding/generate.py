@@ -126,6 +126,8 @@ class RowMaker:
         if any(isinstance(v, BaseDeclaration) for v in options.values()):
             raise self._refuse(name, "Faker with lazy arguments")
         provider = getattr(fast_faker(locale), declaration.provider)
+        if not options:  # the common case: no keyword arguments to unpack per row
+            return lambda _draft: provider()
         return lambda _draft: provider(**options)
 
     def _compile_sequence(self, function: Callable[[int], Any]) -> Evaluator:
