@@ -14,6 +14,11 @@ Everything runs in one process tree against the same database server, side by si
    transaction per batch.
 
 It prints rows/s for each, the ratios 1/2 and 1/3, and invoicegen's peak RSS (its processes).
+First it prints the CPU time per row of each table, generating on one core in this process
+(``time.process_time``: what other load on the machine does not inflate much), and what
+adapting rows for each writer and shipping them between processes cost per row:
+
+    python benchmarks/seed_speed.py --cpu-only --cpu-users 2000
 Server URLs come from INVOICEGEN_TEST_POSTGRESQL_URL / INVOICEGEN_TEST_MYSQL_URL (defaults:
 the local servers); each measurement gets a fresh database that is dropped afterwards.
 """
@@ -25,6 +30,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import pickle
 import platform
 import random
 import subprocess
@@ -47,7 +53,8 @@ from invoicegen.factories import (
     IsolatedInvoiceFactory,
     IsolatedUserFactory,
 )
-from invoicegen.seeding import writers
+from invoicegen.seeding import generate, writers
+from invoicegen.seeding.plan import SHAPING_DEFAULTS, Batch, SeedPlan, default_since, resolved
 
 AS_OF = dt.date(2026, 11, 25)
 SERVERS = {
@@ -247,6 +254,90 @@ def run_floor(url: str, counts: dict[str, int], batch_users: int, users: int) ->
     return {"rows": rows, "seconds": seconds, "rows_per_second": rows / seconds}
 
 
+# --- 0. CPU per row and table, one core ---------------------------------------------------------
+
+
+def cpu_per_row(users: int, locale: str = "en_US", repeats: int = 3) -> dict[str, float]:
+    """CPU µs per row of each table, generating ``users`` user trees in this process (the best
+    of ``repeats``). A user's share holds its three random streams' seeding and its tree's
+    bookkeeping; a client's, contract's and invoice's share is its level's whole loop."""
+    plan = resolved(
+        SeedPlan(users=users, seed=1, as_of=AS_OF, locale=locale),
+        **{**SHAPING_DEFAULTS, "locale": locale},
+        since=default_since(AS_OF),
+    )
+    generate.warm(locale)
+    generate.generate_batch(plan, Batch(users * repeats + 1, 100, (1, 1, 1, 1)))  # caches
+    spent = dict.fromkeys(("clients", "contracts", "invoices"), 0)
+    originals = {level: getattr(generate, f"_{level}") for level in spent}
+
+    def timed(level: str) -> object:
+        function = originals[level]
+
+        def run(*args: object) -> object:
+            started = time.process_time_ns()
+            try:
+                return function(*args)
+            finally:
+                spent[level] += time.process_time_ns() - started
+
+        return run
+
+    best: tuple[int, dict[str, int], tuple[list[object], ...]] | None = None
+    try:
+        for level in spent:
+            setattr(generate, f"_{level}", timed(level))
+        for repeat in range(repeats):
+            spent.update(dict.fromkeys(spent, 0))
+            started = time.process_time_ns()
+            rows = generate.generate_batch(plan, Batch(repeat * users, users, (1, 1, 1, 1)))
+            total = time.process_time_ns() - started
+            if best is None or total < best[0]:
+                best = (total, dict(spent), rows)
+    finally:
+        for level, function in originals.items():
+            setattr(generate, f"_{level}", function)
+    assert best is not None
+    total, levels, rows = best
+    counts = dict(zip(writers.TABLES, map(len, rows), strict=True))
+    levels["users"] = total - sum(levels.values())
+    result = {table: levels[table] / counts[table] / 1000 for table in writers.TABLES}
+    all_rows = sum(counts.values())
+    result["all"] = total / all_rows / 1000
+    for dialect in ("sqlite", "postgresql"):
+        adapt = writers.adapter(dialect)
+        started = time.process_time_ns()
+        prepared = [adapt(table_rows) for table_rows in rows]
+        result[f"adapt {dialect}"] = (time.process_time_ns() - started) / all_rows / 1000
+        started = time.process_time_ns()
+        shipped = pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL)
+        result[f"pickle {dialect}"] = (time.process_time_ns() - started) / all_rows / 1000
+        started = time.process_time_ns()
+        pickle.loads(shipped)
+        result[f"unpickle {dialect}"] = (time.process_time_ns() - started) / all_rows / 1000
+        if dialect == "sqlite":  # the writer's own share: in-process C, so CPU time is it
+            result["write sqlite"] = _sqlite_write_cpu(prepared) / all_rows / 1000
+    return result
+
+
+def _sqlite_write_cpu(prepared: list[writers.Prepared]) -> int:
+    with fresh_database("sqlite") as url:
+        engine = db.make_engine(url)
+        schema.upgrade(engine)
+        started = time.process_time_ns()
+        with engine.begin() as connection:
+            writers.write_batch(connection, prepared)
+        spent = time.process_time_ns() - started
+        engine.dispose()
+    return spent
+
+
+def print_cpu(users: int, locale: str) -> None:
+    figures = cpu_per_row(users, locale)
+    print(f"CPU per row, one core, {users:,} users, {locale}:")
+    print("  " + ", ".join(f"{key} {value:.2f} µs" for key, value in figures.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -259,11 +350,21 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=None, help="invoicegen --workers (default: its own)"
     )
+    parser.add_argument(
+        "--cpu-users", type=int, default=2000, help="users for the CPU-per-row figures"
+    )
+    parser.add_argument("--locale", default="en_US", help="locale of the CPU-per-row figures")
+    parser.add_argument(
+        "--cpu-only", action="store_true", help="only the CPU-per-row figures, no database"
+    )
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; db: {args.db}"
     )
+    print_cpu(args.cpu_users, args.locale)
+    if args.cpu_only:
+        return
     with fresh_database(args.db) as url:
         article = run_article(url, args.article_users)
     print(

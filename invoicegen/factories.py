@@ -209,6 +209,8 @@ def contract_dates(
     return start, add_months(start, billed + rand.randint(1, 12)) - dt.timedelta(days=1)
 
 
+_ONE_DAY = dt.timedelta(days=1)
+
 #: One billed period: its first and last day, and the days of the full month it belongs to.
 Period = tuple[dt.date, dt.date, int]
 
@@ -222,10 +224,10 @@ def billing_periods(start: dt.date, end: dt.date | None, as_of: dt.date) -> list
     """
     ended = end is not None and end <= as_of
     periods: list[Period] = []
-    index = 0
+    index, first = 0, start  # add_months(start, 0) is start
     while True:
-        first, following = add_months(start, index), add_months(start, index + 1)
-        last = following - dt.timedelta(days=1)
+        following = add_months(start, index + 1)
+        last = following - _ONE_DAY
         if ended:
             assert end is not None
             if first > end:
@@ -235,7 +237,7 @@ def billing_periods(start: dt.date, end: dt.date | None, as_of: dt.date) -> list
             return periods
         else:
             periods.append((first, last, (following - first).days))
-        index += 1
+        index, first = index + 1, following  # the next period starts where this one ends
 
 
 @dataclass(frozen=True)

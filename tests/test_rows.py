@@ -8,6 +8,7 @@ from typing import Any
 
 import factory
 import factory.random
+import faker.providers.company
 import pytest
 
 from invoicegen.errors import FactoryValueError
@@ -102,3 +103,22 @@ def test_models_are_untouched_by_row_makers() -> None:
     assert IsolatedUserFactory._meta.pre_declarations.as_dict() == declarations
     user = IsolatedUserFactory.build()
     assert type(user) is User and " " in user.name and "@" in user.email
+
+
+def test_a_faker_provider_added_to_factory_boy_is_honoured_not_compiled_away() -> None:
+    """A user's own provider (here a company provider of en_IE) changes what build() gives;
+    the engine's compiled Faker draws it too, instead of Faker's stock companies."""
+
+    class OwnCompanies(faker.providers.company.Provider):  # type: ignore[misc]
+        def company(self) -> str:
+            return f"Own {self.random_int(1, 99)} Ltd"
+
+    factory.Faker.add_provider(OwnCompanies, locale="en_IE")
+    maker = RowMaker(IsolatedClientFactory, CLIENT_FIELDS, locale="en_IE")
+    given = {"user": None, "number": "41-2"}
+    with factory.Faker.override_default_locale("en_IE"):
+        for seed in range(20):
+            expected = _built(IsolatedClientFactory, CLIENT_FIELDS, given, seed)
+            assert expected[1].startswith("Own ")
+            factory.random.reseed_random(seed)
+            assert maker.make(**given) == expected

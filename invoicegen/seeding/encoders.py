@@ -20,7 +20,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, BinaryIO, ClassVar
@@ -81,6 +82,16 @@ class CopyText:
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+class _IsoDates(dict[dt.date, str]):
+    """date -> its ISO text, made once: a batch's dates repeat (months, due days)."""
+
+    def __missing__(self, day: dt.date) -> str:
+        if len(self) >= 1 << 16:
+            self.clear()
+        text = self[day] = day.isoformat()
+        return text
+
+
 def _copy_field(value: Any) -> str:
     if value is None:
         return "\\N"
@@ -89,23 +100,40 @@ def _copy_field(value: Any) -> str:
     return str(value)  # int, date (ISO), Decimal: their str() is what COPY reads
 
 
+#: type -> its COPY text, by exact type (C callables: no Python call per value).
+_COPY_CONVERT: dict[type, Callable[[Any], str]] = {
+    str: operator.methodcaller("translate", _COPY_ESCAPES),
+    int: str,
+    type(None): {None: "\\N"}.__getitem__,
+    dt.date: _IsoDates().__getitem__,
+    Decimal: str,
+}
+
+
 def encode_copy(rows: Rows) -> CopyText:
     """Rows as PostgreSQL COPY text: tab-separated, \\N for NULL, specials escaped."""
-    lines = ["\t".join([_copy_field(v) for v in row]) for row in rows]
+    convert = _COPY_CONVERT.get
+    lines = ["\t".join([(convert(type(v)) or _copy_field)(v) for v in row]) for row in rows]
     return CopyText(("\n".join(lines) + "\n").encode() if lines else b"", len(rows))
 
 
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, dt.date):
-        return value.isoformat()  # sqlite3's default date adapter is deprecated
-    if isinstance(value, Decimal):
-        return str(value)  # sqlite3 has no Decimal adapter
-    return value
+#: type -> what sqlite3 takes instead (looked up by exact type: one dict probe per value):
+#: dates as ISO text (sqlite3's default date adapter is deprecated), money as decimal text
+#: (sqlite3 has no Decimal adapter).
+_SQLITE_CONVERT: dict[type, Callable[[Any], Any]] = {
+    dt.date: _IsoDates().__getitem__,
+    dt.datetime: dt.datetime.isoformat,
+    Decimal: str,
+}
 
 
 def sqlite_values(rows: Rows) -> Rows:
     """Rows as SQLite's driver takes them: dates as ISO text, money as decimal text."""
-    return [tuple(_sqlite_value(v) for v in row) for row in rows]
+    convert = _SQLITE_CONVERT.get  # the engine's values are of exactly these types
+    return [
+        tuple([value if (to := convert(type(value))) is None else to(value) for value in row])
+        for row in rows
+    ]
 
 
 # --- for export files -----------------------------------------------------------------------------

@@ -16,10 +16,11 @@ created, never silently approximated.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import operator
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from types import SimpleNamespace
@@ -33,6 +34,7 @@ from factory.declarations import SKIP, BaseDeclaration
 
 from invoicegen.errors import FactoryValueError
 from invoicegen.factories import (
+    Bill,
     IsolatedClientFactory,
     IsolatedContractFactory,
     IsolatedUserFactory,
@@ -40,7 +42,7 @@ from invoicegen.factories import (
     invoice_number,
 )
 from invoicegen.identities import FromLocale
-from invoicegen.seeding import writers
+from invoicegen.seeding import compiled, writers
 from invoicegen.seeding.plan import Batch, Plan, stream_key, tree_shape
 
 Evaluator = Callable[["_Draft"], Any]
@@ -123,6 +125,8 @@ class RowMaker:
         if any(isinstance(v, BaseDeclaration) for v in options.values()):
             raise self._refuse(name, "Faker with lazy arguments")
         provider = getattr(fast_faker(locale), declaration.provider)
+        if not options:  # the common case: no keyword arguments to unpack per row
+            return lambda _draft: provider()
         return lambda _draft: provider(**options)
 
     def _compile_sequence(self, function: Callable[[int], Any]) -> Evaluator:
@@ -162,18 +166,41 @@ def _deep_get(draft: _Draft, path: list[str], default: Any) -> Any:
     return value
 
 
-@functools.cache
 def fast_faker(locale: str) -> faker.Faker:
-    """A Faker of its own whose weighted draws cache their cumulative weights.
+    """The engine's Faker of ``locale``: see :func:`_fast_faker`. Providers a user added to
+    factory-boy's Faker of the locale (``factory.Faker.add_provider``) are added to it too,
+    so the engine draws what ``Factory.build()`` draws, never Faker's stock values instead."""
+    added = tuple(
+        type(provider)
+        for provider in reversed(factory.Faker._get_faker(locale).get_providers())
+        if type(provider) not in _stock_providers(locale)
+    )
+    return _fast_faker(locale, added)
 
-    Faker rebuilds the weights of a table such as en_US's ~7,000 first names on every draw;
-    ``random.choices`` with precomputed ``cum_weights`` draws the same element from the same
-    random number, so the values are unchanged. It shares Faker's module-level random
-    generator, which factory-boy seeds, exactly as factory-boy's own Faker instances do.
+
+@functools.cache
+def _stock_providers(locale: str) -> frozenset[type]:
+    return frozenset(type(provider) for provider in faker.Faker(locale).get_providers())
+
+
+@functools.cache
+def _fast_faker(locale: str, added: tuple[type, ...]) -> faker.Faker:
+    """A Faker of its own whose table-driven providers are compiled, and whose other weighted
+    draws cache their cumulative weights.
+
+    Names, companies, catch phrases and phone numbers draw through :mod:`.compiled`'s
+    samplers; the rest of Faker rebuilds the weights of a table such as en_US's ~7,000 first
+    names on every draw, where ``random.choices`` with precomputed ``cum_weights`` draws the
+    same element from the same random number. Either way the values are unchanged. It shares
+    Faker's module-level random generator, which factory-boy seeds, exactly as factory-boy's
+    own Faker instances do.
     """
     fake = faker.Faker(locale)
+    for provider_class in added:  # in the order they were added: the last one wins
+        fake.add_provider(provider_class)
     for provider in fake.get_providers():
         provider.random_elements = _cached_weights(provider, provider.random_elements)
+    compiled.compile_faker(fake)
     return fake
 
 
@@ -234,12 +261,15 @@ class Row(SimpleNamespace):
     """A parent as the factories' declarations see it (``o.contract.start_date``)."""
 
 
-def _reseed(seed: int, position: int, stream: str) -> None:
+def _reseed(seed: int, position: int, stream: str, *, faker_too: bool = True) -> None:
     # What factory.random.reseed_random() does (factory-boy's and Faker's generators in the
     # same state), for half its cost: seed both with one integer instead of copying a state.
+    # A stream that draws nothing from Faker (and is the last before the next reseed of
+    # both) leaves Faker's alone: seeding a Mersenne Twister costs ~4 µs.
     key = stream_key(seed, position, f"values:{stream}")
     factory.random.randgen.seed(key)
-    faker.generator.random.seed(key)
+    if faker_too:
+        faker.generator.random.seed(key)
 
 
 class _Tables:
@@ -266,9 +296,25 @@ def generate_batch(plan: Plan, batch: Batch) -> BatchRows:
     """The rows of one batch of whole user trees, as tuples in ``writers.COLUMNS`` order."""
     makers = _makers(plan.locale)
     tables = _Tables(batch.first_ids)
-    for position in range(batch.first, batch.first + batch.size):
-        _user_tree(plan, makers, tables, position)
+    with _fast_random():
+        for position in range(batch.first, batch.first + batch.size):
+            _user_tree(plan, makers, tables, position)
     return tables.rows()
+
+
+@contextlib.contextmanager
+def _fast_random() -> Iterator[None]:
+    """factory-boy's generator is a :class:`~.compiled.FastRandom` while a batch is made (the
+    same draws, cheaper), and the caller's afterwards, its state untouched."""
+    own = factory.random.randgen
+    factory.random.randgen = _FAST_RANDOM
+    try:
+        yield
+    finally:
+        factory.random.randgen = own
+
+
+_FAST_RANDOM = compiled.FastRandom()
 
 
 def _user_tree(plan: Plan, makers: _Makers, tables: _Tables, position: int) -> None:
@@ -280,7 +326,7 @@ def _user_tree(plan: Plan, makers: _Makers, tables: _Tables, position: int) -> N
     clients = _clients(makers, tables, position, len(shape))
     _reseed(plan.seed, position, "contracts")
     contracts = _contracts(plan, makers, tables, clients, shape)
-    _reseed(plan.seed, position, "invoices")
+    _reseed(plan.seed, position, "invoices", faker_too=False)  # bill_contract: no Faker
     _invoices(plan, tables, contracts)
     tables.user_id += 1
 
@@ -311,19 +357,25 @@ def _contracts(
 
 
 def _invoices(plan: Plan, tables: _Tables, contracts: list[_Contract]) -> None:
-    rand = factory.random.randgen
-    bills = []
+    rand, as_of = factory.random.randgen, plan.as_of
+    bills: list[Bill] = []
+    owners: list[int] = []
     for owner, (_summary, start, end, currency, rate), terms, payer in contracts:
-        for bill in bill_contract(rand, start, end, plan.as_of, rate, currency, terms, payer):
-            bills.append((tables.invoice_id, bill, owner))
-            tables.invoice_id += 1
+        billed = bill_contract(rand, start, end, as_of, rate, currency, terms, payer)
+        bills += billed
+        owners += [owner] * len(billed)
     # Numbers count the user's issued invoices by issue date, then id (= list order).
-    issued = sorted((bill[3], index) for index, (_id, bill, _o) in enumerate(bills) if bill[3])
+    issued = sorted([(bill[3], index) for index, bill in enumerate(bills) if bill[3]])
     numbers: list[str | None] = [None] * len(bills)
+    user_id = tables.user_id
     for n, (_issued_on, index) in enumerate(issued, 1):
-        numbers[index] = invoice_number(tables.user_id, n)
-    for (id_, bill, owner), number in zip(bills, numbers, strict=True):
-        tables.invoices.append((id_, *bill[:3], number, *bill[3:], owner))  # as writers.COLUMNS
+        numbers[index] = invoice_number(user_id, n)
+    first = tables.invoice_id
+    tables.invoices += [  # as writers.COLUMNS
+        (first + i, b[0], b[1], b[2], numbers[i], b[3], b[4], b[5], b[6], b[7], owners[i])
+        for i, b in enumerate(bills)
+    ]
+    tables.invoice_id += len(bills)
 
 
 def generate_prepared(plan: Plan, dialect: str, batch: Batch) -> Prepared:
