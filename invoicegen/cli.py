@@ -412,6 +412,24 @@ def seed(
     force: Annotated[
         bool, _flag("--force", help="Add to a dataset made with other options or versions.")
     ] = False,
+    synchronous_commit: Annotated[
+        str | None,
+        typer.Option(
+            metavar="on|off",
+            help=_help(
+                "synchronous_commit",
+                "PostgreSQL: off commits without waiting for the disk (a crash loses the last "
+                "batches, never corrupts).",
+            ),
+        ),
+    ] = None,
+    unlogged: Annotated[
+        bool,
+        _flag(
+            "--unlogged",
+            help="PostgreSQL: create the tables UNLOGGED (faster; emptied by a server crash).",
+        ),
+    ] = False,
     progress: Annotated[
         str | None,
         typer.Option(
@@ -434,7 +452,7 @@ def seed(
         config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
         engine = db.make_engine(config.database_url, busy_timeout=config.lock_timeout)
         plan = seeding.SeedPlan.from_settings(
-            config, shard=_shard(config), append=append, force=force
+            config, shard=_shard(config), append=append, force=force, unlogged=unlogged
         )
         shown = _progress_mode(progress, json=json)
         with console.seed_progress(plan.users_to_write, mode=shown) as on_progress:

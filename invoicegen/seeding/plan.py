@@ -72,6 +72,11 @@ class SeedPlan:
     append: bool = False
     shard: Shard | None = None
     force: bool = False
+    #: PostgreSQL: commit without waiting for the WAL to reach the disk (SET LOCAL
+    #: synchronous_commit = off per batch): a server crash loses the last batches, whole.
+    synchronous_commit: bool = True
+    #: PostgreSQL: the tables this run creates are UNLOGGED (emptied by a server crash).
+    unlogged: bool = False
 
     def __post_init__(self) -> None:
         if self.as_of is not None:
@@ -83,7 +88,13 @@ class SeedPlan:
 
     @classmethod
     def from_settings(
-        cls, config: settings.Settings, *, shard: Shard | None, append: bool, force: bool
+        cls,
+        config: settings.Settings,
+        *,
+        shard: Shard | None,
+        append: bool,
+        force: bool,
+        unlogged: bool = False,
     ) -> SeedPlan:
         """The request a command's resolved settings make: the shaping options left unset
         follow the dataset when adding to one (their defaults make a new one)."""
@@ -100,6 +111,8 @@ class SeedPlan:
             append=append,
             shard=shard,
             force=force,
+            synchronous_commit=config.synchronous_commit,
+            unlogged=unlogged,
             **shaping,
         )
 
@@ -130,6 +143,8 @@ class Plan:
     append: bool
     shard: Shard | None
     force: bool
+    synchronous_commit: bool = True
+    unlogged: bool = False
 
     def shaping(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in SHAPING_DEFAULTS}
