@@ -5,6 +5,7 @@ oracle)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,10 @@ import pytest
 import sqlalchemy as sa
 
 from invoicegen import db
+from invoicegen.errors import RefusedError
 from invoicegen.seeding import SeedPlan, plan, seed
 from invoicegen.seeding.plan import Ids, Plan, first_ids_at, plan_batches, shape_counts, tree_shape
-from invoicegen.settings import CountMix
+from invoicegen.settings import CountMix, Shard
 
 AS_OF = dt.date(2026, 4, 30)
 
@@ -153,3 +155,37 @@ def test_a_forced_append_of_other_counts_keeps_ids_dense(tmp_path: Path) -> None
     dense = _dense(engine)
     assert all(count == highest for count, highest in dense.values()), dense
     assert dense["users"][0] == 55
+
+
+def _as_made_before_blocks(engine: sa.Engine) -> None:
+    """The manifest as invoicegen wrote it before shapes came in blocks: no ``shapes``."""
+    with engine.begin() as connection:
+        for run_id, options in connection.exec_driver_sql(
+            "SELECT id, options FROM invoicegen_runs"
+        ):
+            recorded = json.loads(options)
+            assert recorded.pop("shapes") == "blocks"
+            connection.exec_driver_sql(
+                "UPDATE invoicegen_runs SET options = ? WHERE id = ?",
+                (json.dumps(recorded), run_id),
+            )
+
+
+def test_a_dataset_drawn_per_user_takes_no_shard_even_forced(tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'older.db'}")
+    seed(engine, SeedPlan(users=20, seed=4, as_of=AS_OF, shard=Shard(0, 2)))
+    _as_made_before_blocks(engine)
+    for force in (False, True):
+        with pytest.raises(RefusedError, match=r"tree shapes drawn in blocks \(dataset: per user"):
+            seed(engine, SeedPlan(users=20, shard=Shard(1, 2), force=force))
+    assert _dense(engine)["users"] == (10, 10)
+
+
+def test_a_dataset_drawn_per_user_takes_an_append_only_forced(tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'older.db'}")
+    seed(engine, SeedPlan(users=20, seed=4, as_of=AS_OF))
+    _as_made_before_blocks(engine)
+    with pytest.raises(RefusedError, match=r"made differently: tree shapes drawn in blocks"):
+        seed(engine, SeedPlan(users=5, append=True))
+    seed(engine, SeedPlan(users=5, append=True, force=True))
+    assert all(count == highest for count, highest in _dense(engine).values())

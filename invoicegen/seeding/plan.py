@@ -186,6 +186,10 @@ Ids = tuple[int, int, int, int]  # users, clients, contracts, invoices
 MIN_SHAPE_BLOCK = 1024
 MAX_SHAPE_BLOCK = 65_536
 
+#: How the tree shapes are drawn, as the manifest records it: a dataset drawn otherwise (per
+#: user, by invoicegen before 2026-12) takes no shard of this one, nor a plain append.
+SHAPES = "blocks"
+
 #: The random streams of each level's blocks (the names are part of the data: do not rename).
 LEVELS = ("clients per user", "contracts per client", "invoices per contract")
 
@@ -238,7 +242,7 @@ class _Level:
         if made is None:
             counts = list(self.quantiles)
             random.Random(stream_key(self.seed, number, self.stream)).shuffle(counts)
-            if len(self.blocks) >= 8:
+            if len(self.blocks) >= 4:
                 self.blocks.clear()
             made = self.blocks[number] = (counts, [0, *itertools.accumulate(counts)])
         return made
@@ -257,7 +261,7 @@ class _Level:
         return whole * self.total + (self.block(whole)[1][rest] if rest else 0)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=2)
 def _levels(
     clients: CountMix, contracts: CountMix, invoices: CountMix, seed: int
 ) -> tuple[_Level, _Level, _Level]:
