@@ -470,6 +470,24 @@ def seed(
         bool, _flag("--force", help="Add to a dataset made with other options or versions.")
     ] = False,
     create_database: CreateDatabase = False,
+    synchronous_commit: Annotated[
+        str | None,
+        typer.Option(
+            metavar="on|off",
+            help=_help(
+                "synchronous_commit",
+                "PostgreSQL: off commits without waiting for the disk (a crash loses the last "
+                "batches, never corrupts).",
+            ),
+        ),
+    ] = None,
+    unlogged: Annotated[
+        bool,
+        _flag(
+            "--unlogged",
+            help="PostgreSQL: create the tables UNLOGGED (faster; emptied by a server crash).",
+        ),
+    ] = False,
     progress: Annotated[
         str | None,
         typer.Option(
@@ -493,7 +511,7 @@ def seed(
         config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
         engine = _engine(config, busy_timeout=config.lock_timeout)
         plan = seeding.SeedPlan.from_settings(
-            config, shard=_shard(config), append=append, force=force
+            config, shard=_shard(config), append=append, force=force, unlogged=unlogged
         )
         _create_database(engine, create_database)  # after every check of the options
         shown = _progress_mode(progress, json=json)

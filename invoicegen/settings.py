@@ -319,6 +319,16 @@ def parse_locale(text: str, *, name: str = "--locale") -> str:
     return str(locale)
 
 
+def parse_on_off(text: str | bool, *, name: str) -> bool:
+    """``on`` or ``off`` (a file may say true or false)."""
+    raw = str(text).strip().lower()
+    if raw in ("on", "true"):
+        return True
+    if raw in ("off", "false"):
+        return False
+    raise UsageError(f"expected on or off, got {str(text)!r}", option=name)
+
+
 def parse_seed(text: str | int, *, name: str = "--seed") -> int:
     return parse_int(text, name=name, low=0, high=2**63 - 1)
 
@@ -385,6 +395,9 @@ OPTIONS: dict[str, Option] = {
     "lock_timeout": Option(_int("--lock-timeout", 0, 86_400), 60),
     "shard": Option(str, None),
     "shards": Option(_int("--shards", 1, 10_000), None),
+    "synchronous_commit": Option(
+        lambda text: parse_on_off(text, name="--synchronous-commit"), True, "on"
+    ),
 }
 
 
@@ -468,6 +481,10 @@ class Settings:
     @property
     def lock_timeout(self) -> int:
         return cast("int", self._get("lock_timeout"))
+
+    @property
+    def synchronous_commit(self) -> bool:
+        return cast("bool", self._get("synchronous_commit"))
 
     @property
     def shard(self) -> str | None:

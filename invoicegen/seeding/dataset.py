@@ -14,7 +14,14 @@ from typing import Any
 
 from invoicegen import manifest
 from invoicegen.errors import RefusedError, UsageError
-from invoicegen.seeding.plan import SHAPING_DEFAULTS, Plan, SeedPlan, default_since, resolved
+from invoicegen.seeding.plan import (
+    SHAPES,
+    SHAPING_DEFAULTS,
+    Plan,
+    SeedPlan,
+    default_since,
+    resolved,
+)
 from invoicegen.settings import CountMix, Shard
 
 
@@ -46,6 +53,9 @@ def reconcile(
         for key in wanted
         if wanted[key] is not None and wanted[key] != have[key]
     ]
+    if isinstance(identity.options, dict) and options.get("shapes") != SHAPES:
+        made = options.get("shapes", "per user, by an earlier invoicegen")
+        differences.append(f"tree shapes drawn in {SHAPES} (dataset: {made})")
     plan = resolved(request, **have)
     versions = _version_differences(identity)
     if request.shard is not None:
@@ -161,6 +171,7 @@ def recorded_options(plan: Plan) -> dict[str, Any]:
     """The options a run records in the manifest: what a later run must match."""
     options: dict[str, Any] = {k: str(v) for k, v in plan.shaping().items()}
     options["since"] = plan.since.isoformat()
+    options["shapes"] = SHAPES  # the ids of a shard follow from how the shapes are drawn
     if plan.shard is not None:
         options.update(shards=plan.shard.count, users_total=plan.users)
     return options

@@ -5,13 +5,16 @@ Determinism: everything about user number ``p`` (how many children at each level
 is derived from ``(seed, p)`` alone, so the same seed gives the same rows whatever the batch
 size or number of workers, and ``--users 60`` holds the 50 user trees of ``--users 50``.
 Ids are dense: a user tree's ids follow from the sizes of the trees before it, which the plan
-computes cheaply without generating any values.
+computes from whole blocks of counts without generating any values, in the same time at any
+position (so shard 99/100 of 100 million users starts as soon as shard 0).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,6 +72,11 @@ class SeedPlan:
     append: bool = False
     shard: Shard | None = None
     force: bool = False
+    #: PostgreSQL: commit without waiting for the WAL to reach the disk (SET LOCAL
+    #: synchronous_commit = off per batch): a server crash loses the last batches, whole.
+    synchronous_commit: bool = True
+    #: PostgreSQL: the tables this run creates are UNLOGGED (emptied by a server crash).
+    unlogged: bool = False
 
     def __post_init__(self) -> None:
         if self.as_of is not None:
@@ -80,7 +88,13 @@ class SeedPlan:
 
     @classmethod
     def from_settings(
-        cls, config: settings.Settings, *, shard: Shard | None, append: bool, force: bool
+        cls,
+        config: settings.Settings,
+        *,
+        shard: Shard | None,
+        append: bool,
+        force: bool,
+        unlogged: bool = False,
     ) -> SeedPlan:
         """The request a command's resolved settings make: the shaping options left unset
         follow the dataset when adding to one (their defaults make a new one)."""
@@ -97,6 +111,8 @@ class SeedPlan:
             append=append,
             shard=shard,
             force=force,
+            synchronous_commit=config.synchronous_commit,
+            unlogged=unlogged,
             **shaping,
         )
 
@@ -127,6 +143,8 @@ class Plan:
     append: bool
     shard: Shard | None
     force: bool
+    synchronous_commit: bool = True
+    unlogged: bool = False
 
     def shaping(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in SHAPING_DEFAULTS}
@@ -149,9 +167,31 @@ def default_since(as_of: dt.date) -> dt.date:
 
 
 # --- tree shapes and id offsets, no values --------------------------------------------------------
+#
+# Each level's counts come in blocks: the users' client counts in blocks of users, the clients'
+# contract counts in blocks of clients (by the clients' place in the whole dataset: their id - 1),
+# the contracts' invoice counts in blocks of contracts. A block holds the mix's quantiles, one
+# per member, in an order shuffled from (seed, level, block): every block of a level holds the
+# same counts, so its total is known without drawing anything, and the ids at any position are
+# whole blocks times that total plus a part of one block (:func:`first_ids_at`, the same work at
+# position 0 and at position 100 million). Within a block the counts follow the mix exactly (its
+# shares, rounded to the block's members), in a random order.
 
 Shape = list[list[int]]  # per client, per contract: the number of invoices
 Ids = tuple[int, int, int, int]  # users, clients, contracts, invoices
+
+#: Members of a block: at least this many, more when a mix has a part with a small share, so
+#: that each part gets its share (a part whose share is below 1 in 2 x MAX_SHAPE_BLOCK never
+#: shows: its count rounds to none in every block).
+MIN_SHAPE_BLOCK = 1024
+MAX_SHAPE_BLOCK = 65_536
+
+#: How the tree shapes are drawn, as the manifest records it: a dataset drawn otherwise (per
+#: user, by invoicegen before 2026-12) takes no shard of this one, nor a plain append.
+SHAPES = "blocks"
+
+#: The random streams of each level's blocks (the names are part of the data: do not rename).
+LEVELS = ("clients per user", "contracts per client", "invoices per contract")
 
 
 def stream_key(seed: int, position: int, stream: str) -> int:
@@ -161,16 +201,102 @@ def stream_key(seed: int, position: int, stream: str) -> int:
     return int.from_bytes(digest, "big")
 
 
+def _quantiles(mix: CountMix) -> tuple[int, ...]:
+    """The counts of one block of ``mix``: its quantiles at the middle of equal strata, in
+    whole numbers (so the same on every platform), smallest first."""
+    parts = sorted(mix.parts, key=lambda part: part[0].low)
+    total = sum(weight for _, weight in parts)
+    size = MIN_SHAPE_BLOCK
+    while size < MAX_SHAPE_BLOCK and size * min(weight for _, weight in parts) < 2 * total:
+        size *= 2
+    counts: list[int] = []
+    below, index = 0, 0  # the weight of the parts before parts[index]
+    for j in range(size):  # the quantile at (j + 1/2) / size, scaled by 2 * size * total
+        point = (2 * j + 1) * total
+        while point >= 2 * size * (below + parts[index][1]):
+            below += parts[index][1]
+            index += 1
+        part, weight = parts[index]
+        counts.append(
+            part.low
+            + (point - 2 * size * below) * (part.high - part.low + 1) // (2 * size * weight)
+        )
+    return tuple(counts)
+
+
+class _Level:
+    """The counts of one level (clients per user, contracts per client, invoices per
+    contract) for one seed, block by block; keeps the last blocks it made."""
+
+    def __init__(self, mix: CountMix, seed: int, level: int) -> None:
+        self.constant = mix.low if mix.low == mix.high else None
+        self.quantiles = _quantiles(mix) if self.constant is None else (mix.low,)
+        self.size, self.total = len(self.quantiles), sum(self.quantiles)
+        self.stream = LEVELS[level]
+        self.seed = seed
+        self.blocks: dict[int, tuple[list[int], list[int]]] = {}
+
+    def block(self, number: int) -> tuple[list[int], list[int]]:
+        """Block ``number``'s counts in their shuffled order, and the running totals."""
+        made = self.blocks.get(number)
+        if made is None:
+            counts = list(self.quantiles)
+            random.Random(stream_key(self.seed, number, self.stream)).shuffle(counts)
+            if len(self.blocks) >= 4:
+                self.blocks.clear()
+            made = self.blocks[number] = (counts, [0, *itertools.accumulate(counts)])
+        return made
+
+    def count(self, index: int) -> int:
+        """The count of member ``index`` (0-based, in the whole dataset)."""
+        if self.constant is not None:
+            return self.constant
+        return self.block(index // self.size)[0][index % self.size]
+
+    def before(self, index: int) -> int:
+        """The children of members 0 .. ``index`` - 1: whole blocks, then part of one."""
+        if self.constant is not None:
+            return index * self.constant
+        whole, rest = divmod(index, self.size)
+        return whole * self.total + (self.block(whole)[1][rest] if rest else 0)
+
+
+@functools.lru_cache(maxsize=2)
+def _levels(
+    clients: CountMix, contracts: CountMix, invoices: CountMix, seed: int
+) -> tuple[_Level, _Level, _Level]:
+    return _Level(clients, seed, 0), _Level(contracts, seed, 1), _Level(invoices, seed, 2)
+
+
+def _plan_levels(plan: Plan) -> tuple[_Level, _Level, _Level]:
+    mixes = plan.clients_per_user, plan.contracts_per_client, plan.invoices_per_contract
+    return _levels(*mixes, plan.seed)
+
+
+def first_ids_at(plan: Plan, position: int) -> Ids:
+    """The ids user ``position``'s tree starts at when users 0 .. position-1 come before it:
+    the same few blocks' work at any position."""
+    clients, contracts, invoices = _plan_levels(plan)
+    client = clients.before(position)
+    contract = contracts.before(client)
+    return position + 1, client + 1, contract + 1, invoices.before(contract) + 1
+
+
 def tree_shape(plan: Plan, position: int) -> Shape:
     """How many clients, contracts and invoices user ``position`` has.
 
-    Drawn level by level from one stream (all client counts, then all contract counts, then
-    all invoice counts), so changing one level's range or mix never changes the levels above it.
+    Each level's counts come from its own blocks, so changing one level's range or mix never
+    changes the levels above it.
     """
-    rng = random.Random(stream_key(plan.seed, position, "shape"))
-    clients = plan.clients_per_user.draw(rng)
-    contracts = [plan.contracts_per_client.draw(rng) for _ in range(clients)]
-    return [[plan.invoices_per_contract.draw(rng) for _ in range(n)] for n in contracts]
+    clients, contracts, invoices = _plan_levels(plan)
+    client = clients.before(position)
+    contract = contracts.before(client)
+    shape: Shape = []
+    for index in range(client, client + clients.count(position)):
+        count = contracts.count(index)
+        shape.append([invoices.count(c) for c in range(contract, contract + count)])
+        contract += count
+    return shape
 
 
 def shape_counts(shape: Shape) -> Ids:
@@ -186,29 +312,21 @@ class Batch:
     first_ids: Ids
 
 
-def _add_trees(next_ids: list[int], plan: Plan, positions: range) -> None:
-    """Move ``next_ids`` past the trees of the users at ``positions`` (shapes only)."""
-    for p in positions:
-        for level, count in enumerate(shape_counts(tree_shape(plan, p))):
-            next_ids[level] += count
-
-
-def first_ids_at(plan: Plan, position: int) -> Ids:
-    """The ids user ``position``'s tree starts at when users 0 .. position-1 come before it."""
-    next_ids = [1, 1, 1, 1]
-    _add_trees(next_ids, plan, range(position))
-    return next_ids[0], next_ids[1], next_ids[2], next_ids[3]
-
-
 def plan_batches(plan: Plan, positions: range, first_ids: Ids = (1, 1, 1, 1)) -> Iterator[Batch]:
     """Cut the users at ``positions`` into batches of whole trees, each with its first ids."""
-    next_ids = list(first_ids)
     position, end = positions.start, positions.stop
+    # ids after a forced append of other counts start where the database's are: keep that gap
+    offset = [
+        given - planned
+        for given, planned in zip(first_ids, first_ids_at(plan, position), strict=True)
+    ]
     while position < end:
         first = position == positions.start and plan.first_batch_size
         size = min(first or plan.batch_size, end - position)
-        yield Batch(position, size, (next_ids[0], next_ids[1], next_ids[2], next_ids[3]))
-        _add_trees(next_ids, plan, range(position, position + size))
+        ids = [
+            planned + gap for planned, gap in zip(first_ids_at(plan, position), offset, strict=True)
+        ]
+        yield Batch(position, size, (ids[0], ids[1], ids[2], ids[3]))
         position += size
 
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from invoicegen import db, interrupts, manifest, settings
-from invoicegen.errors import Interrupted, WorkerDied
+from invoicegen.errors import Interrupted, RefusedError, UsageError, WorkerDied
 from invoicegen.locks import run_lock
 from invoicegen.schema import count_rows, upgrade
 from invoicegen.seeding import generate, workers, writers
@@ -151,6 +152,7 @@ def seed(
     progress and raises :class:`Interrupted` saying how many user trees were committed. A
     generating worker that dies raises :class:`WorkerDied`; the other workers are stopped.
     """
+    _check_postgresql_options(engine, plan)
     run = Run(engine, plan, lock_timeout=lock_timeout, on_progress=on_progress, stop=stop)
     count = worker_count(plan)
     warm = f"{generate.__name__}:warm"
@@ -171,6 +173,52 @@ def seed(
 
 def _never() -> bool:
     return False
+
+
+def _check_postgresql_options(engine: Engine, plan: SeedPlan) -> None:
+    """``--synchronous-commit off`` and ``--unlogged`` are PostgreSQL's: refused elsewhere,
+    before anything is written."""
+    backend = engine.url.get_backend_name()
+    if backend == "postgresql":
+        return
+    for asked, option in (
+        (not plan.synchronous_commit, "--synchronous-commit off"),
+        (plan.unlogged, "--unlogged"),
+    ):
+        if asked:
+            raise UsageError(f"PostgreSQL only; {backend} has no such setting", option=option)
+
+
+#: Children first: a permanent table may not reference an unlogged one.
+_UNLOGGED_ORDER = tuple(reversed(TABLES))
+
+
+def _persistence(engine: Engine) -> dict[str, str]:
+    """PostgreSQL: the data tables there and their persistence (``p`` logged, ``u`` unlogged)."""
+    query = sa.text("SELECT relpersistence FROM pg_class WHERE oid = to_regclass(:name)")
+    with engine.connect() as connection:
+        found = {table: connection.scalar(query, {"name": table}) for table in TABLES}
+    return {table: str(kind) for table, kind in found.items() if kind is not None}
+
+
+def _start_unlogged(engine: Engine) -> bool:
+    """With ``--unlogged``: True when this run creates the tables (make them unlogged after
+    migrating); a dataset whose tables are all unlogged already is fine; logged ones refuse."""
+    persistence = _persistence(engine)
+    if not persistence:
+        return True
+    if set(persistence.values()) != {"u"} or len(persistence) != len(TABLES):
+        raise RefusedError(
+            f"--unlogged: the tables in {mask(engine.url)} exist and are logged; invoicegen "
+            "makes tables unlogged only when it creates them (`invoicegen reset` first)"
+        )
+    return False
+
+
+def _set_unlogged(engine: Engine) -> None:
+    with engine.begin() as connection:
+        for table in _UNLOGGED_ORDER:
+            connection.exec_driver_sql(f"ALTER TABLE {table} SET UNLOGGED")
 
 
 class Run:
@@ -219,7 +267,10 @@ class Run:
         """Migrate, check the run against the dataset and record it in the manifest. A plain
         run needs an empty dataset; an append continues the dataset's user positions; a shard
         writes one slice."""
+        creates_unlogged = self.request.unlogged and _start_unlogged(self.engine)
         self.revision = upgrade(self.engine)
+        if creates_unlogged:
+            _set_unlogged(self.engine)
         if self.request.shard is None:  # a run that is not a shard waits for the shards
             manifest.wait_for_shards(self.engine, timeout=self.lock_timeout)
         else:  # a shard writes beside the others; dead runs are marked interrupted
@@ -285,6 +336,8 @@ class Run:
         # A stop signal while the batch is written and counted waits for its end.
         with interrupts.deferred():
             with self.engine.begin() as connection:
+                if not self.plan.synchronous_commit:  # this transaction only
+                    connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 writers.write_batch(connection, rows)
                 manifest.committed(connection, self.run_id, users_done)
                 writers.sync_sequences(connection, writers.highest_ids(batch.first_ids, rows))
