@@ -579,6 +579,17 @@ def _top_clients_table(clients: Sequence[TopClient]) -> Table:
     return table
 
 
+def _billed_by_currency(data: Stats) -> dict[str, str]:
+    """What was billed, per currency (one total for data that predates the currencies)."""
+    totals: dict[str, Decimal] = {}
+    for status in data.billing.by_status if data.billing else []:
+        if status.currency is not None:
+            totals[status.currency] = totals.get(status.currency, Decimal(0)) + status.amount
+    if not totals or sum(totals.values()) != data.amount_total:
+        return {"": f"{data.amount_total:,}"}
+    return {currency: f"{currency} {totals[currency]:,}" for currency in sorted(totals)}
+
+
 def stats(data: Stats) -> None:
     heading(f"{data.database}  (schema revision {data.revision})")
     show(_counts_table(data.counts))
@@ -591,7 +602,9 @@ def stats(data: Stats) -> None:
     money = _titled("invoices and contracts", show_header=False)
     money.add_column("", style="cyan")
     money.add_column("", justify="right")
-    money.add_row("billed in total", f"{data.amount_total:,}")
+    billed = _billed_by_currency(data)
+    for currency, amount in billed.items():  # amounts in different currencies never add up
+        money.add_row(f"billed in total{f' ({currency})' if len(billed) > 1 else ''}", amount)
     money.add_row("mean invoice", "-" if data.amount_mean is None else f"{data.amount_mean:,}")
     money.add_row("first / last contract start", _range(data.contract_starts))
     money.add_row("invoice periods from / to", _range(data.invoice_periods))

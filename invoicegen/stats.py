@@ -380,10 +380,14 @@ def collect(engine: Engine, *, top: int = TOP_CLIENTS, progress: Progress | None
             mix = recorded_mix(runs, key)
             children.append(_distribution(connection, dialect, parent, child, fk, mix))
         step(next(names))
+        # running on the as-of date: no end date, or an agreed end after it
+        running = "end_date IS NULL"
+        if as_of is not None:
+            running += f" OR end_date > {_literal(as_of)}"
         starts = connection.execute(
             sa.text(
                 "SELECT MIN(start_date), MAX(start_date), "
-                "SUM(CASE WHEN end_date IS NULL THEN 1 ELSE 0 END) FROM contracts"
+                f"SUM(CASE WHEN {running} THEN 1 ELSE 0 END) FROM contracts"
             )
         ).one()
         step(next(names))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from invoicegen.errors import ConnectionFailed
+from invoicegen.errors import ConnectionFailed, UsageError
 from tests.helpers import invoke
 from tests.readme import commands
 
@@ -28,13 +28,20 @@ COMMANDS: dict[str, list[str]] = {
     "stats": ["stats"],
 }
 GLOBAL = ("--database-url", "--profile", "--json", "--quiet", "--verbose", "--debug")
+# Commands that open no database: every global option but the database's.
+WITHOUT_A_DATABASE: dict[str, list[str]] = {
+    "export": ["export", "out", "-n", "2", "--seed", "1", "--as-of", "2026-01-31"],
+}
 
 
 def test_every_command_is_covered_and_takes_every_global_option() -> None:
     found = {name: options for name, options in commands().items() if name}
-    assert set(found) == set(COMMANDS), "add the new command to COMMANDS with working arguments"
+    assert set(found) == set(COMMANDS) | set(WITHOUT_A_DATABASE), (
+        "add the new command to COMMANDS (or WITHOUT_A_DATABASE) with working arguments"
+    )
     for name, options in found.items():
-        assert set(GLOBAL) <= set(options), f"{name} lacks {set(GLOBAL) - set(options)}"
+        wanted = set(GLOBAL) - ({"--database-url"} if name in WITHOUT_A_DATABASE else set())
+        assert wanted <= set(options), f"{name} lacks {wanted - set(options)}"
     assert "--lock-timeout" in found["reset"] and "--lock-timeout" in found["protect"]
 
 
@@ -112,3 +119,23 @@ def test_every_command_that_writes_takes_lock_timeout(name: str, seeded: str) ->
     assert result.exit_code == 0, result.stderr
     shown = result.stdout + result.stderr
     assert re.search(r"^lock_timeout +7 +command line$", shown, re.MULTILINE), shown
+
+
+@pytest.mark.parametrize("name", WITHOUT_A_DATABASE)
+def test_a_command_without_a_database_takes_the_other_global_options(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "invoicegen.toml").write_text("[profiles.two]\nusers = 3\n")
+    quiet = invoke(*WITHOUT_A_DATABASE[name], "-q")
+    assert quiet.exit_code == 0, quiet.stderr
+    assert (quiet.stdout, quiet.stderr) == ("", "")
+    document = json.loads(invoke(*WITHOUT_A_DATABASE[name], "--json", "--force").stdout)
+    assert "error" not in document
+    verbose = invoke(*WITHOUT_A_DATABASE[name], "--profile", "two", "-v", "-q", "--force")
+    assert verbose.exit_code == 0, verbose.stderr
+    assert re.search(r"^users +2 +command line$", verbose.stdout + verbose.stderr, re.MULTILINE)
+    debug = invoke(*WITHOUT_A_DATABASE[name], "--debug", "--users", "-1")
+    assert isinstance(debug.exception, UsageError), debug.exception  # let through, not mapped
+    plain = invoke(*WITHOUT_A_DATABASE[name], "--users", "-1")
+    assert not isinstance(plain.exception, UsageError) and plain.exit_code == 2

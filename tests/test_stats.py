@@ -500,3 +500,28 @@ def test_stats_leaves_mariadbs_session_as_it_was(mariadb_url: str) -> None:
     with engine.connect() as connection:  # the same pooled connection
         assert connection.exec_driver_sql("SELECT @@tmp_table_size").scalar_one() == before
     assert int(before) < stats.MARIADB_HEAP_TABLE_SIZE
+
+
+def test_contracts_still_running_include_those_that_end_after_the_as_of_date(
+    database_url: str,
+) -> None:
+    engine = seeded(database_url, users=30)
+    as_of = f"'{AS_OF.isoformat()}'"
+    running = rows(
+        engine, f"SELECT COUNT(*) FROM contracts WHERE end_date IS NULL OR end_date > {as_of}"
+    )[0][0]
+    open_ended = rows(engine, "SELECT COUNT(*) FROM contracts WHERE end_date IS NULL")[0][0]
+    assert running > open_ended  # the dataset has agreed end dates after as-of
+    document = json.loads(cli("stats", "--json", "-d", database_url).stdout)
+    assert document["ongoing_contracts"] == running
+
+
+def test_billed_in_total_is_shown_per_currency(sqlite_url: str) -> None:
+    engine = seeded(sqlite_url, users=200)
+    totals = dict(rows(engine, "SELECT currency, SUM(amount) FROM invoices GROUP BY currency"))
+    assert len(totals) > 1  # some contracts are in another currency
+    shown = cli("stats", "-d", sqlite_url, env={"COLUMNS": "120"}).stdout
+    for currency, total in totals.items():
+        amount = f"{cents(total):,}"
+        line = next(line for line in shown.splitlines() if f"billed in total ({currency})" in line)
+        assert f"{currency} {amount}" in line, (currency, amount, line)

@@ -111,7 +111,8 @@ class SeedPlan:
             append=append,
             shard=shard,
             force=force,
-            synchronous_commit=config.synchronous_commit,
+            # a command that writes no database (export) resolves no such setting
+            synchronous_commit=bool(config.values.get("synchronous_commit", True)),
             unlogged=unlogged,
             **shaping,
         )
