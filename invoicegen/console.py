@@ -470,20 +470,23 @@ def _distribution_chart(level: ChildrenPerParent) -> Table:
     return table
 
 
-def _months_chart(months: Sequence[Month]) -> Table:
+def _months_chart(months: Sequence[Month], *, one_currency: bool) -> Table:
+    """Invoices per month; the amount billed only when every invoice is in one currency
+    (the billing view below has it per currency), else the bars follow the counts."""
     table = _titled("invoices per month (by period end)", box=None, pad_edge=False)
     table.add_column("month")
     table.add_column("invoices", justify="right")
-    table.add_column("billed", justify="right")
+    if one_currency:
+        table.add_column("billed", justify="right")
     table.add_column("", style="green", min_width=30)
-    largest = max((m.billed for m in months), default=0)
+
+    def size(month: Month) -> float:
+        return float(month.billed if one_currency else month.invoices)
+
+    largest = max((size(m) for m in months), default=0.0)
     for month in months:
-        table.add_row(
-            month.month,
-            f"{month.invoices:,}",
-            f"{month.billed:,}",
-            bar(float(month.billed), float(largest), 30),
-        )
+        billed = [f"{month.billed:,}"] if one_currency else []
+        table.add_row(month.month, f"{month.invoices:,}", *billed, bar(size(month), largest, 30))
     return table
 
 
@@ -605,14 +608,15 @@ def stats(data: Stats) -> None:
     billed = _billed_by_currency(data)
     for currency, amount in billed.items():  # amounts in different currencies never add up
         money.add_row(f"billed in total{f' ({currency})' if len(billed) > 1 else ''}", amount)
-    money.add_row("mean invoice", "-" if data.amount_mean is None else f"{data.amount_mean:,}")
+    if len(billed) == 1:
+        money.add_row("mean invoice", "-" if data.amount_mean is None else f"{data.amount_mean:,}")
     money.add_row("first / last contract start", _range(data.contract_starts))
     money.add_row("invoice periods from / to", _range(data.invoice_periods))
     money.add_row("contracts still running", f"{data.ongoing_contracts:,}")
     show(money)
     if data.months:
         out.print()
-        show(_months_chart(data.months))
+        show(_months_chart(data.months, one_currency=len(billed) == 1))
     if data.top_clients:
         out.print()
         show(_top_clients_table(data.top_clients))

@@ -525,3 +525,11 @@ def test_billed_in_total_is_shown_per_currency(sqlite_url: str) -> None:
         amount = f"{cents(total):,}"
         line = next(line for line in shown.splitlines() if f"billed in total ({currency})" in line)
         assert f"{currency} {amount}" in line, (currency, amount, line)
+
+
+def test_amounts_of_several_currencies_are_never_added_in_the_overview(sqlite_url: str) -> None:
+    seeded(sqlite_url, users=200)
+    shown = cli("stats", "-d", sqlite_url, env={"COLUMNS": "120"}).stdout
+    assert "mean invoice" not in shown  # a mean over EUR and JPY means nothing
+    chart = shown[shown.index("invoices per month") :].splitlines()[1]
+    assert chart.split() == ["month", "invoices"], chart  # no 'billed' column across currencies
