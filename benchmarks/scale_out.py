@@ -12,8 +12,11 @@ time from the first start to the last end, start-up and migration included), and
 shards used per row (user + system, their children included): the figure that says how many
 cores a billion rows needs.
 
-``--target`` chooses where the shards write: ``database`` (one database, as above). Exports to
-files plug in as another target: a function that returns a shard's command line.
+``--target`` chooses where the shards write: ``database`` (one database, as above) or
+``export`` (``invoicegen export --shard K/N`` into one folder, as shards writing to shared
+storage do; ``--format`` picks the file format, ``--db`` is then unused):
+
+    python benchmarks/scale_out.py --target export --format parquet --shards 1 2 4 8
 """
 
 from __future__ import annotations
@@ -66,13 +69,23 @@ def folder_target(kind: str) -> Iterator[str]:  # for export targets: a fresh fo
         yield folder
 
 
-#: Where shards write: a fresh place per N, and a shard's command line for it. An export
-#: target adds ``"export": (folder_target, export_command)`` with its own command.
+def export_command(where: str, job: Job) -> list[str]:
+    """A shard exporting its part of the dataset into the folder ``where``."""
+    command = [*INVOICEGEN, "export", where, "--format", FILE_FORMAT[0], "--force"]
+    command += ["--users", str(job.users), "--seed", "1", "--as-of", "2026-11-30"]
+    command += ["--shard", f"{job.index}/{job.count}", "--workers", "1", "--json", "-q"]
+    return command + list(job.extra)
+
+
+FILE_FORMAT = ["csv"]  # --format of the export target
+
+#: Where shards write: a fresh place per N, and a shard's command line for it.
 TARGETS: dict[
     str,
     tuple[Callable[[str], contextlib.AbstractContextManager[str]], Callable[[str, Job], list[str]]],
 ] = {
     "database": (database_target, database_command),
+    "export": (folder_target, export_command),
 }
 
 
@@ -129,11 +142,19 @@ def main() -> None:
         metavar="ARG",
         help="one more argument of each shard's command (repeat): --seed-arg=--batch-size=5000",
     )
+    parser.add_argument(
+        "--format",
+        choices=["csv", "jsonl", "sql", "parquet"],
+        default="csv",
+        help="of --target export",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per N")
     args = parser.parse_args()
+    FILE_FORMAT[0] = args.format
     if not args.json:
         extra = " ".join(args.seed_arg)
-        print(f"{args.target} ({args.db}), {args.users_per_shard:,} users per shard {extra}")
+        where = args.format if args.target == "export" else args.db
+        print(f"{args.target} ({where}), {args.users_per_shard:,} users per shard {extra}")
         print("shards  rows        wall s  total rows/s  per shard rows/s          CPU µs/row")
     for count in args.shards:
         result = run(args.target, args.db, count, args.users_per_shard, args.seed_arg)

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -542,3 +543,32 @@ def test_the_readme_server_load_commands_run(kind: str, tmp_path: Path) -> None:
         _shell(script, tmp_path)
         assert invoke("stats", "--check", "-q", "-d", url).exit_code == 0
         assert len(dump(url)["users"]) == 200
+
+
+def test_the_readmes_indexed_job_exports_the_dataset_of_one_process(tmp_path: Path) -> None:
+    """The README's Kubernetes Indexed Job, its four pods' command line as written (the users
+    fewer, the shared volume a folder here), and the folder it leaves equals one export."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    yaml = readme.split("<!-- export-indexed-job -->", 1)[1].split("```", 2)[1]
+    line = next(line.strip() for line in yaml.splitlines() if "invoicegen export" in line)
+    args = shlex.split(line)[1:]
+    assert args[args.index("--shard") + 1] == "auto"
+    args[args.index("--users") + 1] = "30"
+    shared = tmp_path / "data"
+    args = [str(shared / "dataset") if a == "/data/dataset" else a for a in args]
+    pods = 4
+    assert f"completions: {pods}" in yaml and args[args.index("--shards") + 1] == str(pods)
+    for index in (2, 0, 3, 1):
+        result = invoke(*args, env={"JOB_COMPLETION_INDEX": str(index)})
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["shard"] == f"{index}/{pods}"
+    single = [*args[: args.index("--shard")], *args[args.index("--shards") + 2 :]]
+    single[1] = str(tmp_path / "single")
+    assert invoke(*single).exit_code == 0
+    import duckdb
+
+    for table in TABLES:
+        query = "SELECT * FROM read_parquet('{}/{}/*.parquet') ORDER BY id"
+        sharded = duckdb.connect().execute(query.format(shared / "dataset", table)).fetchall()
+        whole = duckdb.connect().execute(query.format(tmp_path / "single", table)).fetchall()
+        assert sharded == whole and len(whole) > 0, table

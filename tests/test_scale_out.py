@@ -75,6 +75,14 @@ def test_the_scale_out_benchmark_runs(tmp_path: Path) -> None:
     assert one["rows"] < two["rows"] and one["cpu_per_row"] > 0
 
 
+def test_the_scale_out_benchmark_exports_shards_into_one_folder() -> None:
+    lines = _run("benchmarks/scale_out.py", "--target", "export", "--format", "parquet",
+                 "--users-per-shard", "20", "--shards", "1", "3", "--json")  # fmt: skip
+    one, three = (json.loads(line) for line in lines)
+    assert len(three["per_shard"]) == 3 and all(rate > 0 for rate in three["per_shard"])
+    assert three["rows"] > one["rows"] > 0
+
+
 def test_the_shard_start_benchmark_runs() -> None:
     lines = _run("benchmarks/shard_start.py", "--plan-only", "--old-up-to", "0")
     positions = [line.split()[0] for line in lines[1:]]
