@@ -511,7 +511,12 @@ def seed(
         config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
         engine = _engine(config, busy_timeout=config.lock_timeout)
         plan = seeding.SeedPlan.from_settings(
-            config, shard=_shard(config), append=append, force=force, unlogged=unlogged
+            config,
+            shard=_shard(config),
+            append=append,
+            force=force,
+            unlogged=unlogged,
+            synchronous_commit=config.synchronous_commit,
         )
         _create_database(engine, create_database)  # after every check of the options
         shown = _progress_mode(progress, json=json)

@@ -584,12 +584,12 @@ def _top_clients_table(clients: Sequence[TopClient]) -> Table:
 
 def _billed_by_currency(data: Stats) -> dict[str, str]:
     """What was billed, per currency (one total for data that predates the currencies)."""
-    totals: dict[str, Decimal] = {}
-    for status in data.billing.by_status if data.billing else []:
-        if status.currency is not None:
-            totals[status.currency] = totals.get(status.currency, Decimal(0)) + status.amount
-    if not totals or sum(totals.values()) != data.amount_total:
+    if data.billing is None or data.billing.predating or not data.billing.by_status:
         return {"": f"{data.amount_total:,}"}
+    totals: dict[str, Decimal] = {}
+    for status in data.billing.by_status:
+        currency = str(status.currency)
+        totals[currency] = totals.get(currency, Decimal(0)) + status.amount
     return {currency: f"{currency} {totals[currency]:,}" for currency in sorted(totals)}
 
 

@@ -95,6 +95,7 @@ class SeedPlan:
         append: bool,
         force: bool,
         unlogged: bool = False,
+        synchronous_commit: bool = True,
     ) -> SeedPlan:
         """The request a command's resolved settings make: the shaping options left unset
         follow the dataset when adding to one (their defaults make a new one)."""
@@ -111,8 +112,7 @@ class SeedPlan:
             append=append,
             shard=shard,
             force=force,
-            # a command that writes no database (export) resolves no such setting
-            synchronous_commit=bool(config.values.get("synchronous_commit", True)),
+            synchronous_commit=synchronous_commit,
             unlogged=unlogged,
             **shaping,
         )
