@@ -324,8 +324,9 @@ def _top_sql(dialect: str, *, exact: bool) -> str:
             "GROUP BY contract_id) AS b JOIN contracts k ON k.id = b.contract_id"
         )
         sums = "SUM(b.n) AS n, SUM(b.billed) AS billed"
-    else:  # MariaDB: the invoices as stored, each looking up its contract
-        invoices = "invoices i STRAIGHT_JOIN contracts k ON k.id = i.contract_id"
+    else:  # MariaDB: each client's contracts in turn (client_id's index), their invoices' counts
+        # and amounts read from the contract's index (0005), summed in client order as they come
+        invoices = "contracts k STRAIGHT_JOIN invoices i ON i.contract_id = k.id"
         sums = f"COUNT(*) AS n, {billed} AS billed"
     return (
         "SELECT t.client_id, c.id, c.name, c.company_name, c.user_id, t.n, t.billed FROM "
@@ -614,20 +615,37 @@ def _sources(dialect: str, *, billing: bool) -> dict[str, str]:
             "c.payment_terms_days", f"{full_end} AS full_end",
         ]  # fmt: skip
         joins += " LEFT JOIN clients c ON c.id = k.client_id"
+    mariadb = dialect in ("mysql", "mariadb")
+    # MariaDB: the invoices as stored, each looking up its contract and client; left to itself
+    # it walked the clients and fetched each contract's invoices from the table one by one
+    join = "STRAIGHT_JOIN" if mariadb else "JOIN"
     return {
         "users": children_counts(dialect, "users", "clients", "user_id"),
-        "clients": "SELECT t.id, u.id AS parent_id, b.n FROM clients t "
-        "LEFT JOIN users u ON u.id = t.user_id JOIN "
-        f"({children_counts(dialect, 'clients', 'contracts', 'client_id')}) AS b ON b.id = t.id",
+        "clients": _clients_source(dialect),
         "contracts": _contracts_source(dialect, billing=billing),
         "invoices": f"SELECT {', '.join(invoice_columns)} FROM {joins}",
         "periods": f"SELECT {', '.join(period_columns)} FROM invoices",
         "numbers": "SELECT i.id, i.number, c.user_id, "
         "ROW_NUMBER() OVER (PARTITION BY c.user_id ORDER BY i.issued_on, i.id) AS n "
-        "FROM invoices i JOIN contracts k ON k.id = i.contract_id "
-        f"JOIN clients c ON c.id = k.client_id WHERE i.status IN {_ISSUED}",
+        f"FROM invoices i {join} contracts k ON k.id = i.contract_id "
+        f"{join} clients c ON c.id = k.client_id WHERE i.status IN {_ISSUED}",
         "emails": "SELECT MIN(id) AS id FROM users GROUP BY email HAVING COUNT(*) > 1",
     }
+
+
+def _clients_source(dialect: str) -> str:
+    """Each client with its user's id (``parent_id``) and its number of contracts ``n``."""
+    if dialect in ("mysql", "mariadb"):  # one nested loop in client order, nothing materialized
+        return (
+            "SELECT t.id, MAX(u.id) AS parent_id, COUNT(c.client_id) AS n FROM clients t "
+            "LEFT JOIN users u ON u.id = t.user_id LEFT JOIN contracts c ON c.client_id = t.id "
+            "GROUP BY t.id"
+        )
+    return (
+        "SELECT t.id, u.id AS parent_id, b.n FROM clients t "
+        "LEFT JOIN users u ON u.id = t.user_id JOIN "
+        f"({children_counts(dialect, 'clients', 'contracts', 'client_id')}) AS b ON b.id = t.id"
+    )
 
 
 def _contracts_source(dialect: str, *, billing: bool) -> str:
@@ -1036,8 +1054,8 @@ def months_between(dialect: str, earlier: str, later: str) -> str:
         year, month = "substr({}, 1, 4)", "substr({}, 6, 2)"
     elif dialect == "postgresql":  # EXTRACT returns numeric there: date_part's float is cheaper
         year, month = "date_part('year', {})", "date_part('month', {})"
-    else:
-        year, month = "EXTRACT(YEAR FROM {})", "EXTRACT(MONTH FROM {})"
+    else:  # MariaDB, MySQL: months between two YYYYMM numbers, at half the cost of four EXTRACTs
+        return f"PERIOD_DIFF(EXTRACT(YEAR_MONTH FROM {later}), EXTRACT(YEAR_MONTH FROM {earlier}))"
     return (
         f"(({year.format(later)} - {year.format(earlier)}) * 12 "
         f"+ {month.format(later)} - {month.format(earlier)})"
