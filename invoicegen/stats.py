@@ -276,14 +276,48 @@ def children_counts(dialect: str, parent: str, child: str, fk: str) -> str:
     )
 
 
+def _dense_distribution(
+    connection: Connection, parent: str, child: str, fk: str
+) -> dict[int, int] | None:
+    """Parents per number of children from the foreign key's index alone (MariaDB), when the
+    parents' ids are dense (every id from the least to the greatest exists) and every key is
+    among them: then no child is an orphan, and the parents without a child are the rest. Else
+    None (parents were deleted, only in hand-broken data): each parent must be looked up.
+
+    MariaDB has no merge join: looking up every parent's children, or every key's parent, cost
+    it three to four times this one ordered pass over the index.
+    """
+    parents, low, high = connection.execute(
+        sa.text(f"SELECT COUNT(*), MIN(id), MAX(id) FROM {parent}")
+    ).one()
+    rows = connection.execute(
+        sa.text(
+            f"SELECT n, COUNT(*), MIN(k), MAX(k) FROM (SELECT {fk} AS k, COUNT(*) AS n FROM "
+            f"{child} WHERE {fk} IS NOT NULL GROUP BY {fk}) AS per_key GROUP BY n"
+        )
+    ).all()
+    if not parents or high - low + 1 != parents:
+        return None if parents else {}
+    if any(least < low or greatest > high for _, _, least, greatest in rows):
+        return None
+    distribution = {int(n): int(keys) for n, keys, _, _ in rows}
+    if childless := parents - sum(distribution.values()):
+        distribution[0] = childless
+    return dict(sorted(distribution.items()))
+
+
 def _distribution(
     connection: Connection, dialect: str, parent: str, child: str, fk: str, mix: CountMix | None
 ) -> ChildrenPerParent:
-    per_parent = children_counts(dialect, parent, child, fk)
-    rows = connection.execute(
-        sa.text(f"SELECT n, COUNT(*) FROM ({per_parent}) AS per_parent GROUP BY n ORDER BY n")
-    ).all()
-    distribution = {int(n): int(parents) for n, parents in rows}
+    distribution = None
+    if dialect in ("mysql", "mariadb"):
+        distribution = _dense_distribution(connection, parent, child, fk)
+    if distribution is None:
+        per_parent = children_counts(dialect, parent, child, fk)
+        rows = connection.execute(
+            sa.text(f"SELECT n, COUNT(*) FROM ({per_parent}) AS per_parent GROUP BY n ORDER BY n")
+        ).all()
+        distribution = {int(n): int(parents) for n, parents in rows}
     parents = sum(distribution.values())
     mean = sum(n * k for n, k in distribution.items()) / parents if parents else 0.0
     return ChildrenPerParent(

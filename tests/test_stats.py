@@ -488,6 +488,39 @@ def test_top_clients_leave_out_contracts_whose_client_is_missing(database_url: s
     assert after[: stats.TOP_CLIENTS - 1] == before[1:] and len(after) == stats.TOP_CLIENTS
 
 
+def test_children_per_parent_count_childless_parents_and_leave_out_orphans(
+    database_url: str,
+) -> None:
+    """A client with no contract counts as 0; contracts whose client is missing (deleted, or an
+    id past the last client) count for no client: as the per-parent SQL counts them, whether or
+    not the clients' ids are still dense (MariaDB counts from the key's index when they are)."""
+    engine = seeded(database_url, users=6)
+    raw = sa.create_engine(engine.url)  # without invoicegen's PRAGMA foreign_keys = ON
+    contract = "INSERT INTO contracts (id, start_date, client_id) VALUES (:k, '2026-01-01', :c)"
+    mutations = [
+        ("INSERT INTO clients (id, name, company_name, email, user_id) "
+         "SELECT MAX(id) + 1, 'n', 'co', 'n@x', 1 FROM clients", {}),  # ids still dense
+        (contract, {"k": 10_000, "c": 10_000}),  # a key past the last client
+        ("DELETE FROM contracts WHERE id = 10000", {}),
+        ("DELETE FROM clients WHERE id = 2", {}),  # its contracts orphaned, ids no longer dense
+    ]  # fmt: skip
+    connection = raw.connect()  # one session: foreign keys unchecked throughout
+    _unchecked(connection, engine.dialect.name)
+    for sql, params in mutations:
+        connection.execute(sa.text(sql), params)
+        connection.commit()
+        per_client = rows(
+            engine,
+            "SELECT (SELECT COUNT(*) FROM contracts k WHERE k.client_id = c.id) FROM clients c",
+        )
+        level = stats.collect(engine).children[1]
+        assert (level.parent, level.child) == ("clients", "contracts")
+        assert level.distribution == dict(sorted(Counter(n for (n,) in per_client).items())), sql
+    assert level.distribution[0] == 1
+    connection.close()
+    raw.dispose()
+
+
 def test_stats_leaves_mariadbs_session_as_it_was(mariadb_url: str) -> None:
     """Temporary tables are allowed more memory while stats runs, not after (an application's
     engine may hand the same connection to other code)."""
