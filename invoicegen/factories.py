@@ -210,6 +210,13 @@ def contract_dates(
 
 
 _ONE_DAY = dt.timedelta(days=1)
+#: Day counts as timedeltas: adding one of these to a date needs no timedelta made per call.
+_DAYS = tuple(dt.timedelta(days=n) for n in range(512))
+
+
+def _days(n: int) -> dt.timedelta:
+    return _DAYS[n] if 0 <= n < 512 else dt.timedelta(days=n)
+
 
 #: One billed period: its first and last day, and the days of the full month it belongs to.
 Period = tuple[dt.date, dt.date, int]
@@ -222,6 +229,31 @@ def billing_periods(start: dt.date, end: dt.date | None, as_of: dt.date) -> list
     is ``end`` when the contract ended on or before as_of (the last period ends on it, maybe
     short), else the end of the last period complete on as_of.
     """
+    day = start.day
+    if day > 28:  # a start late in the month: later periods start on the month's last day
+        return _clamped_periods(start, end, as_of)
+    # Every period starts on the same day of its month: no clamping, no cache to look up.
+    billed_to = end if end is not None and end <= as_of else None
+    limit = as_of if billed_to is None else billed_to
+    month_index = start.year * 12 + start.month  # the next period's month, 0-based
+    periods: list[Period] = []
+    first = start
+    date = dt.date
+    while first <= limit:
+        following = date(month_index // 12, month_index % 12 + 1, day)
+        last = following - _ONE_DAY
+        if billed_to is None:
+            if last > as_of:
+                break
+        elif last > billed_to:
+            last = billed_to
+        periods.append((first, last, (following - first).days))
+        month_index += 1
+        first = following
+    return periods
+
+
+def _clamped_periods(start: dt.date, end: dt.date | None, as_of: dt.date) -> list[Period]:
     ended = end is not None and end <= as_of
     periods: list[Period] = []
     index, first = 0, start  # add_months(start, 0) is start
@@ -359,7 +391,12 @@ def period_amount(rate: Decimal, currency: str | None, period: Period) -> Decima
     days = (last - first).days + 1
     if days >= full_days:
         return rate.quantize(CENT)
-    unit = currency_of(currency).minor_unit
+    return _prorated(rate, currency_of(currency).exponent, days, full_days)
+
+
+@functools.lru_cache(maxsize=1 << 14)  # rates are round numbers: the same few come back often
+def _prorated(rate: Decimal, exponent: int, days: int, full_days: int) -> Decimal:
+    unit = Decimal(1).scaleb(-exponent)
     return (rate * days / full_days).quantize(unit, rounding=ROUND_HALF_UP).quantize(CENT)
 
 
@@ -408,6 +445,7 @@ def payer_profile(rand: random.Random) -> Payer:
 
 #: Days from a period's end to the invoice's issue ("a few days after").
 ISSUE_DELAYS = (0, 1, 1, 2, 2, 3, 3, 4, 5, 7)
+_ISSUE_AFTER = tuple(map(_days, ISSUE_DELAYS))
 VOID_SHARE = 0.015
 STATUSES = ("draft", "open", "paid", "overdue", "void")
 
@@ -466,14 +504,57 @@ def bill_contract(
     terms: int,
     payer: Payer,
 ) -> list[Bill]:
-    """Every invoice of a contract as of ``as_of``, by the rules the invoice factory follows."""
+    """Every invoice of a contract as of ``as_of``, by the rules the invoice factory follows.
+
+    The same values and draws as :func:`invoice_lifecycle` and :func:`period_amount` per
+    billed period (``tests/test_billing_rows.py`` compares them, and ``ContractFactory``'s
+    invoices), in one loop: the amount of a full period and the day counts are worked out
+    once per contract, not per invoice. A payer of a class of its own pays by its own rules.
+    """
     periods = billing_periods(start, end, as_of)
-    last = len(periods) - 1
+    if not periods:
+        return []
+    draw, randint = rand.random, rand.randint
+    full_amount = rate.quantize(CENT)
+    due_after = _days(terms)
+    issue_after = _ISSUE_AFTER
+    kind = payer.kind if type(payer) is Payer else "own"
+    # A stopped payer pays nothing issued after this day (its last stopped_days before as_of).
+    stopped_after = as_of.toordinal() - payer.stopped_days if kind == "stopped" else 0
     bills: list[Bill] = []
-    for index, period in enumerate(periods):
-        lifecycle = invoice_lifecycle(rand, period[1], as_of, terms, payer, latest=index == last)
-        amount = period_amount(rate, currency, period)
-        bills.append((period[0], period[1], amount, *lifecycle, currency))
+    append = bills.append
+    latest = len(periods) - 1
+    for index, (period_start, period_end, _full_days) in enumerate(periods):
+        issued = period_end + issue_after[int(draw() * 10)]
+        if issued > as_of:
+            if index == latest:  # the contract's latest invoice: not issued yet
+                append((period_start, period_end, full_amount, None, None, None, "draft", currency))
+                break
+            issued = as_of
+        due = issued + due_after
+        if draw() < VOID_SHARE:
+            paid, status = None, "void"
+        else:
+            if kind == "on_time" or (kind == "stopped" and issued.toordinal() <= stopped_after):
+                if draw() < 0.05:
+                    delay = terms + randint(1, 20)
+                else:
+                    delay = randint(0, terms)
+            elif kind == "late":
+                delay = terms + randint(3, 60)
+            elif kind == "stopped":
+                delay = -1
+            else:
+                delay = payer.pays_after(rand, issued, terms, as_of)
+            paid = issued + _days(delay) if delay >= 0 else None
+            if paid is not None and paid <= as_of:
+                status = "paid"
+            else:
+                paid, status = None, "open" if due >= as_of else "overdue"
+        append((period_start, period_end, full_amount, issued, due, paid, status, currency))
+    last = periods[-1]
+    if (last[1] - last[0]).days + 1 < last[2]:  # a short final period: prorated
+        bills[-1] = (*bills[-1][:2], period_amount(rate, currency, last), *bills[-1][3:])
     return bills
 
 
