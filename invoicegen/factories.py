@@ -157,6 +157,15 @@ def _on_day(day: dt.date, day_of_month: int, months: int) -> dt.date:
     return dt.date(month_index // 12, month_index % 12 + 1, day_of_month)
 
 
+_ONE_DAY = dt.timedelta(days=1)
+#: Day counts as timedeltas: adding one of these to a date needs no timedelta made per call.
+_DAYS = tuple(dt.timedelta(days=n) for n in range(512))
+
+
+def _days(n: int) -> dt.timedelta:
+    return _DAYS[n] if 0 <= n < 512 else dt.timedelta(days=n)
+
+
 #: How a drawn contract runs: no end date, an agreed end after as_of, or ended before as_of.
 CONTRACT_KINDS = ("running", "agreed", "ended")
 
@@ -185,37 +194,31 @@ def contract_dates(
         if billed < 1:
             raise ValueError("an ended contract has billed at least one period")
         window = max((as_of - since).days, 1)
-        target = as_of - dt.timedelta(days=rand.randint(1, window))
+        target = as_of - _days(rand.randint(1, window))
         full = rand.random() < 0.6
         cut = rand.random()
-        start = _on_day(target, day, -billed)
+        # Months by index (year * 12 + month - 1): the day is at most 28, nothing to clamp.
+        first = target.year * 12 + target.month - 1 - billed  # the start's month
+        date = dt.date
         moved_back = False  # ending before as_of comes first, inside the window second
         while True:
-            last_start = add_months(start, billed - 1)
-            last_days = (add_months(start, billed) - last_start).days
+            last = first + billed - 1  # the last billed period's month
+            last_start = date(last // 12, last % 12 + 1, day)
+            last_days = (date((last + 1) // 12, (last + 1) % 12 + 1, day) - last_start).days
             kept = last_days if full else 1 + int(cut * (last_days - 1))
-            end = last_start + dt.timedelta(days=kept - 1)
+            end = last_start + _DAYS[kept - 1]
             if end >= as_of:
-                start, moved_back = add_months(start, -1), True
+                first, moved_back = first - 1, True
             elif end < since and not moved_back:
-                start = add_months(start, 1)
+                first += 1
             else:
-                return start, end
-    tomorrow = as_of + dt.timedelta(days=1)
+                return date(first // 12, first % 12 + 1, day), end
+    tomorrow = as_of + _ONE_DAY
     start = _on_day(tomorrow, day, -billed if day <= tomorrow.day else -billed - 1)
     start = min(start, as_of)  # signed this month, not yet started: it starts today
     if kind == "running":
         return start, None
-    return start, add_months(start, billed + rand.randint(1, 12)) - dt.timedelta(days=1)
-
-
-_ONE_DAY = dt.timedelta(days=1)
-#: Day counts as timedeltas: adding one of these to a date needs no timedelta made per call.
-_DAYS = tuple(dt.timedelta(days=n) for n in range(512))
-
-
-def _days(n: int) -> dt.timedelta:
-    return _DAYS[n] if 0 <= n < 512 else dt.timedelta(days=n)
+    return start, add_months(start, billed + rand.randint(1, 12)) - _ONE_DAY
 
 
 #: One billed period: its first and last day, and the days of the full month it belongs to.
@@ -375,13 +378,25 @@ RATE_SIGMA = 1.0
 RATE_BOUNDS_USD = (50.0, 150_000.0)
 
 
+_LOG_RATE_MEDIAN = math.log(RATE_MEDIAN_USD)
+_PER_USD = {code: currency.per_usd for code, currency in CURRENCIES.items()}
+
+
 def monthly_rate(rand: random.Random, currency: str) -> Decimal:
     """A log-normal monthly rate priced as people price: two significant figures, whole units."""
     low, high = RATE_BOUNDS_USD
-    usd = min(max(rand.lognormvariate(math.log(RATE_MEDIAN_USD), RATE_SIGMA), low), high)
-    local = usd * currency_of(currency).per_usd
+    usd = min(max(rand.lognormvariate(_LOG_RATE_MEDIAN, RATE_SIGMA), low), high)
+    per_usd = _PER_USD.get(currency)
+    local = usd * (per_usd if per_usd is not None else currency_of(currency).per_usd)
     step = 10 ** max(int(math.log10(local)) - 1, 0)
-    return Decimal(max(round(local / step), 1) * step).quantize(CENT)
+    units = max(round(local / step), 1) * step
+    rate = _RATES.get(units)
+    if rate is None:  # two significant figures: a few hundred distinct prices per currency
+        rate = _RATES[units] = Decimal(units).quantize(CENT)
+    return rate
+
+
+_RATES: dict[int, Decimal] = {}
 
 
 def period_amount(rate: Decimal, currency: str | None, period: Period) -> Decimal:
@@ -563,7 +578,17 @@ def invoice_number(user_id: int | None, n: int) -> str:
 
     A user with no id yet (``build()``) numbers as user 0.
     """
-    return f"INV-{user_id if user_id is not None else 0}-{n}"
+    return f"{_number_prefix(user_id)}{n}"
+
+
+def invoice_numbers(user_id: int | None, count: int) -> list[str]:
+    """``invoice_number(user_id, n)`` for n from 1 to ``count``."""
+    prefix = _number_prefix(user_id)
+    return [prefix + str(n) for n in range(1, count + 1)]
+
+
+def _number_prefix(user_id: int | None) -> str:
+    return f"INV-{user_id if user_id is not None else 0}-"
 
 
 def random_amount() -> Decimal:
@@ -843,6 +868,34 @@ class IsolatedContractFactory(InvoicegenFactory[Contract]):
     monthly_rate = factory.LazyAttribute(lambda o: monthly_rate(factory.random.randgen, o.currency))
 
     _ordered = (("start_date", "end_date"),)
+
+
+#: The contract's declarations as defined here: :func:`contract_row` evaluates exactly these.
+STOCK_CONTRACT_DECLARATIONS = IsolatedContractFactory._meta.pre_declarations.as_dict()
+
+#: A contract row of the seeding engine: summary, start_date, end_date, currency, monthly_rate.
+ContractRow = tuple[str | None, dt.date, dt.date | None, str, Decimal]
+
+
+def contract_row(
+    rand: random.Random,
+    catch_phrase: Callable[[], str],
+    country: str | None,
+    as_of: dt.date,
+    since: dt.date,
+    invoice_count: int,
+) -> ContractRow:
+    """What ``IsolatedContractFactory`` declares, for a client in ``country`` and the other
+    keywords given, in one call: the same values from the same draws, in the declarations'
+    order (``tests/test_rows.py`` compares them with ``build()``). ``catch_phrase`` is the
+    Faker provider the ``summary`` declaration names, in the locale.
+    """
+    summary = catch_phrase() if rand.random() < 0.9 else None
+    start, end = contract_dates(
+        rand, as_of, invoice_count, since, kind="running" if invoice_count == 0 else None
+    )
+    currency = contract_currency(rand, country)
+    return summary, start, end, currency, monthly_rate(rand, currency)
 
 
 def _period(o: Any) -> Period:

@@ -30,7 +30,7 @@ from invoicegen.factories import (
 )
 from invoicegen.models import Client, Contract, User
 from invoicegen.seeding import CLIENT_FIELDS, CONTRACT_FIELDS
-from invoicegen.seeding.generate import RowMaker, fast_faker
+from invoicegen.seeding.generate import RowMaker, StockContracts, contract_maker, fast_faker
 
 AS_OF = dt.date(2026, 5, 20)
 # Unsaved, no randomness: what the engine passes in as parents.
@@ -79,6 +79,38 @@ def test_row_maker_equals_factory_build(
             expected = _built(factory_class, fields, given, seed)
             factory.random.reseed_random(seed)
             assert maker.make(**given) == expected, (factory_class.__name__, locale, seed)
+
+
+CONTRACT_GIVEN = CASES[2][2]
+
+
+@pytest.mark.parametrize("locale", ["en_US", "de_DE", "ja_JP"])
+@pytest.mark.parametrize("invoice_count", [0, 1, 4, 30])
+def test_the_engines_contracts_equal_factory_build(locale: str, invoice_count: int) -> None:
+    """The engine makes contracts in one call (``StockContracts``), not declaration by
+    declaration: the same rows as ``IsolatedContractFactory.build()``."""
+    maker = contract_maker(IsolatedContractFactory, locale)
+    assert isinstance(maker, StockContracts)
+    given = {**CONTRACT_GIVEN, "invoice_count": invoice_count}
+    with factory.Faker.override_default_locale(locale):
+        for seed in range(150):
+            expected = _built(IsolatedContractFactory, CONTRACT_FIELDS, given, seed)
+            factory.random.reseed_random(seed)
+            assert maker.make(**given) == expected, (locale, seed)
+
+
+def test_a_contract_factory_declaring_otherwise_is_honoured() -> None:
+    class OwnContracts(IsolatedContractFactory):
+        summary = factory.LazyFunction(lambda: "Own terms")
+        currency = "CHF"
+
+    maker = contract_maker(OwnContracts, "en_US")
+    assert isinstance(maker, RowMaker)
+    for seed in range(20):
+        expected = _built(OwnContracts, CONTRACT_FIELDS, CONTRACT_GIVEN, seed)
+        assert expected[0] == "Own terms" and expected[3] == "CHF"
+        factory.random.reseed_random(seed)
+        assert maker.make(**CONTRACT_GIVEN) == expected
 
 
 def test_fast_faker_draws_what_faker_draws() -> None:
