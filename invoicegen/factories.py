@@ -232,6 +232,23 @@ def billing_periods(start: dt.date, end: dt.date | None, as_of: dt.date) -> list
     is ``end`` when the contract ended on or before as_of (the last period ends on it, maybe
     short), else the end of the last period complete on as_of.
     """
+    return list(_periods(start, end, as_of))
+
+
+def _periods(start: dt.date, end: dt.date | None, as_of: dt.date) -> Sequence[Period]:
+    if end is None or end > as_of:  # still running: the same few starts come back often
+        return _running_periods(start, as_of)
+    return _compute_periods(start, end, as_of)
+
+
+# A few hundred starts at the default ranges (a start day and month per billed count); small,
+# since a long contract's periods are many.
+@functools.lru_cache(maxsize=512)
+def _running_periods(start: dt.date, as_of: dt.date) -> tuple[Period, ...]:
+    return tuple(_compute_periods(start, None, as_of))
+
+
+def _compute_periods(start: dt.date, end: dt.date | None, as_of: dt.date) -> list[Period]:
     day = start.day
     if day > 28:  # a start late in the month: later periods start on the month's last day
         return _clamped_periods(start, end, as_of)
@@ -526,7 +543,7 @@ def bill_contract(
     invoices), in one loop: the amount of a full period and the day counts are worked out
     once per contract, not per invoice. A payer of a class of its own pays by its own rules.
     """
-    periods = billing_periods(start, end, as_of)
+    periods = _periods(start, end, as_of)
     if not periods:
         return []
     draw, randint = rand.random, rand.randint
