@@ -157,6 +157,15 @@ def _on_day(day: dt.date, day_of_month: int, months: int) -> dt.date:
     return dt.date(month_index // 12, month_index % 12 + 1, day_of_month)
 
 
+_ONE_DAY = dt.timedelta(days=1)
+#: Day counts as timedeltas: adding one of these to a date needs no timedelta made per call.
+_DAYS = tuple(dt.timedelta(days=n) for n in range(512))
+
+
+def _days(n: int) -> dt.timedelta:
+    return _DAYS[n] if 0 <= n < 512 else dt.timedelta(days=n)
+
+
 #: How a drawn contract runs: no end date, an agreed end after as_of, or ended before as_of.
 CONTRACT_KINDS = ("running", "agreed", "ended")
 
@@ -185,31 +194,32 @@ def contract_dates(
         if billed < 1:
             raise ValueError("an ended contract has billed at least one period")
         window = max((as_of - since).days, 1)
-        target = as_of - dt.timedelta(days=rand.randint(1, window))
+        target = as_of - _days(rand.randint(1, window))
         full = rand.random() < 0.6
         cut = rand.random()
-        start = _on_day(target, day, -billed)
+        # Months by index (year * 12 + month - 1): the day is at most 28, nothing to clamp.
+        first = target.year * 12 + target.month - 1 - billed  # the start's month
+        date = dt.date
         moved_back = False  # ending before as_of comes first, inside the window second
         while True:
-            last_start = add_months(start, billed - 1)
-            last_days = (add_months(start, billed) - last_start).days
+            last = first + billed - 1  # the last billed period's month
+            last_start = date(last // 12, last % 12 + 1, day)
+            last_days = (date((last + 1) // 12, (last + 1) % 12 + 1, day) - last_start).days
             kept = last_days if full else 1 + int(cut * (last_days - 1))
-            end = last_start + dt.timedelta(days=kept - 1)
+            end = last_start + _DAYS[kept - 1]
             if end >= as_of:
-                start, moved_back = add_months(start, -1), True
+                first, moved_back = first - 1, True
             elif end < since and not moved_back:
-                start = add_months(start, 1)
+                first += 1
             else:
-                return start, end
-    tomorrow = as_of + dt.timedelta(days=1)
+                return date(first // 12, first % 12 + 1, day), end
+    tomorrow = as_of + _ONE_DAY
     start = _on_day(tomorrow, day, -billed if day <= tomorrow.day else -billed - 1)
     start = min(start, as_of)  # signed this month, not yet started: it starts today
     if kind == "running":
         return start, None
-    return start, add_months(start, billed + rand.randint(1, 12)) - dt.timedelta(days=1)
+    return start, add_months(start, billed + rand.randint(1, 12)) - _ONE_DAY
 
-
-_ONE_DAY = dt.timedelta(days=1)
 
 #: One billed period: its first and last day, and the days of the full month it belongs to.
 Period = tuple[dt.date, dt.date, int]
@@ -222,6 +232,48 @@ def billing_periods(start: dt.date, end: dt.date | None, as_of: dt.date) -> list
     is ``end`` when the contract ended on or before as_of (the last period ends on it, maybe
     short), else the end of the last period complete on as_of.
     """
+    return list(_periods(start, end, as_of))
+
+
+def _periods(start: dt.date, end: dt.date | None, as_of: dt.date) -> Sequence[Period]:
+    if end is None or end > as_of:  # still running: the same few starts come back often
+        return _running_periods(start, as_of)
+    return _compute_periods(start, end, as_of)
+
+
+# A few hundred starts at the default ranges (a start day and month per billed count); small,
+# since a long contract's periods are many.
+@functools.lru_cache(maxsize=512)
+def _running_periods(start: dt.date, as_of: dt.date) -> tuple[Period, ...]:
+    return tuple(_compute_periods(start, None, as_of))
+
+
+def _compute_periods(start: dt.date, end: dt.date | None, as_of: dt.date) -> list[Period]:
+    day = start.day
+    if day > 28:  # a start late in the month: later periods start on the month's last day
+        return _clamped_periods(start, end, as_of)
+    # Every period starts on the same day of its month: no clamping, no cache to look up.
+    billed_to = end if end is not None and end <= as_of else None
+    limit = as_of if billed_to is None else billed_to
+    month_index = start.year * 12 + start.month  # the next period's month, 0-based
+    periods: list[Period] = []
+    first = start
+    date = dt.date
+    while first <= limit:
+        following = date(month_index // 12, month_index % 12 + 1, day)
+        last = following - _ONE_DAY
+        if billed_to is None:
+            if last > as_of:
+                break
+        elif last > billed_to:
+            last = billed_to
+        periods.append((first, last, (following - first).days))
+        month_index += 1
+        first = following
+    return periods
+
+
+def _clamped_periods(start: dt.date, end: dt.date | None, as_of: dt.date) -> list[Period]:
     ended = end is not None and end <= as_of
     periods: list[Period] = []
     index, first = 0, start  # add_months(start, 0) is start
@@ -343,13 +395,25 @@ RATE_SIGMA = 1.0
 RATE_BOUNDS_USD = (50.0, 150_000.0)
 
 
+_LOG_RATE_MEDIAN = math.log(RATE_MEDIAN_USD)
+_PER_USD = {code: currency.per_usd for code, currency in CURRENCIES.items()}
+
+
 def monthly_rate(rand: random.Random, currency: str) -> Decimal:
     """A log-normal monthly rate priced as people price: two significant figures, whole units."""
     low, high = RATE_BOUNDS_USD
-    usd = min(max(rand.lognormvariate(math.log(RATE_MEDIAN_USD), RATE_SIGMA), low), high)
-    local = usd * currency_of(currency).per_usd
+    usd = min(max(rand.lognormvariate(_LOG_RATE_MEDIAN, RATE_SIGMA), low), high)
+    per_usd = _PER_USD.get(currency)
+    local = usd * (per_usd if per_usd is not None else currency_of(currency).per_usd)
     step = 10 ** max(int(math.log10(local)) - 1, 0)
-    return Decimal(max(round(local / step), 1) * step).quantize(CENT)
+    units = max(round(local / step), 1) * step
+    rate = _RATES.get(units)
+    if rate is None:  # two significant figures: a few hundred distinct prices per currency
+        rate = _RATES[units] = Decimal(units).quantize(CENT)
+    return rate
+
+
+_RATES: dict[int, Decimal] = {}
 
 
 def period_amount(rate: Decimal, currency: str | None, period: Period) -> Decimal:
@@ -359,7 +423,12 @@ def period_amount(rate: Decimal, currency: str | None, period: Period) -> Decima
     days = (last - first).days + 1
     if days >= full_days:
         return rate.quantize(CENT)
-    unit = currency_of(currency).minor_unit
+    return _prorated(rate, currency_of(currency).exponent, days, full_days)
+
+
+@functools.lru_cache(maxsize=1 << 14)  # rates are round numbers: the same few come back often
+def _prorated(rate: Decimal, exponent: int, days: int, full_days: int) -> Decimal:
+    unit = Decimal(1).scaleb(-exponent)
     return (rate * days / full_days).quantize(unit, rounding=ROUND_HALF_UP).quantize(CENT)
 
 
@@ -408,6 +477,7 @@ def payer_profile(rand: random.Random) -> Payer:
 
 #: Days from a period's end to the invoice's issue ("a few days after").
 ISSUE_DELAYS = (0, 1, 1, 2, 2, 3, 3, 4, 5, 7)
+_ISSUE_AFTER = tuple(map(_days, ISSUE_DELAYS))
 VOID_SHARE = 0.015
 STATUSES = ("draft", "open", "paid", "overdue", "void")
 
@@ -466,14 +536,57 @@ def bill_contract(
     terms: int,
     payer: Payer,
 ) -> list[Bill]:
-    """Every invoice of a contract as of ``as_of``, by the rules the invoice factory follows."""
-    periods = billing_periods(start, end, as_of)
-    last = len(periods) - 1
+    """Every invoice of a contract as of ``as_of``, by the rules the invoice factory follows.
+
+    The same values and draws as :func:`invoice_lifecycle` and :func:`period_amount` per
+    billed period (``tests/test_billing_rows.py`` compares them, and ``ContractFactory``'s
+    invoices), in one loop: the amount of a full period and the day counts are worked out
+    once per contract, not per invoice. A payer of a class of its own pays by its own rules.
+    """
+    periods = _periods(start, end, as_of)
+    if not periods:
+        return []
+    draw, randint = rand.random, rand.randint
+    full_amount = rate.quantize(CENT)
+    due_after = _days(terms)
+    issue_after = _ISSUE_AFTER
+    kind = payer.kind if type(payer) is Payer else "own"
+    # A stopped payer pays nothing issued after this day (its last stopped_days before as_of).
+    stopped_after = as_of.toordinal() - payer.stopped_days if kind == "stopped" else 0
     bills: list[Bill] = []
-    for index, period in enumerate(periods):
-        lifecycle = invoice_lifecycle(rand, period[1], as_of, terms, payer, latest=index == last)
-        amount = period_amount(rate, currency, period)
-        bills.append((period[0], period[1], amount, *lifecycle, currency))
+    append = bills.append
+    latest = len(periods) - 1
+    for index, (period_start, period_end, _full_days) in enumerate(periods):
+        issued = period_end + issue_after[int(draw() * 10)]
+        if issued > as_of:
+            if index == latest:  # the contract's latest invoice: not issued yet
+                append((period_start, period_end, full_amount, None, None, None, "draft", currency))
+                break
+            issued = as_of
+        due = issued + due_after
+        if draw() < VOID_SHARE:
+            paid, status = None, "void"
+        else:
+            if kind == "on_time" or (kind == "stopped" and issued.toordinal() <= stopped_after):
+                if draw() < 0.05:
+                    delay = terms + randint(1, 20)
+                else:
+                    delay = randint(0, terms)
+            elif kind == "late":
+                delay = terms + randint(3, 60)
+            elif kind == "stopped":
+                delay = -1
+            else:
+                delay = payer.pays_after(rand, issued, terms, as_of)
+            paid = issued + _days(delay) if delay >= 0 else None
+            if paid is not None and paid <= as_of:
+                status = "paid"
+            else:
+                paid, status = None, "open" if due >= as_of else "overdue"
+        append((period_start, period_end, full_amount, issued, due, paid, status, currency))
+    last = periods[-1]
+    if (last[1] - last[0]).days + 1 < last[2]:  # a short final period: prorated
+        bills[-1] = (*bills[-1][:2], period_amount(rate, currency, last), *bills[-1][3:])
     return bills
 
 
@@ -482,7 +595,17 @@ def invoice_number(user_id: int | None, n: int) -> str:
 
     A user with no id yet (``build()``) numbers as user 0.
     """
-    return f"INV-{user_id if user_id is not None else 0}-{n}"
+    return f"{_number_prefix(user_id)}{n}"
+
+
+def invoice_numbers(user_id: int | None, count: int) -> list[str]:
+    """``invoice_number(user_id, n)`` for n from 1 to ``count``."""
+    prefix = _number_prefix(user_id)
+    return [prefix + str(n) for n in range(1, count + 1)]
+
+
+def _number_prefix(user_id: int | None) -> str:
+    return f"INV-{user_id if user_id is not None else 0}-"
 
 
 def random_amount() -> Decimal:
@@ -762,6 +885,34 @@ class IsolatedContractFactory(InvoicegenFactory[Contract]):
     monthly_rate = factory.LazyAttribute(lambda o: monthly_rate(factory.random.randgen, o.currency))
 
     _ordered = (("start_date", "end_date"),)
+
+
+#: The contract's declarations as defined here: :func:`contract_row` evaluates exactly these.
+STOCK_CONTRACT_DECLARATIONS = IsolatedContractFactory._meta.pre_declarations.as_dict()
+
+#: A contract row of the seeding engine: summary, start_date, end_date, currency, monthly_rate.
+ContractRow = tuple[str | None, dt.date, dt.date | None, str, Decimal]
+
+
+def contract_row(
+    rand: random.Random,
+    catch_phrase: Callable[[], str],
+    country: str | None,
+    as_of: dt.date,
+    since: dt.date,
+    invoice_count: int,
+) -> ContractRow:
+    """What ``IsolatedContractFactory`` declares, for a client in ``country`` and the other
+    keywords given, in one call: the same values from the same draws, in the declarations'
+    order (``tests/test_rows.py`` compares them with ``build()``). ``catch_phrase`` is the
+    Faker provider the ``summary`` declaration names, in the locale.
+    """
+    summary = catch_phrase() if rand.random() < 0.9 else None
+    start, end = contract_dates(
+        rand, as_of, invoice_count, since, kind="running" if invoice_count == 0 else None
+    )
+    currency = contract_currency(rand, country)
+    return summary, start, end, currency, monthly_rate(rand, currency)
 
 
 def _period(o: Any) -> Period:

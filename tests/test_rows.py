@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 from decimal import Decimal
 from typing import Any
 
@@ -13,15 +14,23 @@ import pytest
 
 from invoicegen.errors import FactoryValueError
 from invoicegen.factories import (
+    ON_TIME,
+    STOPPED_PAYING,
+    ContractFactory,
     IsolatedClientFactory,
     IsolatedContractFactory,
     IsolatedInvoiceFactory,
     IsolatedUserFactory,
+    Payer,
+    bill_contract,
+    billing_periods,
+    invoice_lifecycle,
     payer_of,
+    period_amount,
 )
 from invoicegen.models import Client, Contract, User
 from invoicegen.seeding import CLIENT_FIELDS, CONTRACT_FIELDS
-from invoicegen.seeding.generate import RowMaker, fast_faker
+from invoicegen.seeding.generate import RowMaker, StockContracts, contract_maker, fast_faker
 
 AS_OF = dt.date(2026, 5, 20)
 # Unsaved, no randomness: what the engine passes in as parents.
@@ -70,6 +79,38 @@ def test_row_maker_equals_factory_build(
             expected = _built(factory_class, fields, given, seed)
             factory.random.reseed_random(seed)
             assert maker.make(**given) == expected, (factory_class.__name__, locale, seed)
+
+
+CONTRACT_GIVEN = CASES[2][2]
+
+
+@pytest.mark.parametrize("locale", ["en_US", "de_DE", "ja_JP"])
+@pytest.mark.parametrize("invoice_count", [0, 1, 4, 30])
+def test_the_engines_contracts_equal_factory_build(locale: str, invoice_count: int) -> None:
+    """The engine makes contracts in one call (``StockContracts``), not declaration by
+    declaration: the same rows as ``IsolatedContractFactory.build()``."""
+    maker = contract_maker(IsolatedContractFactory, locale)
+    assert isinstance(maker, StockContracts)
+    given = {**CONTRACT_GIVEN, "invoice_count": invoice_count}
+    with factory.Faker.override_default_locale(locale):
+        for seed in range(150):
+            expected = _built(IsolatedContractFactory, CONTRACT_FIELDS, given, seed)
+            factory.random.reseed_random(seed)
+            assert maker.make(**given) == expected, (locale, seed)
+
+
+def test_a_contract_factory_declaring_otherwise_is_honoured() -> None:
+    class OwnContracts(IsolatedContractFactory):
+        summary = factory.LazyFunction(lambda: "Own terms")
+        currency = "CHF"
+
+    maker = contract_maker(OwnContracts, "en_US")
+    assert isinstance(maker, RowMaker)
+    for seed in range(20):
+        expected = _built(OwnContracts, CONTRACT_FIELDS, CONTRACT_GIVEN, seed)
+        assert expected[0] == "Own terms" and expected[3] == "CHF"
+        factory.random.reseed_random(seed)
+        assert maker.make(**CONTRACT_GIVEN) == expected
 
 
 def test_fast_faker_draws_what_faker_draws() -> None:
@@ -122,3 +163,72 @@ def test_a_faker_provider_added_to_factory_boy_is_honoured_not_compiled_away() -
             assert expected[1].startswith("Own ")
             factory.random.reseed_random(seed)
             assert maker.make(**given) == expected
+
+
+# --- invoices: the engine bills a contract in one loop (bill_contract) ---------------------------
+
+
+@pytest.mark.parametrize("traits", [{}, {"ongoing": True}, {"ended": True}])
+def test_bill_contract_gives_the_invoices_contract_factory_builds(traits: dict[str, bool]) -> None:
+    """``ContractFactory.build(invoices=N)`` makes each invoice through the invoice factory's
+    own declarations; the engine's ``bill_contract``, from the same random state after the
+    contract, gives the same rows."""
+    fields = ("period_start", "period_end", "amount", "issued_on", "due_on", "paid_on")
+    for seed in range(150):
+        count = seed % 9 if not traits.get("ended") else 1 + seed % 8
+        given = {"as_of": AS_OF, **traits}
+        factory.random.reseed_random(seed)
+        built = ContractFactory.build(invoices=count, **given)
+        factory.random.reseed_random(seed)
+        contract = IsolatedContractFactory.build(invoice_count=count, **given)
+        client = contract.client
+        bills = bill_contract(
+            factory.random.randgen,
+            contract.start_date,
+            contract.end_date,
+            AS_OF,
+            contract.monthly_rate,
+            contract.currency,
+            client.payment_terms_days,
+            payer_of(client),
+        )
+        expected = [
+            (*(getattr(i, f) for f in fields), i.status, i.currency) for i in built.invoices
+        ]
+        assert bills == expected, seed
+
+
+class _SlowPayer(Payer):
+    def pays_after(self, rand: random.Random, issued: dt.date, terms: int, as_of: dt.date) -> int:
+        return terms + rand.randint(100, 200)
+
+
+def test_bill_contract_is_invoice_lifecycle_and_period_amount_per_period() -> None:
+    """The one loop draws what the per-invoice functions draw, for any contract: starts late
+    in the month, short final periods, every payer (one of a class of its own too), terms."""
+    draw = random.Random(14)
+    payers = [ON_TIME, Payer("late"), Payer("stopped", 0), STOPPED_PAYING, _SlowPayer("own")]
+    for _ in range(3000):
+        as_of = dt.date(2024, 1, 1) + dt.timedelta(days=draw.randint(0, 1500))
+        start = as_of - dt.timedelta(days=draw.randint(-40, 1200))
+        end = None if draw.random() < 0.3 else start + dt.timedelta(days=draw.randint(-5, 1300))
+        rate = Decimal(draw.choice(["1.00", "7.00", "1500.00", "1234.57", "99999.00"]))
+        currency = draw.choice(["USD", "JPY", "KRW", "EUR"])
+        terms, payer = draw.choice([0, 7, 30, 60, 400]), draw.choice(payers)
+        state = draw.getrandbits(32)
+        periods = billing_periods(start, end, as_of)
+        expected_rand = random.Random(state)
+        expected = [
+            (
+                *period[:2],
+                period_amount(rate, currency, period),
+                *invoice_lifecycle(
+                    expected_rand, period[1], as_of, terms, payer, latest=i == len(periods) - 1
+                ),
+                currency,
+            )
+            for i, period in enumerate(periods)
+        ]
+        rand = random.Random(state)
+        assert bill_contract(rand, start, end, as_of, rate, currency, terms, payer) == expected
+        assert rand.getstate() == expected_rand.getstate()

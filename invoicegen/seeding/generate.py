@@ -34,12 +34,15 @@ from factory.declarations import SKIP, BaseDeclaration
 
 from invoicegen.errors import FactoryValueError
 from invoicegen.factories import (
+    STOCK_CONTRACT_DECLARATIONS,
     Bill,
+    ContractRow,
     IsolatedClientFactory,
     IsolatedContractFactory,
     IsolatedUserFactory,
     bill_contract,
-    invoice_number,
+    contract_row,
+    invoice_numbers,
 )
 from invoicegen.identities import FromLocale
 from invoicegen.seeding import compiled, writers
@@ -240,7 +243,7 @@ CONTRACT_FIELDS = ("summary", "start_date", "end_date", "currency", "monthly_rat
 class _Makers:
     user: RowMaker
     client: RowMaker
-    contract: RowMaker
+    contract: RowMaker | StockContracts
 
 
 @functools.cache
@@ -248,8 +251,31 @@ def _makers(locale: str) -> _Makers:
     return _Makers(
         RowMaker(IsolatedUserFactory, USER_FIELDS, locale=locale),
         RowMaker(IsolatedClientFactory, CLIENT_FIELDS, locale=locale),
-        RowMaker(IsolatedContractFactory, CONTRACT_FIELDS, locale=locale),
+        contract_maker(IsolatedContractFactory, locale),
     )
+
+
+class StockContracts:
+    """``IsolatedContractFactory``'s own declarations in one call (:func:`contract_row`): the
+    same rows as a :class:`RowMaker` of it, without evaluating declaration by declaration."""
+
+    fields = CONTRACT_FIELDS
+
+    def __init__(self, locale: str) -> None:
+        self.catch_phrase = fast_faker(locale).catch_phrase  # the summary's provider
+
+    def make(self, *, client: Any, as_of: Any, since: Any, invoice_count: int) -> ContractRow:
+        country = getattr(client, "country", None)
+        rand = factory.random.randgen
+        return contract_row(rand, self.catch_phrase, country, as_of, since, invoice_count)
+
+
+def contract_maker(factory_class: type[Any], locale: str) -> RowMaker | StockContracts:
+    """The contracts' row maker: :class:`StockContracts` while ``factory_class`` declares what
+    invoicegen's contract factory declares, else a :class:`RowMaker` of its declarations."""
+    if factory_class._meta.pre_declarations.as_dict() == STOCK_CONTRACT_DECLARATIONS:
+        return StockContracts(locale)
+    return RowMaker(factory_class, CONTRACT_FIELDS, locale=locale)
 
 
 def warm(locale: str) -> None:
@@ -344,15 +370,16 @@ def _clients(makers: _Makers, tables: _Tables, position: int, count: int) -> lis
 def _contracts(
     plan: Plan, makers: _Makers, tables: _Tables, clients: list[_Client], shape: list[list[int]]
 ) -> list[_Contract]:
+    make, as_of, since = makers.contract.make, plan.as_of, plan.since
+    rows, contract_id = tables.contracts, tables.contract_id
     contracts: list[_Contract] = []
     for (owner, client, terms, payer), invoice_counts in zip(clients, shape, strict=True):
         for count in invoice_counts:
-            row = makers.contract.make(
-                client=client, as_of=plan.as_of, since=plan.since, invoice_count=count
-            )
-            tables.contracts.append((tables.contract_id, *row, owner))
-            contracts.append((tables.contract_id, row, terms, payer))
-            tables.contract_id += 1
+            row = make(client=client, as_of=as_of, since=since, invoice_count=count)
+            rows.append((contract_id, *row, owner))
+            contracts.append((contract_id, row, terms, payer))
+            contract_id += 1
+    tables.contract_id = contract_id
     return contracts
 
 
@@ -365,11 +392,12 @@ def _invoices(plan: Plan, tables: _Tables, contracts: list[_Contract]) -> None:
         bills += billed
         owners += [owner] * len(billed)
     # Numbers count the user's issued invoices by issue date, then id (= list order).
-    issued = sorted([(bill[3], index) for index, bill in enumerate(bills) if bill[3]])
+    issued = sorted([(bill[3], index) for index, bill in enumerate(bills) if bill[3] is not None])
     numbers: list[str | None] = [None] * len(bills)
-    user_id = tables.user_id
-    for n, (_issued_on, index) in enumerate(issued, 1):
-        numbers[index] = invoice_number(user_id, n)
+    for (_issued_on, index), number in zip(
+        issued, invoice_numbers(tables.user_id, len(issued)), strict=True
+    ):
+        numbers[index] = number
     first = tables.invoice_id
     tables.invoices += [  # as writers.COLUMNS
         (first + i, b[0], b[1], b[2], numbers[i], b[3], b[4], b[5], b[6], b[7], owners[i])
