@@ -282,11 +282,13 @@ def _send_answers(connection: Connection, answers: queue.SimpleQueue[bytes | mem
 
 @contextlib.contextmanager
 def optional_pool(count: int, warm: str, *args: Any) -> Iterator[Pool | None]:
-    """:func:`pool`, or None for one worker: the calling process does the work itself."""
+    """``count`` generating processes, the calling one included (it generates whenever the
+    result due next is not ready, see :func:`ordered`): a :func:`pool` of ``count - 1``
+    workers, or None for one (the calling process does all the work)."""
     if count <= 1:
         yield None
         return
-    with pool(count, warm, *args) as workers:
+    with pool(count - 1, warm, *args) as workers:
         yield workers
 
 
