@@ -64,7 +64,7 @@ class Pool:
         fn: Callable[[T], R],
         items: Iterable[T],
         *,
-        ahead: int = 2,
+        ahead: int = 3,
         here: Callable[[T], R] | None = None,
     ) -> Iterator[tuple[T, R]]:
         """``(item, fn(item))`` for each item, in order; up to ``ahead`` calls queued per ready
