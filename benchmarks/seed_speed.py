@@ -13,7 +13,10 @@ Everything runs in one process tree against the same database server, side by si
    fastest raw path of that database (invoicegen's own writers: COPY / executemany), one
    transaction per batch.
 
-It prints rows/s for each, the ratios 1/2 and 1/3, and invoicegen's peak RSS (its processes).
+It prints rows/s for each, the ratios 1/2 and 1/3, and invoicegen's peak RSS (its processes),
+and how busy (1) kept the cores: the CPU time (user + sys) of all its processes over the wall
+time, and the writing process's own CPU time (on a quiet machine, the rest of its wall time
+is idle: start-up, waiting for a batch, waiting for the disk).
 First it prints the CPU time per row of each table, generating on one core in this process
 (``time.process_time``: what other load on the machine does not inflate much), and what
 adapting rows for each writer and shipping them between processes cost per row:
