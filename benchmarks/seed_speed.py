@@ -13,7 +13,10 @@ Everything runs in one process tree against the same database server, side by si
    fastest raw path of that database (invoicegen's own writers: COPY / executemany), one
    transaction per batch.
 
-It prints rows/s for each, the ratios 1/2 and 1/3, and invoicegen's peak RSS (its processes).
+It prints rows/s for each, the ratios 1/2 and 1/3, and invoicegen's peak RSS (its processes),
+and how busy (1) kept the cores: the CPU time (user + sys) of all its processes over the wall
+time, and the writing process's own CPU time (on a quiet machine, the rest of its wall time
+is idle: start-up, waiting for a batch, waiting for the disk).
 First it prints the CPU time per row of each table, generating on one core in this process
 (``time.process_time``: what other load on the machine does not inflate much), and what
 adapting rows for each writer and shipping them between processes cost per row:
@@ -88,13 +91,24 @@ def fresh_database(kind: str) -> Iterator[str]:
 
 _RUN_AND_MEASURE = """
 import resource, subprocess, sys, time
+from pathlib import Path
 started = time.perf_counter()
-done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+process = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+stat, own = Path(f"/proc/{process.pid}/stat"), 0.0
+while process.poll() is None:  # the writing process's own CPU, sampled until it ends
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        own = (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+    except (OSError, IndexError, ValueError):
+        pass
+    time.sleep(0.01)
+out, err = process.communicate()
 wall = time.perf_counter() - started
-rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-sys.stdout.write(f"{done.returncode}\\n{wall}\\n{rss_kib}\\n{done.stdout}")
-sys.stderr.write(done.stderr)
-"""
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = usage.ru_utime + usage.ru_stime  # every process of the run
+sys.stdout.write(f"{process.returncode}\\n{wall}\\n{usage.ru_maxrss}\\n{cpu}\\n{own}\\n{out}")
+sys.stderr.write(err)
+""".replace("TICKS", str(os.sysconf("SC_CLK_TCK")))
 
 
 def run_invoicegen(url: str, users: int, workers: int | None) -> dict[str, float]:
@@ -106,7 +120,7 @@ def run_invoicegen(url: str, users: int, workers: int | None) -> dict[str, float
     measured = subprocess.run(
         [sys.executable, "-c", _RUN_AND_MEASURE, *command], capture_output=True, text=True
     )
-    code, wall, rss, *rest = measured.stdout.split("\n", 3)
+    code, wall, rss, cpu, own, *rest = measured.stdout.split("\n", 5)
     if code != "0":
         raise SystemExit(f"invoicegen failed: {measured.stderr.strip()}")
     result = json.loads(rest[0])
@@ -118,6 +132,9 @@ def run_invoicegen(url: str, users: int, workers: int | None) -> dict[str, float
         "peak_rss_mib": int(rss) / 1024,
         "workers": result["workers"],
         "counts": result["counts"],
+        # user + sys CPU seconds: all of the run's processes, and the writing one alone
+        "cpu": float(cpu),
+        "writer_cpu": float(own),
     }
 
 
@@ -380,6 +397,14 @@ def main() -> None:
             f"invoicegen        {users:>9,} users {ours['rows']:>10,} rows "
             f"{ours['rows_per_second']:>10,.0f} rows/s  peak RSS {ours['peak_rss_mib']:,.0f} MiB "
             f"({ours['workers']} workers)"
+        )
+        # On a quiet machine: how many cores the run kept busy, and how long the writing
+        # process (which generates too, when no result is ready) had nothing to do.
+        print(
+            f"  process CPU (user+sys): {ours['cpu']:.2f} s in {ours['wall']:.2f} s wall = "
+            f"{ours['cpu'] / ours['wall']:.2f} of {os.cpu_count()} cores; the writing process "
+            f"{ours['writer_cpu']:.2f} s (idle {max(0.0, ours['wall'] - ours['writer_cpu']):.2f} s,"
+            " start-up included)"
         )
         print(
             f"write floor       {users:>9,} users {floor['rows']:>10,} rows "

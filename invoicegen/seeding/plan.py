@@ -42,7 +42,8 @@ FIRST_BATCH_PART = 10
 
 
 def workers_for(users: int, shard: Shard | None) -> int:
-    """The generating processes a run of ``users`` (or a shard of them) starts by default."""
+    """The generating processes of a run of ``users`` (or a shard of them) by default, the
+    writing process included (one: it generates alone; N: it and N - 1 worker processes)."""
     to_write = len(shard.positions(users)) if shard else users
     return 1 if to_write < SMALL_RUN_USERS else default_workers()
 

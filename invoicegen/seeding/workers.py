@@ -15,6 +15,7 @@ import importlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import queue
 import signal
 import sys
 import threading
@@ -22,9 +23,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any, TypeVar
+from multiprocessing.reduction import ForkingPickler
+from typing import Any, Generic, TypeVar, cast
 
 from invoicegen import interrupts
 
@@ -42,36 +45,102 @@ def default_workers() -> int:
 class Pool:
     """Worker processes, each with a pipe of its own: a worker killed in the middle of sending
     a result (SIGKILL, the OOM killer) leaves a torn message on its own pipe only, which then
-    ends (EOF), instead of a lock and a shared pipe that hang everyone else."""
+    ends (EOF), instead of a lock and a shared pipe that hang everyone else.
+
+    A worker says when it is ready (started and warmed up): only then is it given calls, so
+    that whoever asks can do the first calls itself meanwhile (:meth:`map`'s ``here``)."""
 
     def __init__(self, processes: list[BaseProcess], connections: list[Connection]) -> None:
         self._processes = processes
         self._connections = connections
+        self._ready = [False] * len(connections)
+
+    def ready(self) -> list[bool]:
+        """Per worker: whether it has said it is ready (warmed up)."""
+        return list(self._ready)
 
     def map(
-        self, fn: Callable[[T], R], items: Iterable[T], *, ahead: int = 2
+        self,
+        fn: Callable[[T], R],
+        items: Iterable[T],
+        *,
+        ahead: int = 3,
+        here: Callable[[T], R] | None = None,
     ) -> Iterator[tuple[T, R]]:
-        """``(item, fn(item))`` for each item, in order; up to ``ahead`` calls queued per worker.
+        """``(item, fn(item))`` for each item, in order; up to ``ahead`` calls queued per ready
+        worker. With ``here`` (``fn`` as this process calls it), this process computes the
+        next items itself, up to ``ahead`` of them held, whenever the result due next is not
+        ready (workers starting, or busy): no core waits while another has work.
         Raises BrokenProcessPool when a worker dies, and what ``fn`` raised."""
-        pending: deque[tuple[int, T]] = deque()
-        queued = iter(items)
-        turn = 0
+        pending: deque[_Pending[T, R]] = deque()
+        in_flight = [0] * len(self._connections)
+        feed = _Feed(items)
         while True:
-            while len(pending) < ahead * len(self._connections):
-                item = next(queued, _END)
-                if item is _END:
+            self._check_ready()
+            while not feed.done and (worker := self._least_busy(in_flight, ahead)) is not None:
+                if (item := feed.next()) is _END:
                     break
-                worker = turn % len(self._connections)
-                turn += 1
                 self._send(worker, (fn, item))
-                pending.append((worker, item))
-            if not pending:
+                in_flight[worker] += 1
+                pending.append(_Pending(item, worker))
+            if not pending and feed.done:
                 return
-            worker, item = pending.popleft()
-            ok, value = self._receive(worker)
-            if not ok:
-                raise value
-            yield item, value
+            head = pending[0] if pending else None
+            if (
+                head is not None
+                and head.worker is not None
+                and not head.done
+                and self._has_result(head.worker)
+            ):
+                in_flight[head.worker] -= 1
+                head.take(self._receive(head.worker))
+            if head is not None and head.done:
+                pending.popleft()
+                yield head.item, cast(R, head.result)
+                continue
+            held = sum(1 for p in pending if p.worker is None)
+            if here is not None and not feed.done and (head is None or held < ahead):
+                if (item := feed.next()) is not _END:
+                    pending.append(_Pending(item, None, True, here(item)))
+                continue
+            self._wait(None if head is None else head.worker)
+
+    def _least_busy(self, in_flight: list[int], ahead: int) -> int | None:
+        """The ready worker with the fewest calls queued, if it has room for one more."""
+        ready = [w for w, is_ready in enumerate(self._ready) if is_ready]
+        if not ready:
+            return None
+        worker = min(ready, key=in_flight.__getitem__)
+        return worker if in_flight[worker] < ahead else None
+
+    def _check_ready(self) -> None:
+        """Take the "ready" of each worker that has sent it since the last look."""
+        for worker, connection in enumerate(self._connections):
+            if not self._ready[worker] and self._poll(connection):
+                self._take_ready(worker)
+
+    def _take_ready(self, worker: int) -> None:
+        if self._recv(worker) != _READY:  # a worker's first message is its "ready"
+            raise _broken()
+        self._ready[worker] = True
+
+    def _has_result(self, worker: int | None) -> bool:
+        return worker is not None and self._ready[worker] and self._poll(self._connections[worker])
+
+    def _poll(self, connection: Connection) -> bool:
+        try:
+            return connection.poll()
+        except (EOFError, OSError):
+            raise _broken() from None
+
+    def _wait(self, worker: int | None) -> None:
+        """Until ``worker``'s result or another worker's "ready" arrives; a worker's death
+        raises BrokenProcessPool."""
+        waited = [c for w, c in enumerate(self._connections) if w == worker or not self._ready[w]]
+        sentinels = [process.sentinel for process in self._processes]
+        ready = multiprocessing.connection.wait([*waited, *sentinels])
+        if not any(connection in ready for connection in waited):  # a worker's sentinel
+            raise _broken()
 
     def _send(self, worker: int, call: object) -> None:
         try:
@@ -80,17 +149,52 @@ class Pool:
             raise _broken() from None
 
     def _receive(self, worker: int) -> Any:
-        connection = self._connections[worker]
-        sentinels = [process.sentinel for process in self._processes]
+        """``worker``'s next result (it has sent "ready" already)."""
         while True:
-            ready = multiprocessing.connection.wait([connection, *sentinels])
-            if connection in ready:
-                try:
-                    return connection.recv()
-                except (EOFError, OSError):  # died while sending: a torn message, then EOF
-                    raise _broken() from None
-            if ready:  # a worker's sentinel: it died
-                raise _broken()
+            connection = self._connections[worker]
+            if self._poll(connection):
+                ok, value = self._recv(worker)
+                if not ok:
+                    raise value
+                return value
+            self._wait(worker)
+
+    def _recv(self, worker: int) -> Any:
+        try:
+            return self._connections[worker].recv()
+        except (EOFError, OSError):  # died while sending: a torn message, then EOF
+            raise _broken() from None
+
+
+@dataclass
+class _Pending(Generic[T, R]):
+    """An item of :meth:`Pool.map`: at a worker, or computed here (``worker`` None)."""
+
+    item: T
+    worker: int | None
+    done: bool = False
+    result: R | None = None
+
+    def take(self, result: R) -> None:
+        self.result, self.done = result, True
+
+
+class _Feed(Generic[T]):
+    """The items still to hand out."""
+
+    def __init__(self, items: Iterable[T]) -> None:
+        self._items = iter(items)
+        self.done = False
+
+    def next(self) -> T:
+        """The next item, or ``_END`` (then ``done``)."""
+        item = next(self._items, _END)
+        self.done = item is _END
+        return item
+
+
+#: A worker's first message: started, warmed up, ready for calls.
+_READY = "ready"
 
 
 _END: Any = object()
@@ -104,11 +208,13 @@ def _broken() -> BrokenProcessPool:
 def pool(count: int, warm: str, *args: Any) -> Iterator[Pool]:
     """``count`` processes, started at once; each calls ``warm`` ("module:function") with
     ``args`` when it starts. After an error or an interrupt in the block they are killed
-    (they hold no data of their own); otherwise they are told to exit, and killed if they
-    have not within a few seconds."""
+    (they hold no data of their own), and so are those still starting (a short run may end
+    before they are ready); the others are told to exit, and killed if they have not within
+    a few seconds."""
     context = multiprocessing.get_context("spawn")
     processes: list[BaseProcess] = []
     connections: list[Connection] = []
+    started: Pool | None = None
     failed = True
     try:
         with interrupts.spawning():  # no stop between a worker's start and its ignore()
@@ -119,14 +225,16 @@ def pool(count: int, warm: str, *args: Any) -> Iterator[Pool]:
                 worker.start()
                 processes.append(worker)
                 theirs.close()  # its only writer is the worker now: its death is our EOF
-        yield Pool(processes, connections)
+        started = Pool(processes, connections)
+        yield started
         failed = False
     finally:
         for connection in connections:  # a worker waiting for a call reads EOF and exits
             connection.close()
         deadline = time.monotonic() + (0 if failed else _EXIT_SECONDS)
-        for process in processes:
-            process.join(max(0.0, deadline - time.monotonic()))
+        ready = started.ready() if started else [False] * len(processes)
+        for process, is_ready in zip(processes, ready, strict=True):
+            process.join(max(0.0, deadline - time.monotonic()) if is_ready else 0)
             if process.is_alive():
                 process.kill()
                 process.join()
@@ -137,8 +245,13 @@ _EXIT_SECONDS = 5.0
 
 
 def _serve(connection: Connection, parent: int, warm: str, *args: Any) -> None:
-    """A worker's life: :func:`init`, then answer calls until the pool closes its end."""
+    """A worker's life: :func:`init`, "ready", then answer calls until the pool closes its
+    end. A thread sends the answers, so the next call is worked on while the writer is busy
+    with other results and this one waits in the pipe (at most ``ahead`` of them)."""
     init(parent, warm, *args)
+    answers: queue.SimpleQueue[bytes | memoryview] = queue.SimpleQueue()
+    threading.Thread(target=_send_answers, args=(connection, answers), daemon=True).start()
+    answers.put(_dumps(_READY))
     while True:
         try:
             fn, item = connection.recv()
@@ -149,20 +262,33 @@ def _serve(connection: Connection, parent: int, warm: str, *args: Any) -> None:
         except Exception as error:
             answer = (False, error)
         try:
-            connection.send(answer)
+            answers.put(_dumps(answer))
+        except Exception as error:  # an answer that does not pickle
+            answers.put(_dumps((False, RuntimeError(f"{type(error).__name__}: {error}"))))
+
+
+def _dumps(message: object) -> bytes | memoryview:
+    return ForkingPickler.dumps(message)  # as Connection.send pickles
+
+
+def _send_answers(connection: Connection, answers: queue.SimpleQueue[bytes | memoryview]) -> None:
+    """A worker's sending thread: the answers, in order, until the pool's end is closed."""
+    while True:
+        try:
+            connection.send_bytes(answers.get())
         except (EOFError, OSError):
             return
-        except Exception as error:  # an answer that does not pickle
-            connection.send((False, RuntimeError(f"{type(error).__name__}: {error}")))
 
 
 @contextlib.contextmanager
 def optional_pool(count: int, warm: str, *args: Any) -> Iterator[Pool | None]:
-    """:func:`pool`, or None for one worker: the calling process does the work itself."""
+    """``count`` generating processes, the calling one included (it generates whenever the
+    result due next is not ready, see :func:`ordered`): a :func:`pool` of ``count - 1``
+    workers, or None for one (the calling process does all the work)."""
     if count <= 1:
         yield None
         return
-    with pool(count, warm, *args) as workers:
+    with pool(count - 1, warm, *args) as workers:
         yield workers
 
 
@@ -170,12 +296,14 @@ def ordered(
     workers: Pool | None, function: Callable[..., R], items: Iterable[T], *args: Any
 ) -> Generator[tuple[T, R], None, None]:
     """``(item, function(*args, item))`` for each item, in order; computed by the ``workers``
-    when there are some (:meth:`Pool.map`), else here."""
+    when there are some (:meth:`Pool.map`), and here meanwhile, whenever the result due next
+    is not ready; else all here."""
     if workers is None:
         for item in items:
             yield item, function(*args, item)
         return
-    yield from workers.map(functools.partial(function, *args), items)
+    call = functools.partial(function, *args)
+    yield from workers.map(call, items, here=call)
 
 
 def init(parent: int, warm: str, *args: Any) -> None:
