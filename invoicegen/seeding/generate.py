@@ -50,19 +50,29 @@ _MISSING = object()
 
 
 class _Draft:
-    """The object LazyAttribute functions see: declared values, computed on first access."""
+    """The object LazyAttribute functions see: declared values, computed on first access.
 
-    def __init__(self, maker: RowMaker, given: dict[str, Any]) -> None:
-        self.__dict__.update(given)
-        self.__dict__["_maker"] = maker
+    Each :class:`RowMaker` has a subclass of its own with one :class:`_Lazy` per declaration,
+    so a value not computed yet is found on the class (no failed lookup, no AttributeError)."""
 
-    def __getattr__(self, name: str) -> Any:
-        evaluator = self._maker.evaluators.get(name)
-        if evaluator is None:
-            raise AttributeError(name)
-        self.__dict__[name] = _MISSING  # a cycle shows up as this marker, not a RecursionError
-        value = evaluator(self)
-        self.__dict__[name] = value
+    _maker: RowMaker
+
+
+class _Lazy:
+    """A declaration on a maker's draft class: evaluates on first access, then the value in
+    the instance's ``__dict__`` hides it (a non-data descriptor, like ``cached_property``)."""
+
+    __slots__ = ("evaluate", "name")
+
+    def __init__(self, name: str, evaluate: Evaluator) -> None:
+        self.name, self.evaluate = name, evaluate
+
+    def __get__(self, draft: _Draft | None, owner: type[_Draft]) -> Any:
+        if draft is None:
+            return self
+        values = draft.__dict__
+        values[self.name] = _MISSING  # a cycle shows up as this marker, not a RecursionError
+        value = values[self.name] = self.evaluate(draft)
         return value
 
 
@@ -77,19 +87,33 @@ class RowMaker:
         self.evaluators: dict[str, Evaluator] = {
             name: self._compile(name, declaration) for name, declaration in declarations.items()
         }
-        self._steps = tuple(self.evaluators.items())
-        self._pick = operator.itemgetter(*self.fields)
+        # Plain values draw nothing: they start in every draft (given values override them).
+        self._constants = {
+            name: value
+            for name, value in declarations.items()
+            if not isinstance(value, BaseDeclaration)
+        }
+        self._steps = tuple(
+            (name, evaluate)
+            for name, evaluate in self.evaluators.items()
+            if name not in self._constants
+        )
+        lazy = {name: _Lazy(name, evaluate) for name, evaluate in self._steps}
+        self._draft = type(f"{self.name}Draft", (_Draft,), {**lazy, "_maker": self})
+        pick = operator.itemgetter(*self.fields)
+        self._pick = pick if len(self.fields) > 1 else lambda values: (pick(values),)
         self._sequence = 0
 
     def make(self, **given: Any) -> tuple[Any, ...]:
-        draft = _Draft(self, given)
+        draft = self._draft()
         values = draft.__dict__
+        values.update(self._constants)
+        values.update(given)
         for name, evaluate in self._steps:  # factory-boy resolves every declaration, in order
             if name not in values:
                 values[name] = _MISSING  # a cycle shows up as this marker
                 values[name] = evaluate(draft)
-        picked = self._pick(values)
-        return picked if len(self.fields) > 1 else (picked,)
+        return self._pick(values)
 
     def _compile(self, name: str, declaration: Any) -> Evaluator:
         if not isinstance(declaration, BaseDeclaration):
@@ -118,8 +142,8 @@ class RowMaker:
 
     def _compile_faker(self, name: str, declaration: Any) -> Evaluator:
         if isinstance(declaration, FromLocale):
-            draw, fake = declaration.draw, fast_faker(self.locale)
-            return lambda _draft: draw(fake)
+            sample = declaration.sampler(fast_faker(self.locale))
+            return lambda _draft: sample()
         options = dict(declaration._defaults)
         locale = options.pop("locale", None) or self.locale
         if any(isinstance(v, BaseDeclaration) for v in options.values()):
