@@ -29,7 +29,6 @@ from typing import Any
 import factory
 import factory.random
 import faker
-import faker.generator
 from factory.declarations import SKIP, BaseDeclaration
 
 from invoicegen.errors import FactoryValueError
@@ -215,11 +214,11 @@ def _fast_faker(locale: str, added: tuple[type, ...]) -> faker.Faker:
     Names, companies, catch phrases and phone numbers draw through :mod:`.compiled`'s
     samplers; the rest of Faker rebuilds the weights of a table such as en_US's ~7,000 first
     names on every draw, where ``random.choices`` with precomputed ``cum_weights`` draws the
-    same element from the same random number. Either way the values are unchanged. It shares
-    Faker's module-level random generator, which factory-boy seeds, exactly as factory-boy's
-    own Faker instances do.
+    same element from the same random number. Either way the values are unchanged. It draws
+    from the engine's one generator (:data:`RANDOM`), factory-boy's too while a batch is made.
     """
     fake = faker.Faker(locale)
+    fake.get_providers()[0].generator.random = RANDOM  # the locale's one generator
     for provider_class in added:  # in the order they were added: the last one wins
         fake.add_provider(provider_class)
     for provider in fake.get_providers():
@@ -285,15 +284,11 @@ class Row(SimpleNamespace):
     """A parent as the factories' declarations see it (``o.contract.start_date``)."""
 
 
-def _reseed(seed: int, position: int, stream: str, *, faker_too: bool = True) -> None:
-    # What factory.random.reseed_random() does (factory-boy's and Faker's generators in the
-    # same state), for half its cost: seed both with one integer instead of copying a state.
-    # A stream that draws nothing from Faker (and is the last before the next reseed of
-    # both) leaves Faker's alone: seeding a Mersenne Twister costs ~4 µs.
-    key = stream_key(seed, position, f"values:{stream}")
-    factory.random.randgen.seed(key)
-    if faker_too:
-        faker.generator.random.seed(key)
+def _reseed(seed: int, position: int, stream: str) -> None:
+    # One generator per stream, factory-boy's and Faker's alike: seeding a Mersenne Twister
+    # costs ~4 µs, and a generator of each (what factory.random.reseed_random() sets up)
+    # would seed two. The factories draw the same when they share one (tests/test_rows.py).
+    RANDOM.seed(stream_key(seed, position, f"values:{stream}"))
 
 
 class _Tables:
@@ -320,25 +315,31 @@ def generate_batch(plan: Plan, batch: Batch) -> BatchRows:
     """The rows of one batch of whole user trees, as tuples in ``writers.COLUMNS`` order."""
     makers = _makers(plan.locale)
     tables = _Tables(batch.first_ids)
-    with _fast_random():
+    with drawing():
         for position in range(batch.first, batch.first + batch.size):
             _user_tree(plan, makers, tables, position)
     return tables.rows()
 
 
+#: The engine's random generator: its Fakers draw from it, and factory-boy's draws while a
+#: batch is made (:func:`drawing`); a :class:`~.compiled.FastRandom`, the same draws cheaper.
+RANDOM = compiled.FastRandom()
+
+
 @contextlib.contextmanager
-def _fast_random() -> Iterator[None]:
-    """factory-boy's generator is a :class:`~.compiled.FastRandom` while a batch is made (the
-    same draws, cheaper), and the caller's afterwards, its state untouched."""
+def drawing(seed: int | None = None) -> Iterator[None]:
+    """factory-boy's generator is the engine's :data:`RANDOM` (seeded with ``seed``, when
+    given) in the block, so factory-boy's and its Fakers' draws come from one generator (as
+    ``Factory.build()``'s do when factory-boy's generator is Faker's, see
+    ``tests/test_rows.py``); the caller's own afterwards, its state untouched."""
     own = factory.random.randgen
-    factory.random.randgen = _FAST_RANDOM
+    factory.random.randgen = RANDOM
+    if seed is not None:
+        RANDOM.seed(seed)
     try:
         yield
     finally:
         factory.random.randgen = own
-
-
-_FAST_RANDOM = compiled.FastRandom()
 
 
 def _user_tree(plan: Plan, makers: _Makers, tables: _Tables, position: int) -> None:
@@ -350,7 +351,7 @@ def _user_tree(plan: Plan, makers: _Makers, tables: _Tables, position: int) -> N
     clients = _clients(makers, tables, position, len(shape))
     _reseed(plan.seed, position, "contracts")
     contracts = _contracts(plan, makers, tables, clients, shape)
-    _reseed(plan.seed, position, "invoices", faker_too=False)  # bill_contract: no Faker
+    _reseed(plan.seed, position, "invoices")
     _invoices(plan, tables, contracts)
     tables.user_id += 1
 
