@@ -24,7 +24,6 @@ compiled samplers.
 from __future__ import annotations
 
 import bisect
-import operator
 import random
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -86,52 +85,6 @@ def _randbelow_loop(rand: random.Random, n: int) -> int:
 
 
 INLINE_RANDBELOW = _inline_randbelow_matches()
-
-
-def _top_byte_digits(first: int) -> bytes:
-    """A 32-bit draw's top byte -> the digit ``randint(first, 9)`` makes of it (``first +
-    _randbelow(10 - first)``: the top ``(10 - first).bit_length()`` bits, the loop of
-    ``_randbelow``), or ``x`` where ``_randbelow`` would draw again."""
-    below = 10 - first
-    shift = 8 - below.bit_length()
-    return bytes(
-        ord(_DIGITS[first + (b >> shift)]) if b >> shift < below else ord("x") for b in range(256)
-    )
-
-
-#: numerify's digit kinds drawn in bulk: ``#`` 0-9, ``%`` 1-9, ``$`` 2-9.
-_TOP_BYTE_DIGIT = {"#": _top_byte_digits(0), "%": _top_byte_digits(1), "$": _top_byte_digits(2)}
-
-
-def _bulk_digits(getrandbits: Callable[[int], int], count: int, table: bytes) -> bytes:
-    """``count`` digits of one kind. Draws are taken ``count - done`` at a time with one
-    ``getrandbits`` (32 bits per draw, the first lowest) and their top bytes mapped to digits,
-    or dropped as rejections, by one ``bytes.translate``: every draw taken is used, so the
-    digits and the generator's state after them are the digit-by-digit loop's."""
-    drawn = b""
-    need = count
-    while need:
-        words = getrandbits(32 * need).to_bytes(4 * need, "little")
-        drawn += words[3::4].translate(table).replace(b"x", b"")
-        need = count - len(drawn)
-    return drawn
-
-
-def _bulk_digits_match() -> bool:
-    """Whether :func:`_bulk_digits` draws what ``randint(first, 9)`` digit by digit draws,
-    and leaves the generator in the same state, on this Python (``getrandbits(32 * n)`` is
-    ``n`` 32-bit draws, the first lowest; ``getrandbits(k)`` the top ``k`` bits of one)."""
-    for seed in range(16):
-        for kind, first in (("#", 0), ("%", 1), ("$", 2)):
-            bulk, single = random.Random(seed), random.Random(seed)
-            drawn = _bulk_digits(bulk.getrandbits, 7, _TOP_BYTE_DIGIT[kind]).decode()
-            expected = "".join(str(single.randint(first, 9)) for _ in range(7))
-            if drawn != expected or bulk.getstate() != single.getstate():
-                return False
-    return True
-
-
-BULK_DIGITS = _bulk_digits_match()
 
 
 class FastRandom(random.Random):
@@ -326,12 +279,24 @@ class Compiler:
         if not slots:
             return lambda: text
         pattern = "".join("%s" if c in _PLACEHOLDERS else c for c in text)
-        order = sorted(range(len(slots)), key=lambda i: (_PLACEHOLDERS.index(slots[i]), i))
-        bulk = BULK_DIGITS and type(self.rand).getrandbits is random.Random.getrandbits
-        if bulk and not set(slots) & {"!", "@"}:
-            return self._digits(pattern, slots, order)
-        below10, below9 = self.below(10), self.below(9)
-        below8, below2 = self.below(8), self.below(2)
+        below10 = self.below(10)
+        if all(c == "#" for c in slots):
+            count = len(slots)
+            if INLINE_RANDBELOW:
+                getrandbits = self.rand.getrandbits
+
+                def digits() -> str:
+                    drawn = []
+                    for _ in range(count):
+                        r = getrandbits(4)
+                        while r >= 10:
+                            r = getrandbits(4)
+                        drawn.append(_DIGITS[r])
+                    return pattern % tuple(drawn)
+
+                return digits
+            return lambda: pattern % tuple([_DIGITS[below10()] for _ in range(count)])
+        below9, below8, below2 = self.below(9), self.below(8), self.below(2)
         draws: dict[str, Callable[[], str]] = {
             "#": lambda: _DIGITS[below10()],
             "%": lambda: _DIGITS[1 + below9()],
@@ -339,6 +304,7 @@ class Compiler:
             "!": lambda: _DIGITS[below10()] if below2() else "",
             "@": lambda: _DIGITS[1 + below9()] if below2() else "",
         }
+        order = sorted(range(len(slots)), key=lambda i: (_PLACEHOLDERS.index(slots[i]), i))
         steps = [(i, draws[slots[i]]) for i in order]
 
         def mixed() -> str:
@@ -348,26 +314,6 @@ class Compiler:
             return pattern % tuple(drawn)
 
         return mixed
-
-    def _digits(self, pattern: str, slots: list[str], order: list[int]) -> Sampler:
-        """Digits for ``#`` (0 to 9), ``%`` (1 to 9) and ``$`` (2 to 9) slots, each kind in
-        bulk (:func:`_bulk_digits`), in numerify's order, then put in their slots."""
-        getrandbits = self.rand.getrandbits
-        kinds = [(slots.count(kind), _TOP_BYTE_DIGIT[kind]) for kind in "#%$"]
-        kinds = [(count, table) for count, table in kinds if count]
-        place = [0] * len(slots)  # slot order[j] takes the j-th digit drawn
-        for drawn_as, i in enumerate(order):
-            place[i] = drawn_as
-        arrange = operator.itemgetter(*place) if len(place) > 1 else lambda s: (s[0],)
-        if len(kinds) == 1:
-            ((count, table),) = kinds
-            return lambda: pattern % arrange(_bulk_digits(getrandbits, count, table).decode())
-
-        def digits() -> str:
-            drawn = b"".join([_bulk_digits(getrandbits, count, table) for count, table in kinds])
-            return pattern % arrange(drawn.decode())
-
-        return digits
 
     def numerify_method(self) -> Callable[..., str]:
         """A drop-in ``numerify(text="###")`` that compiles each text once."""
