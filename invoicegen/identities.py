@@ -53,6 +53,12 @@ class FromLocale(factory.Faker):  # type: ignore[misc]  # factory-boy is untyped
     def evaluate(self, instance: Any, step: Any, extra: dict[str, Any]) -> Any:
         return self.draw(self._get_faker(extra.pop("locale")))
 
+    def sampler(self, fake: Any) -> Callable[[], Any]:
+        """``draw(fake)`` as a call without arguments, what does not change per row (the
+        locale's tables) looked up once: the seeding engine's row makers call it per row."""
+        bind = _BINDERS.get(self.draw)
+        return bind(fake) if bind is not None else functools.partial(self.draw, fake)
+
 
 # --- transliteration and emails -------------------------------------------------------------------
 
@@ -92,8 +98,10 @@ def client_email(words: Words, company: str, number: int | str) -> str:
 
 
 def _label(company: str) -> str:
-    # Word by word: company names are mostly distinct, their words are not (cache hits).
-    label = "-".join(filter(None, (slug(word, "-") for word in company.split())))
+    if company.isascii():  # romanized already: the words' slugs are the whole name's words
+        label = "-".join(_WORDS.findall(company.lower().replace("'", "")))
+    else:  # word by word: company names are mostly distinct, their words are not (cache hits)
+        label = "-".join(filter(None, (slug(word, "-") for word in company.split())))
     return label[:MAX_LABEL].strip("-") or "company"
 
 
@@ -129,6 +137,7 @@ class Person(NamedTuple):  # a tuple: made once per row, so cheap to make
         return given, family
 
 
+_person = tuple.__new__  # Person(...) without NamedTuple's Python-level __new__: made per row
 _Draw = Callable[[], tuple[str, str]]  # a name and its ASCII reading
 _Order = tuple[bool, str]  # (family first, separator)
 
@@ -216,7 +225,7 @@ class _Names:
             if len(orders) == 1
             else random.choices(orders, cum_weights=gender.cum_weights)[0]
         )
-        return Person(first, last, order[0], order[1], first_reading, last_reading)
+        return _person(Person, (first, last, order[0], order[1], first_reading, last_reading))
 
 
 @functools.cache
@@ -255,3 +264,10 @@ def _phones(fake: Any) -> Callable[[], str]:
 def draw_phone(fake: Any) -> str:
     """A phone number in ``fake``'s locale's formats, without an extension."""
     return _phones(fake)()
+
+
+#: What :meth:`FromLocale.sampler` binds to a Faker once instead of looking up per row.
+_BINDERS: dict[Callable[[Any], Any], Callable[[Any], Callable[[], Any]]] = {
+    draw_person: lambda fake: _names(fake).draw,
+    draw_phone: _phones,
+}

@@ -79,6 +79,22 @@ def test_an_email_never_has_an_empty_local_part(name: str) -> None:
     assert client_email((name,), name, "5-1") == "contact.5-1@company.example"
 
 
+@pytest.mark.parametrize(
+    ("company", "domain"),
+    [
+        ("Smith, O'Neil and Jones", "smith-oneil-and-jones.example"),
+        ("Lee-Park  Inc.", "lee-park-inc.example"),
+        ("Müller GmbH & Co. KG", "muller-gmbh-co-kg.example"),
+        ("株式会社 山田", "zhushihuishe-shantian.example"),
+        ("Ωmega Σ", "omega-s.example"),
+        ("A" * 70 + " Ltd", "a" * 63 + ".example"),
+        ("& -- !", "company.example"),
+    ],
+)
+def test_a_client_email_domain_is_the_company_in_ascii_words(company: str, domain: str) -> None:
+    assert client_email(("Ann", "Lee"), company, "5-1") == f"ann.lee.5-1@{domain}"
+
+
 @pytest.mark.parametrize("locale", LOCALES)
 def test_seeded_names_emails_and_phones_hold_in_each_locale(tmp_path: Path, locale: str) -> None:
     engine = _seeded(

@@ -29,7 +29,6 @@ from typing import Any
 import factory
 import factory.random
 import faker
-import faker.generator
 from factory.declarations import SKIP, BaseDeclaration
 
 from invoicegen.errors import FactoryValueError
@@ -53,19 +52,29 @@ _MISSING = object()
 
 
 class _Draft:
-    """The object LazyAttribute functions see: declared values, computed on first access."""
+    """The object LazyAttribute functions see: declared values, computed on first access.
 
-    def __init__(self, maker: RowMaker, given: dict[str, Any]) -> None:
-        self.__dict__.update(given)
-        self.__dict__["_maker"] = maker
+    Each :class:`RowMaker` has a subclass of its own with one :class:`_Lazy` per declaration,
+    so a value not computed yet is found on the class (no failed lookup, no AttributeError)."""
 
-    def __getattr__(self, name: str) -> Any:
-        evaluator = self._maker.evaluators.get(name)
-        if evaluator is None:
-            raise AttributeError(name)
-        self.__dict__[name] = _MISSING  # a cycle shows up as this marker, not a RecursionError
-        value = evaluator(self)
-        self.__dict__[name] = value
+    _maker: RowMaker
+
+
+class _Lazy:
+    """A declaration on a maker's draft class: evaluates on first access, then the value in
+    the instance's ``__dict__`` hides it (a non-data descriptor, like ``cached_property``)."""
+
+    __slots__ = ("evaluate", "name")
+
+    def __init__(self, name: str, evaluate: Evaluator) -> None:
+        self.name, self.evaluate = name, evaluate
+
+    def __get__(self, draft: _Draft | None, owner: type[_Draft]) -> Any:
+        if draft is None:
+            return self
+        values = draft.__dict__
+        values[self.name] = _MISSING  # a cycle shows up as this marker, not a RecursionError
+        value = values[self.name] = self.evaluate(draft)
         return value
 
 
@@ -80,19 +89,33 @@ class RowMaker:
         self.evaluators: dict[str, Evaluator] = {
             name: self._compile(name, declaration) for name, declaration in declarations.items()
         }
-        self._steps = tuple(self.evaluators.items())
-        self._pick = operator.itemgetter(*self.fields)
+        # Plain values draw nothing: they start in every draft (given values override them).
+        self._constants = {
+            name: value
+            for name, value in declarations.items()
+            if not isinstance(value, BaseDeclaration)
+        }
+        self._steps = tuple(
+            (name, evaluate)
+            for name, evaluate in self.evaluators.items()
+            if name not in self._constants
+        )
+        lazy = {name: _Lazy(name, evaluate) for name, evaluate in self._steps}
+        self._draft = type(f"{self.name}Draft", (_Draft,), {**lazy, "_maker": self})
+        pick = operator.itemgetter(*self.fields)
+        self._pick = pick if len(self.fields) > 1 else lambda values: (pick(values),)
         self._sequence = 0
 
     def make(self, **given: Any) -> tuple[Any, ...]:
-        draft = _Draft(self, given)
+        draft = self._draft()
         values = draft.__dict__
+        values.update(self._constants)
+        values.update(given)
         for name, evaluate in self._steps:  # factory-boy resolves every declaration, in order
             if name not in values:
                 values[name] = _MISSING  # a cycle shows up as this marker
                 values[name] = evaluate(draft)
-        picked = self._pick(values)
-        return picked if len(self.fields) > 1 else (picked,)
+        return self._pick(values)
 
     def _compile(self, name: str, declaration: Any) -> Evaluator:
         if not isinstance(declaration, BaseDeclaration):
@@ -121,8 +144,8 @@ class RowMaker:
 
     def _compile_faker(self, name: str, declaration: Any) -> Evaluator:
         if isinstance(declaration, FromLocale):
-            draw, fake = declaration.draw, fast_faker(self.locale)
-            return lambda _draft: draw(fake)
+            sample = declaration.sampler(fast_faker(self.locale))
+            return lambda _draft: sample()
         options = dict(declaration._defaults)
         locale = options.pop("locale", None) or self.locale
         if any(isinstance(v, BaseDeclaration) for v in options.values()):
@@ -194,11 +217,11 @@ def _fast_faker(locale: str, added: tuple[type, ...]) -> faker.Faker:
     Names, companies, catch phrases and phone numbers draw through :mod:`.compiled`'s
     samplers; the rest of Faker rebuilds the weights of a table such as en_US's ~7,000 first
     names on every draw, where ``random.choices`` with precomputed ``cum_weights`` draws the
-    same element from the same random number. Either way the values are unchanged. It shares
-    Faker's module-level random generator, which factory-boy seeds, exactly as factory-boy's
-    own Faker instances do.
+    same element from the same random number. Either way the values are unchanged. It draws
+    from the engine's one generator (:data:`RANDOM`), factory-boy's too while a batch is made.
     """
     fake = faker.Faker(locale)
+    fake.get_providers()[0].generator.random = RANDOM  # the locale's one generator
     for provider_class in added:  # in the order they were added: the last one wins
         fake.add_provider(provider_class)
     for provider in fake.get_providers():
@@ -287,15 +310,11 @@ class Row(SimpleNamespace):
     """A parent as the factories' declarations see it (``o.contract.start_date``)."""
 
 
-def _reseed(seed: int, position: int, stream: str, *, faker_too: bool = True) -> None:
-    # What factory.random.reseed_random() does (factory-boy's and Faker's generators in the
-    # same state), for half its cost: seed both with one integer instead of copying a state.
-    # A stream that draws nothing from Faker (and is the last before the next reseed of
-    # both) leaves Faker's alone: seeding a Mersenne Twister costs ~4 µs.
-    key = stream_key(seed, position, f"values:{stream}")
-    factory.random.randgen.seed(key)
-    if faker_too:
-        faker.generator.random.seed(key)
+def _reseed(seed: int, position: int, stream: str) -> None:
+    # One generator per stream, factory-boy's and Faker's alike: seeding a Mersenne Twister
+    # costs ~4 µs, and a generator of each (what factory.random.reseed_random() sets up)
+    # would seed two. The factories draw the same when they share one (tests/test_rows.py).
+    RANDOM.seed(stream_key(seed, position, f"values:{stream}"))
 
 
 class _Tables:
@@ -322,25 +341,31 @@ def generate_batch(plan: Plan, batch: Batch) -> BatchRows:
     """The rows of one batch of whole user trees, as tuples in ``writers.COLUMNS`` order."""
     makers = _makers(plan.locale)
     tables = _Tables(batch.first_ids)
-    with _fast_random():
+    with drawing():
         for position in range(batch.first, batch.first + batch.size):
             _user_tree(plan, makers, tables, position)
     return tables.rows()
 
 
+#: The engine's random generator: its Fakers draw from it, and factory-boy's draws while a
+#: batch is made (:func:`drawing`); a :class:`~.compiled.FastRandom`, the same draws cheaper.
+RANDOM = compiled.FastRandom()
+
+
 @contextlib.contextmanager
-def _fast_random() -> Iterator[None]:
-    """factory-boy's generator is a :class:`~.compiled.FastRandom` while a batch is made (the
-    same draws, cheaper), and the caller's afterwards, its state untouched."""
+def drawing(seed: int | None = None) -> Iterator[None]:
+    """factory-boy's generator is the engine's :data:`RANDOM` (seeded with ``seed``, when
+    given) in the block, so factory-boy's and its Fakers' draws come from one generator (as
+    ``Factory.build()``'s do when factory-boy's generator is Faker's, see
+    ``tests/test_rows.py``); the caller's own afterwards, its state untouched."""
     own = factory.random.randgen
-    factory.random.randgen = _FAST_RANDOM
+    factory.random.randgen = RANDOM
+    if seed is not None:
+        RANDOM.seed(seed)
     try:
         yield
     finally:
         factory.random.randgen = own
-
-
-_FAST_RANDOM = compiled.FastRandom()
 
 
 def _user_tree(plan: Plan, makers: _Makers, tables: _Tables, position: int) -> None:
@@ -352,7 +377,7 @@ def _user_tree(plan: Plan, makers: _Makers, tables: _Tables, position: int) -> N
     clients = _clients(makers, tables, position, len(shape))
     _reseed(plan.seed, position, "contracts")
     contracts = _contracts(plan, makers, tables, clients, shape)
-    _reseed(plan.seed, position, "invoices", faker_too=False)  # bill_contract: no Faker
+    _reseed(plan.seed, position, "invoices")
     _invoices(plan, tables, contracts)
     tables.user_id += 1
 
