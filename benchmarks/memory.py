@@ -206,17 +206,21 @@ def run_export(users: int, file_format: str, args: argparse.Namespace) -> Figure
     return _figures(users, document, samples, size)
 
 
+def shown(label: str, run: Figures) -> Figures:
+    """Print one run's figures as soon as it ends (a large run takes an hour)."""
+    along = " / ".join(f"{mib:,.0f}" for mib in run.along)
+    print(
+        f"{label:<18} {run.users:>9,} users {run.rows:>11,} rows {run.seconds:>7,.0f} s  "
+        f"tree peak {run.tree_peak_mib:>5,.0f} MiB  sum of peaks {run.sum_of_peaks_mib:>5,.0f} "
+        f"MiB (writer {run.writer_peak_mib:,.0f}, largest worker {run.worker_peak_mib:,.0f}, "
+        f"{run.processes} processes)  at 25/50/75/100%: {along} MiB  "
+        f"output {run.output_mib:,.0f} MiB",
+        flush=True,
+    )
+    return run
+
+
 def report(label: str, runs: list[Figures]) -> None:
-    for run in runs:
-        along = " / ".join(f"{mib:,.0f}" for mib in run.along)
-        print(
-            f"{label:<18} {run.users:>9,} users {run.rows:>11,} rows {run.seconds:>7,.0f} s  "
-            f"tree peak {run.tree_peak_mib:>5,.0f} MiB  sum of peaks {run.sum_of_peaks_mib:>5,.0f} "
-            f"MiB (writer {run.writer_peak_mib:,.0f}, largest worker {run.worker_peak_mib:,.0f}, "
-            f"{run.processes} processes)  at 25/50/75/100%: {along} MiB  "
-            f"output {run.output_mib:,.0f} MiB",
-            flush=True,
-        )
     small, large = runs[0], runs[-1]
     if small is large:
         return
@@ -258,10 +262,12 @@ def main() -> None:
     )
     users = sorted(args.users)
     if "seed" in args.target:
-        report(f"seed {args.db}", [run_seed(n, args) for n in users])
+        label = f"seed {args.db}"
+        report(label, [shown(label, run_seed(n, args)) for n in users])
     if "export" in args.target:
         for file_format in args.format:
-            report(f"export {file_format}", [run_export(n, file_format, args) for n in users])
+            label = f"export {file_format}"
+            report(label, [shown(label, run_export(n, file_format, args)) for n in users])
 
 
 if __name__ == "__main__":
