@@ -36,6 +36,10 @@ _PLACEHOLDER = re.compile(r"{{\s*(\w+)\s*}}")
 # An extension at the end of a phone format or number: "x###", " x1975", " ext. 12".
 _EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension)\s*[#%!@$\d]+\s*$", re.IGNORECASE)
 _WORDS = re.compile(r"[a-z0-9]+")
+#: Words each of romanize() and slug() keeps: a locale's names (pl_PL has ~4,000). Company
+#: names' words ("Müller-Schmidt") hardly repeat: a larger cache only grows with the dataset
+#: (65,536 of them held ~30 MiB per generating worker).
+WORDS_CACHED = 1 << 13
 _NAME_PART = re.compile(r"(first|last)_name(?:_(?:male|female|nonbinary))?")
 
 
@@ -63,13 +67,13 @@ class FromLocale(factory.Faker):  # type: ignore[misc]  # factory-boy is untyped
 # --- transliteration and emails -------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1 << 16)  # names repeat: a locale has a few thousand of them
+@functools.lru_cache(maxsize=WORDS_CACHED)  # names repeat: a locale has a few thousand of them
 def romanize(text: str) -> str:
     """``text`` in ASCII: 'Hans-Theo Preiß' -> 'Hans-Theo Preiss', '王秀英' -> 'WangXiuYing'."""
     return anyascii(text)
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=WORDS_CACHED)
 def slug(text: str, sep: str = ".") -> str:
     """ASCII, lower-case, words joined by ``sep``: 'Zoë O'Neil' -> 'zoe.oneil'."""
     return sep.join(_WORDS.findall(romanize(text).lower().replace("'", "")))
