@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -94,27 +93,56 @@ class _IsoDates(dict[dt.date, str]):
 
 def _copy_field(value: Any) -> str:
     if value is None:
-        return "\\N"
+        return _COPY_NULL
     if isinstance(value, str):
         return value.translate(_COPY_ESCAPES)
-    return str(value)  # int, date (ISO), Decimal: their str() is what COPY reads
+    return str(value)  # int, date (ISO), Decimal, datetime, bool: their str() is what COPY reads
 
 
-#: type -> its COPY text, by exact type (C callables: no Python call per value).
-_COPY_CONVERT: dict[type, Callable[[Any], str]] = {
-    str: operator.methodcaller("translate", _COPY_ESCAPES),
-    int: str,
-    type(None): {None: "\\N"}.__getitem__,
-    dt.date: _IsoDates().__getitem__,
-    Decimal: str,
-}
+_COPY_NULL = "\\N"
+_COPY_NULLS = {None: _COPY_NULL}
+
+
+class _CopyDates(_IsoDates):
+    """date (or None) -> its COPY text: ISO, or \\N."""
+
+    def __missing__(self, day: dt.date | None) -> str:
+        return _COPY_NULL if day is None else super().__missing__(day)
+
+
+_COPY_DATES = _CopyDates()
+
+
+def _copy_column(values: tuple[Any, ...]) -> Iterable[str]:
+    """One column of a batch as COPY text fields. The encoder is chosen once per column, by
+    the exact types the column holds, so each value costs a C-level step (no Python call):
+    strings are escaped only when the column holds a special character at all."""
+    kinds = set(map(type, values))
+    nullable = type(None) in kinds
+    kinds.discard(type(None))
+    if kinds == {str}:
+        joined = "".join(filter(None, values) if nullable else values)
+        if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+            return [_COPY_NULL if v is None else v.translate(_COPY_ESCAPES) for v in values]
+        return map(_COPY_NULLS.get, values, values) if nullable else values
+    if kinds == {dt.date}:
+        return map(_COPY_DATES.__getitem__, values)
+    if kinds <= {int, Decimal}:  # exact types: bool's str() is not an int's
+        if nullable:
+            return [_COPY_NULL if v is None else str(v) for v in values]
+        return map(str, values)
+    return map(_copy_field, values)
 
 
 def encode_copy(rows: Rows) -> CopyText:
-    """Rows as PostgreSQL COPY text: tab-separated, \\N for NULL, specials escaped."""
-    convert = _COPY_CONVERT.get
-    lines = ["\t".join([(convert(type(v)) or _copy_field)(v) for v in row]) for row in rows]
-    return CopyText(("\n".join(lines) + "\n").encode() if lines else b"", len(rows))
+    """Rows as PostgreSQL COPY text: tab-separated, \\N for NULL, specials escaped.
+
+    Column by column (rows of unequal length are refused), then joined row by row."""
+    if not rows:
+        return CopyText(b"", 0)
+    columns = [_copy_column(values) for values in zip(*rows, strict=True)]
+    text = "\n".join(map("\t".join, zip(*columns, strict=True)))
+    return CopyText((text + "\n").encode(), len(rows))
 
 
 #: type -> what sqlite3 takes instead (looked up by exact type: one dict probe per value):
