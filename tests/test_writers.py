@@ -6,10 +6,11 @@ import datetime as dt
 import pickle
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 
 from invoicegen import schema
-from invoicegen.seeding import writers
+from invoicegen.seeding import encoders, writers
 
 AWKWARD = [
     "tab\there",
@@ -136,3 +137,10 @@ def test_a_table_larger_than_the_drivers_buffer_is_written_whole(engine: sa.Engi
     with engine.connect() as connection:
         count, top = connection.exec_driver_sql("SELECT COUNT(*), MAX(id) FROM invoices").one()
     assert (count, top) == (140_000, 140_000)
+
+
+def test_copy_text_refuses_rows_of_different_lengths() -> None:
+    """COPY text is encoded column by column: a short or long row is an error, never a row
+    whose fields land in the wrong columns."""
+    with pytest.raises(ValueError, match="different lengths"):
+        encoders.encode_copy([(1, "a"), (2, "b", "c")])

@@ -23,6 +23,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, BinaryIO, ClassVar
 
 from invoicegen.errors import UsageError
@@ -140,7 +141,12 @@ def encode_copy(rows: Rows) -> CopyText:
     Column by column (rows of unequal length are refused), then joined row by row."""
     if not rows:
         return CopyText(b"", 0)
-    columns = [_copy_column(values) for values in zip(*rows, strict=True)]
+    widths = set(map(len, rows))
+    if len(widths) != 1:
+        raise ValueError(f"rows of different lengths: {sorted(widths)}")
+    # Columns taken by index, not zip(*rows): that makes an iterator per row, and that many
+    # live objects at once set off the cyclic collector's full passes over the whole heap.
+    columns = [_copy_column(tuple(map(itemgetter(i), rows))) for i in range(widths.pop())]
     text = "\n".join(map("\t".join, zip(*columns, strict=True)))
     return CopyText((text + "\n").encode(), len(rows))
 
