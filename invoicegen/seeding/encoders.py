@@ -20,10 +20,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, BinaryIO, ClassVar
 
 from invoicegen.errors import UsageError
@@ -94,27 +94,61 @@ class _IsoDates(dict[dt.date, str]):
 
 def _copy_field(value: Any) -> str:
     if value is None:
-        return "\\N"
+        return _COPY_NULL
     if isinstance(value, str):
         return value.translate(_COPY_ESCAPES)
-    return str(value)  # int, date (ISO), Decimal: their str() is what COPY reads
+    return str(value)  # int, date (ISO), Decimal, datetime, bool: their str() is what COPY reads
 
 
-#: type -> its COPY text, by exact type (C callables: no Python call per value).
-_COPY_CONVERT: dict[type, Callable[[Any], str]] = {
-    str: operator.methodcaller("translate", _COPY_ESCAPES),
-    int: str,
-    type(None): {None: "\\N"}.__getitem__,
-    dt.date: _IsoDates().__getitem__,
-    Decimal: str,
-}
+_COPY_NULL = "\\N"
+_COPY_NULLS = {None: _COPY_NULL}
+
+
+class _CopyDates(_IsoDates):
+    """date (or None) -> its COPY text: ISO, or \\N."""
+
+    def __missing__(self, day: dt.date | None) -> str:
+        return _COPY_NULL if day is None else super().__missing__(day)
+
+
+_COPY_DATES = _CopyDates()
+
+
+def _copy_column(values: tuple[Any, ...]) -> Iterable[str]:
+    """One column of a batch as COPY text fields. The encoder is chosen once per column, by
+    the exact types the column holds, so each value costs a C-level step (no Python call):
+    strings are escaped only when the column holds a special character at all."""
+    kinds = set(map(type, values))
+    nullable = type(None) in kinds
+    kinds.discard(type(None))
+    if kinds == {str}:
+        joined = "".join(filter(None, values) if nullable else values)
+        if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+            return [_COPY_NULL if v is None else v.translate(_COPY_ESCAPES) for v in values]
+        return map(_COPY_NULLS.get, values, values) if nullable else values
+    if kinds == {dt.date}:
+        return map(_COPY_DATES.__getitem__, values)
+    if kinds <= {int, Decimal}:  # exact types: bool's str() is not an int's
+        if nullable:
+            return [_COPY_NULL if v is None else str(v) for v in values]
+        return map(str, values)
+    return map(_copy_field, values)
 
 
 def encode_copy(rows: Rows) -> CopyText:
-    """Rows as PostgreSQL COPY text: tab-separated, \\N for NULL, specials escaped."""
-    convert = _COPY_CONVERT.get
-    lines = ["\t".join([(convert(type(v)) or _copy_field)(v) for v in row]) for row in rows]
-    return CopyText(("\n".join(lines) + "\n").encode() if lines else b"", len(rows))
+    """Rows as PostgreSQL COPY text: tab-separated, \\N for NULL, specials escaped.
+
+    Column by column (rows of unequal length are refused), then joined row by row."""
+    if not rows:
+        return CopyText(b"", 0)
+    widths = set(map(len, rows))
+    if len(widths) != 1:
+        raise ValueError(f"rows of different lengths: {sorted(widths)}")
+    # Columns taken by index, not zip(*rows): that makes an iterator per row, and that many
+    # live objects at once set off the cyclic collector's full passes over the whole heap.
+    columns = [_copy_column(tuple(map(itemgetter(i), rows))) for i in range(widths.pop())]
+    text = "\n".join(map("\t".join, zip(*columns, strict=True)))
+    return CopyText((text + "\n").encode(), len(rows))
 
 
 #: type -> what sqlite3 takes instead (looked up by exact type: one dict probe per value):

@@ -110,14 +110,15 @@ def sync_sequences(connection: Connection, highest: Mapping[str, int]) -> None:
     """
     if connection.dialect.name != "postgresql" or not highest:
         return
-    tables = list(highest)
-    names = ", ".join(f"pg_get_serial_sequence('{table}', 'id')" for table in tables)
-    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SEQUENCES_LOCK})")
-    sequences = connection.exec_driver_sql(f"SELECT {names}").one()
-    # The next id a sequence gives is its last_value, plus one once that has been given.
-    moves = ", ".join(
-        f"setval('{sequence}', GREATEST({int(highest[table]) + 1}, "
-        f"(SELECT last_value + is_called::int FROM {sequence})), false)"
-        for table, sequence in zip(tables, sequences, strict=True)
+    # One round trip per batch (a DO block): the lock first, then per table the next id its
+    # sequence gives (its last_value, plus one once that has been given) and the move.
+    moves = "".join(
+        f"  seq := pg_get_serial_sequence('{table}', 'id');\n"
+        "  EXECUTE 'SELECT last_value + is_called::int FROM ' || seq::text INTO next_id;\n"
+        f"  PERFORM setval(seq, GREATEST({int(last) + 1}, next_id), false);\n"
+        for table, last in highest.items()
     )
-    connection.exec_driver_sql(f"SELECT {moves}")
+    connection.exec_driver_sql(
+        f"DO $$\nDECLARE\n  seq regclass;\n  next_id bigint;\nBEGIN\n"
+        f"  PERFORM pg_advisory_xact_lock({_SEQUENCES_LOCK});\n{moves}END\n$$"
+    )
