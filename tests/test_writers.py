@@ -35,7 +35,8 @@ def test_awkward_strings_dates_and_amounts_round_trip(engine: sa.Engine) -> None
         (1, day, day, Decimal("0.00"), None, None, None, None, "draft", "JPY", 1),
         (2, day, day, Decimal("1234567890.99"), "INV-1-1", day, day, None, "open", "EUR", 2),
     ]
-    prepare = writers.adapter(engine.dialect.name)
+    with engine.connect() as connection:
+        prepare = writers.adapter(writers.write_path(connection))
     prepared = [prepare(rows) for rows in (users, clients, contracts, invoices)]
     prepared = pickle.loads(pickle.dumps(prepared))  # as sent back by a worker process
     assert [writers.row_count(p) for p in prepared] == [len(AWKWARD), 1, 2, 2]
@@ -71,7 +72,8 @@ def test_a_table_larger_than_the_drivers_buffer_is_written_whole(engine: sa.Engi
     """psycopg sends COPY data in 128 KiB chunks: a batch's table can be many times that."""
     schema.upgrade(engine)
     day = dt.date(2024, 1, 1)
-    prepare = writers.adapter(engine.dialect.name)
+    with engine.connect() as connection:
+        prepare = writers.adapter(writers.write_path(connection))
     invoices = [
         (i, day, day, Decimal("12.34"), f"INV-1-{i}", day, day, day, "paid", "USD", 1)
         for i in range(1, 140_001)
