@@ -145,6 +145,25 @@ def test_a_value_the_column_cannot_hold_fails_the_batch_on_mariadb(
         assert connection.exec_driver_sql("SELECT COUNT(*) FROM users").scalar_one() == 0
 
 
+def test_no_backslash_escapes_in_the_sql_mode_changes_nothing_on_mariadb(mariadb_url: str) -> None:
+    """With NO_BACKSLASH_ESCAPES, LOAD DATA's default ESCAPED BY is empty: \\N, \\t and \\\\
+    would be stored as they are written, without a warning."""
+    engine = db.make_engine(mariadb_url)
+    schema.upgrade(engine)
+    users = [(i + 1, name, f"u{i}@example.com", "1") for i, name in enumerate(AWKWARD)]
+    batch = _batch(engine, users)
+    day = dt.date(2024, 2, 29)
+    batch[2] = writers.adapter("load_data")([(1, None, day, None, "EUR", Decimal("0.01"), 1)])
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')"
+        )
+        writers.write_batch(connection, batch)
+        stored = connection.exec_driver_sql("SELECT name FROM users ORDER BY id").all()
+        contract = connection.exec_driver_sql("SELECT summary, end_date FROM contracts").one()
+    assert ([r[0] for r in stored], tuple(contract)) == (AWKWARD, (None, None))
+
+
 def test_the_engine_sends_no_file_a_statement_of_its_own_asks_for(mariadb_url: str) -> None:
     """The engine connects with the LOCAL capability for the writer; any other statement
     (a server answering with a file request) gets no file from invoicegen's process (PyMySQL
@@ -214,10 +233,10 @@ def test_a_server_refusing_load_data_local_is_written_by_inserts_with_the_same_r
     plan = SeedPlan(users=40, seed=SEED, as_of=dt.date.fromisoformat(AS_OF))
     refusing, allowing = db.make_engine(no_local_infile_url), db.make_engine(mariadb_url)
     fallback, loaded = seed(refusing, plan), seed(allowing, plan)
-    assert (fallback.write_path, loaded.write_path) == ("executemany", "load data")
+    assert (fallback.write_path, loaded.write_path) == ("executemany", "load_data")
     assert dump(refusing) == dump(allowing)
     assert sum(len(rows) for rows in dump(refusing).values()) == fallback.rows > 40
     # the server does refuse: LOAD DATA's text would not have been written there
-    text = writers.adapter("load data")([(10_000, "Ann", "a@example.com", "1")])
+    text = writers.adapter("load_data")([(10_000, "Ann", "a@example.com", "1")])
     with pytest.raises(sa.exc.DBAPIError, match="not allowed"), refusing.begin() as connection:
         writers.write_batch(connection, [text, [], [], []])

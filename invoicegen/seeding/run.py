@@ -60,7 +60,7 @@ class SeedResult:
     versions: dict[str, str]
     #: With ``--force``: the versions that differ from the dataset's, as "faker X (dataset: Y)"
     version_differences: tuple[str, ...] = ()
-    #: How the batches were written (:func:`writers.write_path`): ``copy``, ``load data``,
+    #: How the batches were written (:func:`writers.write_path`): ``copy``, ``load_data``,
     #: ``executemany`` (MariaDB/MySQL whose server refuses LOAD DATA LOCAL), ``sqlite``
     write_path: str = ""
 
@@ -119,6 +119,7 @@ class SeedResult:
             "revision": self.revision,
             "workers": self.workers,
             "batches": self.batches,
+            "write_path": self.write_path,
             "replay": self.replay(),
             "versions": self.versions,
             "version_differences": list(self.version_differences),

@@ -56,7 +56,7 @@ def row_count(prepared: Prepared) -> int:
 #: A write path -> what rows become before its writer takes them.
 _ADAPTERS: dict[str, Callable[[Rows], Prepared]] = {
     "copy": encode_copy,
-    "load data": encode_copy,  # LOAD DATA's default text format reads COPY text as it is
+    "load_data": encode_copy,  # LOAD DATA's default text format reads COPY text as it is
     "executemany": _unchanged,
     "sqlite": sqlite_values,
 }
@@ -68,14 +68,14 @@ def adapter(path: str) -> Callable[[Rows], Prepared]:
 
 
 def write_path(connection: Connection) -> str:
-    """How this database takes a batch: ``copy`` (PostgreSQL), ``load data`` (MariaDB/MySQL
+    """How this database takes a batch: ``copy`` (PostgreSQL), ``load_data`` (MariaDB/MySQL
     whose server allows ``LOAD DATA LOCAL``), ``executemany`` (one whose ``local_infile`` is
     off), ``sqlite``. Asked once per run: the server's setting is global."""
     dialect = connection.dialect.name
     if dialect in ("postgresql", "sqlite"):
         return "copy" if dialect == "postgresql" else "sqlite"
     allowed = connection.exec_driver_sql("SELECT @@GLOBAL.local_infile").scalar_one()
-    return "load data" if int(allowed) else "executemany"
+    return "load_data" if int(allowed) else "executemany"
 
 
 def _copy(connection: Connection, table: str, rows: CopyText) -> None:
@@ -119,8 +119,11 @@ def _load_data(connection: Connection, table: str, rows: CopyText) -> None:
     driver_connection: Any = connection.connection.driver_connection
     dbapi = connection.dialect.loaded_dbapi
     with _file_of(rows.data) as name:
+        # The format spelled out in hex: with NO_BACKSLASH_ESCAPES in a server's sql_mode the
+        # default ESCAPED BY is empty (\\N would be stored as text), and '\\' means two.
         statement = (
             f"LOAD DATA LOCAL INFILE '{name}' INTO TABLE {table} CHARACTER SET utf8mb4 "
+            "FIELDS TERMINATED BY X'09' ESCAPED BY X'5C' LINES TERMINATED BY X'0A' "
             f"({', '.join(COLUMNS[table])})"
         )
         # Connected with the LOCAL capability, but PyMySQL sends a file only while this
