@@ -98,7 +98,8 @@ def make_engine(
         # Set when the session starts, before SQLAlchemy asks for the current schema: every
         # unqualified name (hand-written SQL, COPY, sequences) resolves in it, and only in it.
         connect_args["options"] = f"-c search_path={schema}"
-    if module == "pymysql":
+    local_files = url.get_driver_name() == "pymysql"
+    if local_files:
         # The LOCAL capability, for the seeding writers' LOAD DATA LOCAL INFILE; the engine's
         # to set (a URL may not, see urls.ALLOWED_QUERY). PyMySQL sends a file only while the
         # writer's own statement runs (see _pymysql_no_local_files and writers._load_data).
@@ -112,7 +113,7 @@ def make_engine(
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_on_connect)
         sa.event.listen(engine, "begin", _sqlite_on_begin)
-    if module == "pymysql":
+    if local_files:
         sa.event.listen(engine, "connect", _pymysql_no_local_files)
     if bound_handshake:
         sa.event.listen(engine, "connect", _pymysql_on_connect)

@@ -69,11 +69,14 @@ def adapter(path: str) -> Callable[[Rows], Prepared]:
 
 def write_path(connection: Connection) -> str:
     """How this database takes a batch: ``copy`` (PostgreSQL), ``load_data`` (MariaDB/MySQL
-    whose server allows ``LOAD DATA LOCAL``), ``executemany`` (one whose ``local_infile`` is
-    off), ``sqlite``. Asked once per run: the server's setting is global."""
+    through PyMySQL whose server allows ``LOAD DATA LOCAL``), ``executemany`` (one whose
+    ``local_infile`` is off, or another driver), ``sqlite``. Asked once per run: the
+    server's setting is global."""
     dialect = connection.dialect.name
     if dialect in ("postgresql", "sqlite"):
         return "copy" if dialect == "postgresql" else "sqlite"
+    if connection.dialect.driver != "pymysql":  # a driver a URL named: LOAD DATA is PyMySQL's
+        return "executemany"
     allowed = connection.exec_driver_sql("SELECT @@GLOBAL.local_infile").scalar_one()
     return "load_data" if int(allowed) else "executemany"
 
