@@ -224,6 +224,7 @@ def no_local_infile_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     finally:
         process.terminate()
         process.wait(timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)  # ~130 MB of data files
 
 
 @pytest.mark.slow  # starts a MariaDB server of its own
