@@ -10,8 +10,10 @@ Everything runs in one process tree against the same database server, side by si
    one ``create()`` per user, each object committed as it is made (the article's pattern,
    its bugs fixed), for the same tree shape;
 3. the write floor: as many rows as (1) wrote, with cheap pre-computed values, written by the
-   fastest raw path of that database (invoicegen's own writers: COPY / executemany), one
-   transaction per batch.
+   fastest raw path of that database (invoicegen's own writers: COPY, LOAD DATA LOCAL, or
+   executemany where the server refuses LOAD DATA LOCAL), one transaction per batch. On
+   MariaDB it also prints the floor of executemany (multi-row INSERTs), the path before
+   LOAD DATA, for comparison; the ratio is to the fastest.
 
 It prints rows/s for each, the ratios 1/2 and 1/3, and invoicegen's peak RSS (its processes),
 and how busy (1) kept the cores: the CPU time (user + sys) of all its processes over the wall
@@ -212,12 +214,15 @@ def run_article(url: str, users: int) -> dict[str, float]:
 # --- 3. the write floor ----------------------------------------------------------------------
 
 
-def run_floor(url: str, counts: dict[str, int], batch_users: int, users: int) -> dict[str, float]:
-    """Cheap constant values, ids counted up, written by invoicegen's writers per batch."""
+def run_floor(
+    url: str, counts: dict[str, int], batch_users: int, users: int, path: str | None = None
+) -> dict[str, float]:
+    """Cheap constant values, ids counted up, written by invoicegen's writers per batch
+    (through the database's own write path, or ``path``)."""
     engine = db.make_engine(url)
     schema.upgrade(engine)
-    dialect = engine.dialect.name
-    adapt = writers.adapter(dialect)
+    with engine.connect() as connection:
+        adapt = writers.adapter(path or writers.write_path(connection))
     day, money = AS_OF - dt.timedelta(days=400), Decimal("123.45")
     values = {
         "users": lambda i, _parent: (i, "Jane Doe", f"jane.{i}@example.com", "555-0100"),
@@ -321,8 +326,8 @@ def cpu_per_row(users: int, locale: str = "en_US", repeats: int = 3) -> dict[str
     result = {table: levels[table] / counts[table] / 1000 for table in writers.TABLES}
     all_rows = sum(counts.values())
     result["all"] = total / all_rows / 1000
-    for dialect in ("sqlite", "postgresql"):
-        adapt = writers.adapter(dialect)
+    for dialect, path in (("sqlite", "sqlite"), ("postgresql", "copy")):
+        adapt = writers.adapter(path)
         started = time.process_time_ns()
         prepared = [adapt(table_rows) for table_rows in rows]
         result[f"adapt {dialect}"] = (time.process_time_ns() - started) / all_rows / 1000
@@ -410,6 +415,14 @@ def main() -> None:
             f"write floor       {users:>9,} users {floor['rows']:>10,} rows "
             f"{floor['rows_per_second']:>10,.0f} rows/s"
         )
+        if args.db == "mariadb":  # the path before LOAD DATA, for comparison
+            with fresh_database(args.db) as url:
+                inserts = run_floor(url, ours["counts"], 1000, users, path="executemany")
+            print(
+                f"  floor by executemany {inserts['rows_per_second']:>10,.0f} rows/s "
+                f"(LOAD DATA / executemany = "
+                f"{floor['rows_per_second'] / inserts['rows_per_second']:.2f})"
+            )
         print(
             f"  ratios at {users:,} users: invoicegen / article = "
             f"{ours['rows_per_second'] / article['rows_per_second']:,.0f}x, "

@@ -98,6 +98,12 @@ def make_engine(
         # Set when the session starts, before SQLAlchemy asks for the current schema: every
         # unqualified name (hand-written SQL, COPY, sequences) resolves in it, and only in it.
         connect_args["options"] = f"-c search_path={schema}"
+    local_files = url.get_driver_name() == "pymysql"
+    if local_files:
+        # The LOCAL capability, for the seeding writers' LOAD DATA LOCAL INFILE; the engine's
+        # to set (a URL may not, see urls.ALLOWED_QUERY). PyMySQL sends a file only while the
+        # writer's own statement runs (see _pymysql_no_local_files and writers._load_data).
+        connect_args["local_infile"] = True
     bound_handshake = module == "pymysql" and "read_timeout" not in url.query
     if bound_handshake:
         # PyMySQL's connect_timeout covers the TCP connect only; a host that accepts and stays
@@ -107,6 +113,8 @@ def make_engine(
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_on_connect)
         sa.event.listen(engine, "begin", _sqlite_on_begin)
+    if local_files:
+        sa.event.listen(engine, "connect", _pymysql_no_local_files)
     if bound_handshake:
         sa.event.listen(engine, "connect", _pymysql_on_connect)
     if schema is not None and backend == "postgresql":
@@ -220,6 +228,12 @@ def install_command(extra: str) -> str:
         editable = "-e " if folder.get("editable") else ""
         return f"pip install {editable}{shlex.quote(f'{shown}[{extra}]')}"
     return f"pip install 'invoicegen[{extra}]'"
+
+
+def _pymysql_no_local_files(dbapi_connection: Any, _record: Any) -> None:
+    """A server may answer any statement by asking for a client file by name; PyMySQL sends
+    one only while this flag is up, which the LOAD DATA writer raises for its own statement."""
+    dbapi_connection._local_infile = False
 
 
 def _pymysql_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -1,16 +1,25 @@
-"""Each database's bulk writer stores exactly the values it is given."""
+"""Each database's bulk writer stores exactly the values it is given, or refuses the batch."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import pickle
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
-from invoicegen import schema
-from invoicegen.seeding import encoders, writers
+from invoicegen import db, schema
+from invoicegen.seeding import SeedPlan, encoders, seed, writers
+from tests.helpers import AS_OF, SEED
+from tests.invariants import dump
 
 AWKWARD = [
     "tab\there",
@@ -41,7 +50,8 @@ def test_awkward_strings_dates_and_amounts_round_trip(engine: sa.Engine) -> None
         (1, day, day, Decimal("0.00"), None, None, None, None, "draft", "JPY", 1),
         (2, day, day, Decimal("1234567890.99"), "INV-1-1", day, day, None, "open", "EUR", 2),
     ]
-    prepare = writers.adapter(engine.dialect.name)
+    with engine.connect() as connection:
+        prepare = writers.adapter(writers.write_path(connection))
     prepared = [prepare(rows) for rows in (users, clients, contracts, invoices)]
     prepared = pickle.loads(pickle.dumps(prepared))  # as sent back by a worker process
     assert [writers.row_count(p) for p in prepared] == [len(AWKWARD), 1, 2, 2]
@@ -92,7 +102,8 @@ def test_nulls_beside_awkward_and_plain_values_in_one_column_round_trip(engine: 
         (1, day, day, Decimal("1.00"), None, None, None, None, None, None, 1),
         (2, day, day, Decimal("2.00"), "INV-1-2", day, day, day, "paid", "USD", 1),
     ]
-    prepare = writers.adapter(engine.dialect.name)
+    with engine.connect() as connection:
+        prepare = writers.adapter(writers.write_path(connection))
     prepared = [prepare(rows) for rows in (users, clients, contracts, invoices)]
     with engine.begin() as connection:
         writers.write_batch(connection, prepared)
@@ -121,7 +132,8 @@ def test_a_table_larger_than_the_drivers_buffer_is_written_whole(engine: sa.Engi
     """psycopg sends COPY data in 128 KiB chunks: a batch's table can be many times that."""
     schema.upgrade(engine)
     day = dt.date(2024, 1, 1)
-    prepare = writers.adapter(engine.dialect.name)
+    with engine.connect() as connection:
+        prepare = writers.adapter(writers.write_path(connection))
     invoices = [
         (i, day, day, Decimal("12.34"), f"INV-1-{i}", day, day, day, "paid", "USD", 1)
         for i in range(1, 140_001)
@@ -144,3 +156,145 @@ def test_copy_text_refuses_rows_of_different_lengths() -> None:
     whose fields land in the wrong columns."""
     with pytest.raises(ValueError, match="different lengths"):
         encoders.encode_copy([(1, "a"), (2, "b", "c")])
+
+
+def _batch(engine: sa.Engine, users: list[tuple[object, ...]]) -> list[writers.Prepared]:
+    """``users`` and one client of the first, prepared for the engine's write path."""
+    with engine.connect() as connection:
+        prepare = writers.adapter(writers.write_path(connection))
+    client = (1, "C", "Co", "c@example.com", "US", 30, users[0][0])
+    return [prepare(users), prepare([client]), prepare([]), prepare([])]
+
+
+def test_a_duplicate_id_fails_the_batch_and_leaves_none_of_it(engine: sa.Engine) -> None:
+    """MariaDB's LOAD DATA LOCAL only warns of a duplicate key (and skips the row): the writer
+    must fail as INSERT does, and the batch's transaction roll back, its first table too."""
+    schema.upgrade(engine)
+    with engine.begin() as connection:
+        writers.write_batch(connection, _batch(engine, [(7, "Ann", "a@example.com", "1")]))
+    batch = _batch(engine, [(8, "Bo", "b@example.com", "2"), (7, "Cy", "c@example.com", "3")])
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+        writers.write_batch(connection, batch)
+    with engine.connect() as connection:
+        users = connection.exec_driver_sql("SELECT id, name FROM users ORDER BY id").all()
+        clients = connection.exec_driver_sql("SELECT COUNT(*) FROM clients").scalar_one()
+    assert ([tuple(u) for u in users], clients) == ([(7, "Ann")], 1)
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        (1, "x" * 201, "a@example.com", "1"),  # longer than the column: truncated by LOAD DATA
+        (1, "Ann", "a@example.com", "1" * 51),
+    ],
+    ids=["name", "phone"],
+)
+def test_a_value_the_column_cannot_hold_fails_the_batch_on_mariadb(
+    mariadb_url: str, user: tuple[object, ...]
+) -> None:
+    """LOAD DATA LOCAL stores a truncated value with a warning even in strict mode: refused."""
+    engine = db.make_engine(mariadb_url)
+    schema.upgrade(engine)
+    with pytest.raises(sa.exc.DBAPIError, match="LOAD DATA into users.*truncated"):
+        with engine.begin() as connection:
+            writers.write_batch(connection, _batch(engine, [user]))
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT COUNT(*) FROM users").scalar_one() == 0
+
+
+def test_no_backslash_escapes_in_the_sql_mode_changes_nothing_on_mariadb(mariadb_url: str) -> None:
+    """With NO_BACKSLASH_ESCAPES, LOAD DATA's default ESCAPED BY is empty: \\N, \\t and \\\\
+    would be stored as they are written, without a warning."""
+    engine = db.make_engine(mariadb_url)
+    schema.upgrade(engine)
+    users = [(i + 1, name, f"u{i}@example.com", "1") for i, name in enumerate(AWKWARD)]
+    batch = _batch(engine, users)
+    day = dt.date(2024, 2, 29)
+    batch[2] = writers.adapter("load_data")([(1, None, day, None, "EUR", Decimal("0.01"), 1)])
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')"
+        )
+        writers.write_batch(connection, batch)
+        stored = connection.exec_driver_sql("SELECT name FROM users ORDER BY id").all()
+        contract = connection.exec_driver_sql("SELECT summary, end_date FROM contracts").one()
+    assert ([r[0] for r in stored], tuple(contract)) == (AWKWARD, (None, None))
+
+
+def test_the_engine_sends_no_file_a_statement_of_its_own_asks_for(mariadb_url: str) -> None:
+    """The engine connects with the LOCAL capability for the writer; any other statement
+    (a server answering with a file request) gets no file from invoicegen's process (PyMySQL
+    refuses, and the connection is lost)."""
+    engine = db.make_engine(mariadb_url)
+    schema.upgrade(engine)
+    statement = "LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE users (name)"
+    with pytest.raises(Exception), engine.begin() as connection:  # noqa: B017  # any: not sent
+        connection.exec_driver_sql(statement)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT COUNT(*) FROM users").scalar_one() == 0
+
+
+# --- a server that refuses LOAD DATA LOCAL -----------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def no_local_infile_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private MariaDB server started with ``--local-infile=0`` (the shared test server's
+    global setting is not for one test to turn off); skipped where MariaDB is not installed."""
+    install, server = shutil.which("mariadb-install-db"), shutil.which("mariadbd")
+    if install is None or server is None:
+        pytest.skip("mariadb-install-db and mariadbd are not installed")
+    folder = tmp_path_factory.mktemp("mariadb")
+    as_root = ["--user=root"] if os.geteuid() == 0 else []
+    subprocess.run(
+        [install, "--no-defaults", *as_root, f"--datadir={folder / 'data'}", "--skip-test-db"]
+        + ["--auth-root-authentication-method=normal"],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    port = _free_port()
+    process = subprocess.Popen(
+        [server, "--no-defaults", *as_root, f"--datadir={folder / 'data'}"]
+        + [f"--socket={folder / 'socket'}", "--bind-address=127.0.0.1", f"--port={port}"]
+        + ["--local-infile=0", "--innodb-buffer-pool-size=16M", f"--log-error={folder / 'log'}"],
+    )
+    try:
+        url = f"mysql://root@127.0.0.1:{port}/mysql"
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(sa.exc.OperationalError):
+                with sa.create_engine(
+                    url.replace("mysql:", "mysql+pymysql:")
+                ).connect() as connection:
+                    connection.exec_driver_sql("CREATE DATABASE invoicegen_test")
+                break
+            assert process.poll() is None and time.monotonic() < deadline, "no server"
+            time.sleep(0.2)
+        yield f"mysql://root@127.0.0.1:{port}/invoicegen_test"
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)  # ~130 MB of data files
+
+
+@pytest.mark.slow  # starts a MariaDB server of its own
+def test_a_server_refusing_load_data_local_is_written_by_inserts_with_the_same_rows(
+    no_local_infile_url: str, mariadb_url: str
+) -> None:
+    plan = SeedPlan(users=40, seed=SEED, as_of=dt.date.fromisoformat(AS_OF))
+    refusing, allowing = db.make_engine(no_local_infile_url), db.make_engine(mariadb_url)
+    fallback, loaded = seed(refusing, plan), seed(allowing, plan)
+    assert (fallback.write_path, loaded.write_path) == ("executemany", "load_data")
+    assert dump(refusing) == dump(allowing)
+    assert sum(len(rows) for rows in dump(refusing).values()) == fallback.rows > 40
+    # the server does refuse: LOAD DATA's text would not have been written there
+    text = writers.adapter("load_data")([(10_000, "Ann", "a@example.com", "1")])
+    with pytest.raises(sa.exc.DBAPIError, match="not allowed"), refusing.begin() as connection:
+        writers.write_batch(connection, [text, [], [], []])

@@ -3,8 +3,10 @@
 Rows arrive as tuples in :data:`COLUMNS` order: ints, strings, ``datetime.date``, ``Decimal``
 and None. Each encoding lives here once:
 
-- for the database writers (:mod:`.writers`): PostgreSQL's COPY text (:func:`encode_copy`) and
-  SQLite's driver values (:func:`sqlite_values`);
+- for the database writers (:mod:`.writers`): PostgreSQL's COPY text (:func:`encode_copy`),
+  which MariaDB/MySQL's ``LOAD DATA`` reads as it is (its default format: tab-separated,
+  ``\\`` escapes for backslash, tab, line feed and carriage return, ``\\N`` for NULL; quotes
+  need none), and SQLite's driver values (:func:`sqlite_values`);
 - for export files (:mod:`.exports`): one :class:`FileFormat` per ``--format``: ``csv``,
   ``jsonl``, ``sql`` (multi-row INSERTs) and ``parquet`` (pyarrow, the ``invoicegen[parquet]``
   extra).
@@ -136,7 +138,8 @@ def _copy_column(values: tuple[Any, ...]) -> Iterable[str]:
 
 
 def encode_copy(rows: Rows) -> CopyText:
-    """Rows as PostgreSQL COPY text: tab-separated, \\N for NULL, specials escaped.
+    """Rows as PostgreSQL COPY text: tab-separated, \\N for NULL, specials escaped; also what
+    MariaDB/MySQL's ``LOAD DATA ... CHARACTER SET utf8mb4`` reads (``writers``).
 
     Column by column (rows of unequal length are refused), then joined row by row."""
     if not rows:

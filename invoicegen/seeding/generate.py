@@ -431,8 +431,9 @@ def _invoices(plan: Plan, tables: _Tables, contracts: list[_Contract]) -> None:
     tables.invoice_id += len(bills)
 
 
-def generate_prepared(plan: Plan, dialect: str, batch: Batch) -> Prepared:
-    """Generate and adapt in the same process: conversions happen once, off the writer."""
+def generate_prepared(plan: Plan, path: str, batch: Batch) -> Prepared:
+    """Generate and adapt for the write path ``path`` (:func:`writers.write_path`) in the same
+    process: conversions happen once, off the writer."""
     users, clients, contracts, invoices = generate_batch(plan, batch)
-    adapt = writers.adapter(dialect)
+    adapt = writers.adapter(path)
     return adapt(users), adapt(clients), adapt(contracts), adapt(invoices)

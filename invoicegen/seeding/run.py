@@ -60,6 +60,9 @@ class SeedResult:
     versions: dict[str, str]
     #: With ``--force``: the versions that differ from the dataset's, as "faker X (dataset: Y)"
     version_differences: tuple[str, ...] = ()
+    #: How the batches were written (:func:`writers.write_path`): ``copy``, ``load_data``,
+    #: ``executemany`` (MariaDB/MySQL whose server refuses LOAD DATA LOCAL), ``sqlite``
+    write_path: str = ""
 
     @property
     def rows(self) -> int:
@@ -116,6 +119,7 @@ class SeedResult:
             "revision": self.revision,
             "workers": self.workers,
             "batches": self.batches,
+            "write_path": self.write_path,
             "replay": self.replay(),
             "versions": self.versions,
             "version_differences": list(self.version_differences),
@@ -284,6 +288,7 @@ class Run:
             self.version_differences = target.version_differences
             # An append continues after what is there; any other run follows the plan.
             self.appended_ids = writers.next_ids(connection) if self.plan.append else None
+            self.write_path = writers.write_path(connection)
             self.run_id = manifest.start(
                 connection,
                 seed=self.plan.seed,
@@ -315,9 +320,8 @@ class Run:
             started = time.perf_counter()  # rows/s covers generating and writing, not migrating
             with db.database_errors(self.engine.url):
                 batches = plan_batches(self.plan, self.positions, first_ids)
-                dialect = self.engine.dialect.name
                 generated = workers.ordered(
-                    pool, generate.generate_prepared, batches, self.plan, dialect
+                    pool, generate.generate_prepared, batches, self.plan, self.write_path
                 )
                 with contextlib.closing(generated):  # stops the workers however the loop ends
                     for batch, rows in generated:
@@ -371,4 +375,5 @@ class Run:
             database=mask(self.engine.url),
             versions=manifest.versions(),
             version_differences=self.version_differences,
+            write_path=self.write_path,
         )
