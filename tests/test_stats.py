@@ -180,7 +180,17 @@ def test_check_lists_each_violation_and_exits_7(database_url: str) -> None:
             "SELECT k.id FROM contracts k JOIN clients c ON c.id = k.client_id WHERE c.user_id IN (3, 4) ORDER BY k.id",
         )[:2]
     )
-    (lonely,) = rows(engine, "SELECT MIN(id) FROM clients WHERE user_id = 5")[0]
+    # The client billed user 5's first number: deleting its contracts leaves the others'
+    # numbers without INV-5-1 (whichever client that is depends on the seed's data).
+    (lonely,) = rows(
+        engine,
+        "SELECT k.client_id FROM invoices i JOIN contracts k ON k.id = i.contract_id WHERE i.number = 'INV-5-1'",
+    )[0]
+    assert scalar(
+        engine,
+        "SELECT COUNT(*) FROM invoices i JOIN contracts k ON k.id = i.contract_id JOIN clients c ON c.id = k.client_id WHERE c.user_id = 5 AND c.id <> :c AND i.number IS NOT NULL",
+        c=lonely,
+    ), "user 5's other client has issued invoices whose numbers the deletion leaves a gap before"
     (negative,) = rows(
         engine,
         "SELECT MIN(i.id) FROM invoices i JOIN contracts k ON k.id = i.contract_id JOIN clients c ON c.id = k.client_id WHERE c.user_id = 6",
