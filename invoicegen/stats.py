@@ -246,15 +246,23 @@ def _aggregating(connection: Connection) -> Iterator[None]:
     if connection.dialect.name not in ("mysql", "mariadb"):
         yield
         return
-    names = ("max_heap_table_size", "tmp_table_size")
+    names = ("max_heap_table_size", "tmp_table_size", "optimizer_switch")
     before = connection.exec_driver_sql(f"SELECT @@{', @@'.join(names)}").one()
-    size = max(MARIADB_HEAP_TABLE_SIZE, *map(int, before))
-    connection.exec_driver_sql("SET SESSION " + ", ".join(f"{name} = {size}" for name in names))
+    size = max(MARIADB_HEAP_TABLE_SIZE, *map(int, before[:2]))
+    # A grouped derived table joined on its key is grouped once, not once per outer row
+    # ("LATERAL DERIVED"): see :func:`_contracts_source`. MySQL has no such flag.
+    switch = "split_materialized=off" if "split_materialized" in before[2] else before[2]
+    connection.exec_driver_sql(
+        "SET SESSION max_heap_table_size = %s, tmp_table_size = %s, optimizer_switch = %s",
+        (size, size, switch),
+    )
     try:
         yield
     finally:
-        restore = zip(names, map(int, before), strict=True)
-        connection.exec_driver_sql("SET SESSION " + ", ".join(f"{n} = {v}" for n, v in restore))
+        connection.exec_driver_sql(
+            "SET SESSION max_heap_table_size = %s, tmp_table_size = %s, optimizer_switch = %s",
+            tuple(before),
+        )
 
 
 def children_counts(dialect: str, parent: str, child: str, fk: str) -> str:
@@ -276,32 +284,40 @@ def children_counts(dialect: str, parent: str, child: str, fk: str) -> str:
     )
 
 
+def _dense_ids(connection: Connection, table: str) -> tuple[int, int] | None:
+    """The least and greatest id of ``table`` when every id between them exists (as seeded);
+    None when some are missing (rows deleted by hand) or the table is empty."""
+    rows, low, high = connection.execute(
+        sa.text(f"SELECT COUNT(*), MIN(id), MAX(id) FROM {table}")
+    ).one()
+    return (int(low), int(high)) if rows and high - low + 1 == rows else None
+
+
 def _dense_distribution(
     connection: Connection, parent: str, child: str, fk: str
 ) -> dict[int, int] | None:
     """Parents per number of children from the foreign key's index alone (MariaDB), when the
-    parents' ids are dense (every id from the least to the greatest exists) and every key is
-    among them: then no child is an orphan, and the parents without a child are the rest. Else
-    None (parents were deleted, only in hand-broken data): each parent must be looked up.
+    parents' ids are dense (:func:`_dense_ids`) and every key is among them: then no child is
+    an orphan, and the parents without a child are the rest. Else None (parents were deleted,
+    or there are none): each parent must be looked up.
 
     MariaDB has no merge join: looking up every parent's children, or every key's parent, cost
     it three to four times this one ordered pass over the index.
     """
-    parents, low, high = connection.execute(
-        sa.text(f"SELECT COUNT(*), MIN(id), MAX(id) FROM {parent}")
-    ).one()
+    ids = _dense_ids(connection, parent)
+    if ids is None:
+        return None
+    low, high = ids
     rows = connection.execute(
         sa.text(
             f"SELECT n, COUNT(*), MIN(k), MAX(k) FROM (SELECT {fk} AS k, COUNT(*) AS n FROM "
             f"{child} WHERE {fk} IS NOT NULL GROUP BY {fk}) AS per_key GROUP BY n"
         )
     ).all()
-    if not parents or high - low + 1 != parents:
-        return None if parents else {}
     if any(least < low or greatest > high for _, _, least, greatest in rows):
         return None
     distribution = {int(n): int(keys) for n, keys, _, _ in rows}
-    if childless := parents - sum(distribution.values()):
+    if childless := high - low + 1 - sum(distribution.values()):
         distribution[0] = childless
     return dict(sorted(distribution.items()))
 
@@ -620,12 +636,15 @@ SOURCE_STEPS = {
 }
 
 
-def _sources(dialect: str, *, billing: bool) -> dict[str, str]:
+def _sources(
+    dialect: str, *, billing: bool, clients: tuple[int, int] | None = None
+) -> dict[str, str]:
     """SQL for each source of rows, each with an ``id`` column: a table with its parent
     (``parent_id``, NULL when missing) and its number of children (``n``); the invoices with
     their contract, client and (with billing columns) the end of the monthly period each starts
     in; the invoices with the previous period's end; the issued invoices numbered per user in
-    issue order; one id per duplicated email."""
+    issue order; one id per duplicated email. ``clients``: the clients' ids when dense
+    (:func:`_dense_ids`, MariaDB only), see :func:`_contracts_source`."""
     months = months_between(dialect, "k.start_date", "i.period_start")
     full_end = add_days(dialect, add_months(dialect, "k.start_date", f"{months} + 1"), "-1")
     invoice_columns = [
@@ -656,7 +675,7 @@ def _sources(dialect: str, *, billing: bool) -> dict[str, str]:
     return {
         "users": children_counts(dialect, "users", "clients", "user_id"),
         "clients": _clients_source(dialect),
-        "contracts": _contracts_source(dialect, billing=billing),
+        "contracts": _contracts_source(dialect, billing=billing, clients=clients),
         "invoices": f"SELECT {', '.join(invoice_columns)} FROM {joins}",
         "periods": f"SELECT {', '.join(period_columns)} FROM invoices",
         "numbers": "SELECT i.id, i.number, c.user_id, "
@@ -682,20 +701,41 @@ def _clients_source(dialect: str) -> str:
     )
 
 
-def _contracts_source(dialect: str, *, billing: bool) -> str:
+def _contracts_source(
+    dialect: str, *, billing: bool, clients: tuple[int, int] | None = None
+) -> str:
     """Each contract with its dates (and rate), its client's id (``parent_id``) and its
-    invoices' number ``n``, first start and last end."""
-    if dialect == "postgresql":  # the invoices grouped per contract first, then merge-joined
-        rate = ", t.monthly_rate" if billing else ""
+    invoices' number ``n``, first start and last end.
+
+    PostgreSQL and MariaDB group the invoices per contract first, in one ordered pass over the
+    contract's index, and join the groups to the contracts (a merge join; MariaDB looks them up
+    in the grouped table's key, with ``split_materialized`` off (:func:`_aggregating`): else it
+    grouped each contract's invoices apart, and it cost as much as the old nested loop plus a
+    temporary table of every contract for the outer sums). ``clients`` given (MariaDB, the ids
+    dense), a contract's client exists when its id is between the least and the greatest:
+    no lookup of each client.
+    """
+    rate = ", t.monthly_rate" if billing else ""
+    invoices = (
+        "LEFT JOIN (SELECT contract_id, COUNT(*) AS n, MIN(period_start) AS first_start, "
+        "MAX(period_end) AS last_end FROM invoices GROUP BY contract_id) AS b "
+        "ON b.contract_id = t.id"
+    )
+    if clients is not None:
+        low, high = clients
+        return (
+            f"SELECT t.id, t.start_date, t.end_date{rate}, CASE WHEN t.client_id BETWEEN "
+            f"{low} AND {high} THEN t.client_id END AS parent_id, COALESCE(b.n, 0) AS n, "
+            f"b.first_start, b.last_end FROM contracts t {invoices}"
+        )
+    if dialect != "sqlite":
         return (
             f"SELECT t.id, t.start_date, t.end_date{rate}, c.id AS parent_id, "
             "COALESCE(b.n, 0) AS n, b.first_start, b.last_end FROM contracts t "
-            "LEFT JOIN clients c ON c.id = t.client_id LEFT JOIN (SELECT contract_id, "
-            "COUNT(*) AS n, MIN(period_start) AS first_start, MAX(period_end) AS last_end "
-            "FROM invoices GROUP BY contract_id) AS b ON b.contract_id = t.id"
+            f"LEFT JOIN clients c ON c.id = t.client_id {invoices}"
         )
-    # SQLite, MariaDB: contracts in key order, each one's invoices through the index (MAX() of
-    # a contract's own columns: one value per group, valid under ONLY_FULL_GROUP_BY too)
+    # SQLite: contracts in key order, each one's invoices through the index (MAX() of a
+    # contract's own columns: one value per group)
     rate = ", MAX(t.monthly_rate) AS monthly_rate" if billing else ""
     return (
         f"SELECT t.id, MAX(t.start_date) AS start_date, MAX(t.end_date) AS end_date{rate}, "
@@ -761,15 +801,24 @@ def check(
         counters = _predating_counts() if billing else []
         billing_rules = _billing_checks(dialect, expect.as_of)
         counted = rules + (billing_rules if billing else []) + counters
-        sources = _sources(dialect, billing=billing)
+        mariadb = dialect in ("mysql", "mariadb")
+        clients = _dense_ids(connection, "clients") if mariadb else None
+        sources = _sources(dialect, billing=billing, clients=clients)
         wanted = [s for s in SOURCE_STEPS if any(r.source == s and r.condition for r in counted)]
         step = _Steps(progress, len(wanted))
         counts: dict[str, int] = {}
         for source in wanted:
             step(SOURCE_STEPS[source])
-            counts |= _count(
-                connection, sources[source], [r for r in counted if r.source == source]
-            )
+            on_source = [r for r in counted if r.source == source]
+            # MariaDB: the users' rules read only their number of clients (``n``), known from
+            # the clients' key index alone when the users' ids are dense
+            per_count = None
+            if mariadb and source == "users":
+                per_count = _dense_distribution(connection, "users", "clients", "user_id")
+            if per_count:
+                counts |= _count_per_count(connection, per_count, on_source)
+            else:
+                counts |= _count(connection, sources[source], on_source)
         notes = []
         if not billing:
             notes.append("the schema predates the billing columns; run `invoicegen migrate`")
@@ -798,6 +847,20 @@ def _count(connection: Connection, source: str, rules: list[_Rule]) -> dict[str,
     rules = [r for r in rules if r.condition is not None]
     sums = ", ".join(f"SUM(CASE WHEN {r.condition} THEN 1 ELSE 0 END)" for r in rules)
     row = connection.execute(sa.text(f"SELECT {sums} FROM ({source}) AS v")).one()
+    return {rule.name: int(n or 0) for rule, n in zip(rules, row, strict=True)}
+
+
+def _count_per_count(
+    connection: Connection, distribution: dict[int, int], rules: list[_Rule]
+) -> dict[str, int]:
+    """How many parents each of ``rules`` (conditions on ``n`` alone) finds, from the parents
+    per number of children (:func:`_dense_distribution`): one row per count, weighted."""
+    rules = [r for r in rules if r.condition is not None]
+    sums = ", ".join(f"SUM(CASE WHEN {r.condition} THEN parents ELSE 0 END)" for r in rules)
+    counts = " UNION ALL ".join(
+        f"SELECT {int(n)} AS n, {int(parents)} AS parents" for n, parents in distribution.items()
+    )
+    row = connection.execute(sa.text(f"SELECT {sums} FROM ({counts}) AS v")).one()
     return {rule.name: int(n or 0) for rule, n in zip(rules, row, strict=True)}
 
 

@@ -538,10 +538,12 @@ def test_stats_leaves_mariadbs_session_as_it_was(mariadb_url: str) -> None:
     engine.pool = engine.pool.recreate()
     with engine.connect() as connection:
         before = connection.exec_driver_sql("SELECT @@tmp_table_size").scalar_one()
+        switch = connection.exec_driver_sql("SELECT @@optimizer_switch").scalar_one()
     stats.collect(engine)
     stats.check(engine, fallback=stats.Expectations({}, None, "test"))
     with engine.connect() as connection:  # the same pooled connection
         assert connection.exec_driver_sql("SELECT @@tmp_table_size").scalar_one() == before
+        assert connection.exec_driver_sql("SELECT @@optimizer_switch").scalar_one() == switch
     assert int(before) < stats.MARIADB_HEAP_TABLE_SIZE
 
 
@@ -576,3 +578,41 @@ def test_amounts_of_several_currencies_are_never_added_in_the_overview(sqlite_ur
     assert "mean invoice" not in shown  # a mean over EUR and JPY means nothing
     chart = shown[shown.index("invoices per month") :].splitlines()[1]
     assert chart.split() == ["month", "invoices"], chart  # no 'billed' column across currencies
+
+
+def test_check_finds_orphans_and_childless_parents_whether_or_not_ids_are_dense(
+    database_url: str,
+) -> None:
+    """A contract whose client id is past the last client, a user with no client: found as the
+    per-row SQL finds them, whether or not the parents' ids are still dense (MariaDB counts
+    from the key's index, and tells a missing client by its id, when they are)."""
+    engine = seeded(database_url, *RANGES, users=6)
+    raw = sa.create_engine(engine.url)  # without invoicegen's PRAGMA foreign_keys = ON
+    mutations = [
+        "INSERT INTO users (id, name, email, phone) "
+        "SELECT MAX(id) + 1, 'n', 'n@x', '1' FROM users",  # user ids still dense
+        ("INSERT INTO contracts (id, start_date, client_id) "
+         "SELECT MAX(id) + 1, '2026-01-01', 10000 FROM contracts"),  # client ids still dense
+        "DELETE FROM users WHERE id = 2",  # its clients orphaned, user ids no longer dense
+        "DELETE FROM clients WHERE id = 3",  # its contracts orphaned, client ids no longer dense
+    ]  # fmt: skip
+    expected = {
+        "contracts without their client": "SELECT k.id FROM contracts k WHERE NOT EXISTS "
+        "(SELECT 1 FROM clients c WHERE c.id = k.client_id) ORDER BY k.id",
+        "users with clients outside 2": "SELECT u.id FROM users u WHERE "
+        "(SELECT COUNT(*) FROM clients c WHERE c.user_id = u.id) <> 2 ORDER BY u.id",
+    }
+    unrecorded = stats.Expectations(dict.fromkeys(stats.EXPECTATION_KEYS[:-1]), None, "test")
+    connection = raw.connect()  # one session: foreign keys unchecked throughout
+    _unchecked(connection, engine.dialect.name)
+    for sql in mutations:
+        connection.execute(sa.text(sql))
+        connection.commit()
+        report = stats.check(engine, fallback=unrecorded)
+        found = {r.name: (r.violations, r.examples) for r in report.results}
+        for name, per_row in expected.items():
+            ids = [i for (i,) in rows(engine, per_row)]
+            assert found[name] == (len(ids), ids[: stats.EXAMPLES]), (sql, name)
+            assert ids or sql == mutations[0], (sql, name)  # none orphaned by the first
+    connection.close()
+    raw.dispose()
