@@ -240,3 +240,32 @@ def console(
             command = command.replace(text, instead)
         block.append(f"$ {command}" + (f"\n{_shown(output, first, last)}" if output else ""))
     return "```console\n" + "\n".join(block) + "\n```\n"
+
+
+def locale_table(locales: tuple[str, ...], *, users: int, seed: int) -> str:
+    """Markdown: the last user's name, email and phone as ``invoicegen seed --users N --seed S
+    --locale L`` writes them, one column per locale (each seeded into a fresh SQLite file)."""
+    import sqlite3
+
+    columns = []
+    for locale in locales:
+        where = _Folders.get(None)
+        url = f"sqlite:///{where / 'locale.db'}"
+        command = ["seed", "-q", "--users", str(users), "--seed", str(seed), "--locale", locale]
+        command += ["--as-of", "2026-11-25", "-d", url]
+        done = CliRunner().invoke(app, command, env=_ENV)
+        assert done.exit_code == 0, done.output
+        with contextlib.closing(sqlite3.connect(where / "locale.db")) as connection:
+            row = connection.execute(
+                "SELECT name, email, phone FROM users WHERE id = ?", (users,)
+            ).fetchone()
+        columns.append(row)
+    lines = [
+        "| | " + " | ".join(locales) + " |",
+        "| --- |" + " --- |" * len(locales),
+        *(
+            f"| `users.{field}` | " + " | ".join(str(c[i]) for c in columns) + " |"
+            for i, field in enumerate(("name", "email", "phone"))
+        ),
+    ]
+    return "\n".join(lines) + "\n"
