@@ -27,6 +27,8 @@ from rich.prompt import Prompt
 from rich.table import Table
 from rich.text import Text
 
+from invoicegen.currencies import in_minor_units
+
 if TYPE_CHECKING:  # only for annotations: `--help` and `--version` must not load the engine
     from invoicegen.guards import HostForeignKey, ResetPlan
     from invoicegen.manifest import RunRecord
@@ -590,7 +592,10 @@ def _billed_by_currency(data: Stats) -> dict[str, str]:
     for status in data.billing.by_status:
         currency = str(status.currency)
         totals[currency] = totals.get(currency, Decimal(0)) + status.amount
-    return {currency: f"{currency} {totals[currency]:,}" for currency in sorted(totals)}
+    return {
+        currency: f"{currency} {in_minor_units(totals[currency], currency):,}"
+        for currency in sorted(totals)
+    }
 
 
 def stats(data: Stats) -> None:

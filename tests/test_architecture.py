@@ -18,7 +18,7 @@ PACKAGE = ROOT / "invoicegen"
 # Lowest first. A module imports modules of lower layers only; a package's modules (seeding/)
 # import each other freely.
 LAYERS: list[set[str]] = [
-    {"__init__", "errors", "interrupts", "options"},
+    {"__init__", "errors", "interrupts", "options", "currencies"},
     {"urls", "models", "identities"},
     {"settings", "factory_signatures"},
     {"db"},

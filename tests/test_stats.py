@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import Counter
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 
 from invoicegen import db, stats
 from invoicegen.cli import app
+from invoicegen.currencies import in_minor_units
 from invoicegen.errors import CheckFailed
 from invoicegen.settings import CountMix
 from tests.invariants import scalar
@@ -567,7 +569,7 @@ def test_billed_in_total_is_shown_per_currency(sqlite_url: str) -> None:
     assert len(totals) > 1  # some contracts are in another currency
     shown = cli("stats", "-d", sqlite_url, env={"COLUMNS": "120"}).stdout
     for currency, total in totals.items():
-        amount = f"{cents(total):,}"
+        amount = f"{in_minor_units(cents(total), currency):,}"  # JPY in whole yen
         line = next(line for line in shown.splitlines() if f"billed in total ({currency})" in line)
         assert f"{currency} {amount}" in line, (currency, amount, line)
 
@@ -616,3 +618,15 @@ def test_check_finds_orphans_and_childless_parents_whether_or_not_ids_are_dense(
             assert ids or sql == mutations[0], (sql, name)  # none orphaned by the first
     connection.close()
     raw.dispose()
+
+
+def test_totals_show_each_currencys_own_minor_unit(tmp_path: Any) -> None:
+    """Yen have no cents: a ja_JP dataset's JPY total is whole yen, the others keep two places."""
+    url = f"sqlite:///{tmp_path / 'jp.db'}"
+    seeded = cli("seed", "-n", "30", "--seed", "3", "--locale", "ja_JP", "-d", url, "-q")
+    assert seeded.exit_code == 0, seeded.stderr
+    shown = cli("stats", "-d", url, env={"COLUMNS": "100"})
+    assert shown.exit_code == 0, shown.stderr
+    totals = dict(re.findall(r"billed in total \((\w+)\).*?\1 ([\d,.]+)", shown.stdout))
+    assert re.fullmatch(r"[\d,]+", totals.pop("JPY")), shown.stdout
+    assert totals and all(re.fullmatch(r"[\d,]+\.\d\d", t) for t in totals.values()), totals
