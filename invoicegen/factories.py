@@ -472,20 +472,18 @@ def bill_contract(
     """Every invoice of a contract as of ``as_of``, by the rules the invoice factory follows.
 
     The same values and draws as :func:`invoice_lifecycle` and :func:`period_amount` per
-    billed period (``tests/test_billing_rows.py`` compares them, and ``ContractFactory``'s
+    billed period (``tests/test_rows.py`` compares them, and ``ContractFactory``'s
     invoices), in one loop: the amount of a full period and the day counts are worked out
-    once per contract, not per invoice. A payer of a class of its own pays by its own rules.
+    once per contract, not per invoice. When a payer pays is :meth:`Payer.pays_after`'s.
     """
     periods = _periods(start, end, as_of)
     if not periods:
         return []
-    draw, randint = rand.random, rand.randint
+    draw = rand.random
     full_amount = rate.quantize(CENT)
     due_after = _days(terms)
     issue_after = _ISSUE_AFTER
-    kind = payer.kind if type(payer) is Payer else "own"
-    # A stopped payer pays nothing issued after this day (its last stopped_days before as_of).
-    stopped_after = as_of.toordinal() - payer.stopped_days if kind == "stopped" else 0
+    pays_after = payer.pays_after  # the payer's rules, in one place (Payer)
     bills: list[Bill] = []
     append = bills.append
     latest = len(periods) - 1
@@ -500,17 +498,7 @@ def bill_contract(
         if draw() < VOID_SHARE:
             paid, status = None, "void"
         else:
-            if kind == "on_time" or (kind == "stopped" and issued.toordinal() <= stopped_after):
-                if draw() < 0.05:
-                    delay = terms + randint(1, 20)
-                else:
-                    delay = randint(0, terms)
-            elif kind == "late":
-                delay = terms + randint(3, 60)
-            elif kind == "stopped":
-                delay = -1
-            else:
-                delay = payer.pays_after(rand, issued, terms, as_of)
+            delay = pays_after(rand, issued, terms, as_of)
             paid = issued + _days(delay) if delay >= 0 else None
             if paid is not None and paid <= as_of:
                 status = "paid"

@@ -4,9 +4,9 @@ Rows arrive as tuples in :data:`COLUMNS` order: ints, strings, ``datetime.date``
 and None. Each encoding lives here once:
 
 - for the database writers (:mod:`.writers`): PostgreSQL's COPY text (:func:`encode_copy`),
-  which MariaDB/MySQL's ``LOAD DATA`` reads as it is (its default format: tab-separated,
-  ``\\`` escapes for backslash, tab, line feed and carriage return, ``\\N`` for NULL; quotes
-  need none), and SQLite's driver values (:func:`sqlite_values`);
+  which MariaDB/MySQL's ``LOAD DATA`` reads as it is (in the format the writer spells out:
+  tab-separated, ``\\`` escapes for backslash, tab, line feed and carriage return, ``\\N`` for
+  NULL; quotes need none), and SQLite's driver values (:func:`sqlite_values`);
 - for export files (:mod:`.exports`): one :class:`FileFormat` per ``--format``: ``csv``,
   ``jsonl``, ``sql`` (multi-row INSERTs) and ``parquet`` (pyarrow, the ``invoicegen[parquet]``
   extra).

@@ -56,7 +56,7 @@ def row_count(prepared: Prepared) -> int:
 #: A write path -> what rows become before its writer takes them.
 _ADAPTERS: dict[str, Callable[[Rows], Prepared]] = {
     "copy": encode_copy,
-    "load_data": encode_copy,  # LOAD DATA's default text format reads COPY text as it is
+    "load_data": encode_copy,  # LOAD DATA, in the format _load_data spells out, reads it
     "executemany": _unchanged,
     "sqlite": sqlite_values,
 }
