@@ -63,6 +63,7 @@ from invoicegen.currencies import (
 from invoicegen.errors import FactoryValueError, UsageError
 from invoicegen.identities import (
     FromLocale,
+    Person,
     client_email,
     draw_person,
     draw_phone,
@@ -673,6 +674,24 @@ class IsolatedUserFactory(InvoicegenFactory[User]):
     phone = FromLocale(draw_phone)
 
 
+#: The user's declarations as defined here: :func:`user_row` evaluates exactly these.
+STOCK_USER_DECLARATIONS = IsolatedUserFactory._meta.pre_declarations.as_dict()
+
+#: A user row of the seeding engine: name, email, phone.
+UserRow = tuple[str, str, str]
+
+
+def user_row(person: Callable[[], Person], phone: Callable[[], str], number: int) -> UserRow:
+    """What ``IsolatedUserFactory`` declares, for user ``number``, in one call: the same
+    values from the same draws, in the declarations' order (``tests/test_rows.py`` compares
+    them with ``build()``). ``person`` and ``phone`` are the locale's draws its ``person``
+    and ``phone`` declarations make (:meth:`FromLocale.sampler`)."""
+    drawn = person()
+    first, last = drawn.first_name, drawn.last_name
+    name = drawn.full_name(first, last)
+    return name, user_email(drawn.email_words(name, first, last), number), phone()
+
+
 def payer_of(client: Any) -> Payer:
     """A client's payer profile: the one its factory drew, else on time (e.g. a loaded row)."""
     payer = getattr(client, "_invoicegen_payer", None)
@@ -734,6 +753,36 @@ class IsolatedClientFactory(InvoicegenFactory[Client]):
         client = super()._create(model_class, *args, **kwargs)
         client._invoicegen_payer = payer
         return client
+
+
+#: The client's declarations as defined here: :func:`client_row` evaluates exactly these.
+STOCK_CLIENT_DECLARATIONS = IsolatedClientFactory._meta.pre_declarations.as_dict()
+
+#: A client row of the seeding engine: name, company_name, email, country,
+#: payment_terms_days, and its payer (not a column: how its invoices are paid).
+ClientRow = tuple[str, str, str, str, int, Payer]
+
+
+def client_row(
+    rand: random.Random,
+    person: Callable[[], Person],
+    company: Callable[[], str],
+    home_country: str,
+    number: int | str,
+) -> ClientRow:
+    """What ``IsolatedClientFactory`` declares, for client ``number`` of a locale whose
+    country is ``home_country``, in one call: the same values from the same draws, in the
+    declarations' order (``tests/test_rows.py`` compares them with ``build()``). ``person``
+    and ``company`` are the locale's draws its ``person`` and ``company_name`` declarations
+    make."""
+    drawn = person()
+    first, last = drawn.first_name, drawn.last_name
+    name = drawn.full_name(first, last)
+    company_name = company()
+    email = client_email(drawn.email_words(name, first, last), company_name, number)
+    country = client_country(rand, home_country)
+    terms = payment_terms(rand)
+    return name, company_name, email, country, terms, payer_profile(rand)
 
 
 def _contract_dates(o: Any) -> tuple[dt.date, dt.date | None]:

@@ -35,10 +35,14 @@ from invoicegen.models import Client, Contract, User
 from invoicegen.seeding import CLIENT_FIELDS, CONTRACT_FIELDS
 from invoicegen.seeding.generate import (
     RowMaker,
+    StockClients,
     StockContracts,
+    StockUsers,
+    client_maker,
     contract_maker,
     drawing,
     fast_faker,
+    user_maker,
 )
 
 AS_OF = dt.date(2026, 5, 20)
@@ -119,6 +123,51 @@ def test_the_engines_contracts_equal_factory_build(locale: str, invoice_count: i
             expected = _built(IsolatedContractFactory, CONTRACT_FIELDS, given, seed)
             with drawing(seed):
                 assert maker.make(**given) == expected, (locale, seed)
+
+
+STOCK_PEOPLE = [
+    (user_maker, StockUsers, CASES[0]),
+    (client_maker, StockClients, CASES[1]),
+]
+
+
+@pytest.mark.parametrize("locale", ["en_US", "de_DE", "ja_JP", "zh_CN"])
+@pytest.mark.parametrize(
+    ("make_maker", "stock", "case"), STOCK_PEOPLE, ids=lambda c: getattr(c, "__name__", "")
+)
+def test_the_engines_users_and_clients_equal_factory_build(
+    make_maker: Any, stock: type[Any], case: Any, locale: str
+) -> None:
+    """The engine makes users and clients in one call (``StockUsers``, ``StockClients``),
+    not declaration by declaration: the same rows as their factory's ``build()``."""
+    factory_class, fields, given = case
+    maker = make_maker(factory_class, locale)
+    assert isinstance(maker, stock)
+    with factory.Faker.override_default_locale(locale):
+        for seed in range(150):
+            expected = _built(factory_class, fields, given, seed)
+            with drawing(seed):
+                assert maker.make(**given) == expected, (locale, seed)
+
+
+def test_user_and_client_factories_declaring_otherwise_are_honoured() -> None:
+    class OwnUsers(IsolatedUserFactory):
+        phone = "+1 555 0100"
+
+    class OwnClients(IsolatedClientFactory):
+        company_name = factory.LazyFunction(lambda: "Own Ltd")
+
+    for make_maker, own, fields, given, index, value in (
+        (user_maker, OwnUsers, CASES[0][1], CASES[0][2], 2, "+1 555 0100"),
+        (client_maker, OwnClients, CLIENT_FIELDS, CASES[1][2], 1, "Own Ltd"),
+    ):
+        maker = make_maker(own, "en_US")
+        assert isinstance(maker, RowMaker)
+        for seed in range(20):
+            expected = _built(own, fields, given, seed)
+            assert expected[index] == value
+            with drawing(seed):
+                assert maker.make(**given) == expected
 
 
 def test_a_contract_factory_declaring_otherwise_is_honoured() -> None:

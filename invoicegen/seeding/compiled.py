@@ -59,6 +59,16 @@ COMPILED = (
 )
 _PLACEHOLDERS = "#%$!@"  # numerify's, in the order it replaces them
 _DIGITS = "0123456789"
+#: Each placeholder's draw: (range, its bit length, first digit, may be empty), as Faker's
+#: random_digit (#), random_digit_not_null (%), random_digit_above_two ($),
+#: random_digit_or_empty (!) and random_digit_not_null_or_empty (@) draw it.
+_SLOT_DRAWS = {
+    "#": (10, 4, 0, False),
+    "%": (9, 4, 1, False),
+    "$": (8, 4, 2, False),
+    "!": (10, 4, 0, True),
+    "@": (9, 4, 1, True),
+}
 _NUMERIFY_CACHE = 4096  # distinct texts a compiled numerify keeps
 
 
@@ -296,6 +306,9 @@ class Compiler:
 
                 return digits
             return lambda: pattern % tuple([_DIGITS[below10()] for _ in range(count)])
+        order = sorted(range(len(slots)), key=lambda i: (_PLACEHOLDERS.index(slots[i]), i))
+        if INLINE_RANDBELOW:
+            return self._mixed_inline(pattern, [(i, *_SLOT_DRAWS[slots[i]]) for i in order])
         below9, below8, below2 = self.below(9), self.below(8), self.below(2)
         draws: dict[str, Callable[[], str]] = {
             "#": lambda: _DIGITS[below10()],
@@ -304,13 +317,34 @@ class Compiler:
             "!": lambda: _DIGITS[below10()] if below2() else "",
             "@": lambda: _DIGITS[1 + below9()] if below2() else "",
         }
-        order = sorted(range(len(slots)), key=lambda i: (_PLACEHOLDERS.index(slots[i]), i))
         steps = [(i, draws[slots[i]]) for i in order]
 
         def mixed() -> str:
             drawn = [""] * len(slots)
             for i, draw in steps:
                 drawn[i] = draw()
+            return pattern % tuple(drawn)
+
+        return mixed
+
+    def _mixed_inline(self, pattern: str, steps: list[tuple[int, int, int, int, bool]]) -> Sampler:
+        """:meth:`numerify`'s mixed placeholders with ``_randbelow`` inlined: per slot (in
+        numerify's order) its index, range, bits, first digit and whether it may be empty."""
+        getrandbits, size = self.rand.getrandbits, len(steps)
+
+        def mixed() -> str:
+            drawn = [""] * size
+            for i, n, k, offset, optional in steps:
+                if optional:  # random_digit_or_empty: randint(0, 1) first
+                    r = getrandbits(2)
+                    while r >= 2:
+                        r = getrandbits(2)
+                    if not r:
+                        continue
+                r = getrandbits(k)
+                while r >= n:
+                    r = getrandbits(k)
+                drawn[i] = _DIGITS[offset + r]
             return pattern % tuple(drawn)
 
         return mixed

@@ -33,19 +33,25 @@ from factory.declarations import SKIP, BaseDeclaration
 
 from invoicegen.errors import FactoryValueError
 from invoicegen.factories import (
+    STOCK_CLIENT_DECLARATIONS,
     STOCK_CONTRACT_DECLARATIONS,
+    STOCK_USER_DECLARATIONS,
     Bill,
+    ClientRow,
     ContractRow,
     IsolatedClientFactory,
     IsolatedContractFactory,
     IsolatedUserFactory,
+    UserRow,
     bill_contract,
+    client_row,
     contract_row,
     invoice_numbers,
+    user_row,
 )
 from invoicegen.identities import FromLocale
 from invoicegen.seeding import compiled, writers
-from invoicegen.seeding.plan import Batch, Plan, stream_key, tree_shape
+from invoicegen.seeding.plan import Batch, Plan, Shape, stream_key, tree_shapes
 
 Evaluator = Callable[["_Draft"], Any]
 _MISSING = object()
@@ -264,23 +270,60 @@ CONTRACT_FIELDS = ("summary", "start_date", "end_date", "currency", "monthly_rat
 
 @dataclass(frozen=True)
 class _Makers:
-    user: RowMaker
-    client: RowMaker
+    user: RowMaker | StockUsers
+    client: RowMaker | StockClients
     contract: RowMaker | StockContracts
 
 
 @functools.cache
 def _makers(locale: str) -> _Makers:
     return _Makers(
-        RowMaker(IsolatedUserFactory, USER_FIELDS, locale=locale),
-        RowMaker(IsolatedClientFactory, CLIENT_FIELDS, locale=locale),
+        user_maker(IsolatedUserFactory, locale),
+        client_maker(IsolatedClientFactory, locale),
         contract_maker(IsolatedContractFactory, locale),
     )
 
 
+# The stock makers: a factory's own declarations in one call (``user_row``, ``client_row``,
+# ``contract_row`` in invoicegen.factories), the same rows as a RowMaker of it without
+# evaluating declaration by declaration. Used only while the factory declares exactly what
+# invoicegen's does (a subclass that changes nothing too); tests/test_rows.py proves each
+# equal to Factory.build().
+
+
+class StockUsers:
+    """``IsolatedUserFactory``'s own declarations in one call (:func:`user_row`)."""
+
+    fields = USER_FIELDS
+
+    def __init__(self, locale: str) -> None:
+        fake = fast_faker(locale)
+        self.person = STOCK_USER_DECLARATIONS["person"].sampler(fake)
+        self.phone = STOCK_USER_DECLARATIONS["phone"].sampler(fake)
+
+    def make(self, *, number: int) -> UserRow:
+        return user_row(self.person, self.phone, number)
+
+
+class StockClients:
+    """``IsolatedClientFactory``'s own declarations in one call (:func:`client_row`)."""
+
+    fields = CLIENT_FIELDS
+
+    def __init__(self, locale: str) -> None:
+        fake = fast_faker(locale)
+        self.person = STOCK_CLIENT_DECLARATIONS["person"].sampler(fake)
+        self.company = fake.company  # the company_name's provider
+        self.home_country = fake.current_country_code()  # draws nothing, the same every row
+
+    def make(self, *, user: Any, number: int | str) -> ClientRow:
+        return client_row(
+            factory.random.randgen, self.person, self.company, self.home_country, number
+        )
+
+
 class StockContracts:
-    """``IsolatedContractFactory``'s own declarations in one call (:func:`contract_row`): the
-    same rows as a :class:`RowMaker` of it, without evaluating declaration by declaration."""
+    """``IsolatedContractFactory``'s own declarations in one call (:func:`contract_row`)."""
 
     fields = CONTRACT_FIELDS
 
@@ -293,12 +336,32 @@ class StockContracts:
         return contract_row(rand, self.catch_phrase, country, as_of, since, invoice_count)
 
 
+def user_maker(factory_class: type[Any], locale: str) -> RowMaker | StockUsers:
+    """The users' row maker: :class:`StockUsers` while ``factory_class`` declares what
+    invoicegen's user factory declares, else a :class:`RowMaker` of its declarations."""
+    if _declarations(factory_class) == STOCK_USER_DECLARATIONS:
+        return StockUsers(locale)
+    return RowMaker(factory_class, USER_FIELDS, locale=locale)
+
+
+def client_maker(factory_class: type[Any], locale: str) -> RowMaker | StockClients:
+    """The clients' row maker, as :func:`user_maker` (a locale without a country, whose
+    ``home_country`` cannot be drawn, gets the row maker and its error per row)."""
+    if _declarations(factory_class) == STOCK_CLIENT_DECLARATIONS:
+        with contextlib.suppress(AttributeError):
+            return StockClients(locale)
+    return RowMaker(factory_class, CLIENT_FIELDS, locale=locale)
+
+
 def contract_maker(factory_class: type[Any], locale: str) -> RowMaker | StockContracts:
-    """The contracts' row maker: :class:`StockContracts` while ``factory_class`` declares what
-    invoicegen's contract factory declares, else a :class:`RowMaker` of its declarations."""
-    if factory_class._meta.pre_declarations.as_dict() == STOCK_CONTRACT_DECLARATIONS:
+    """The contracts' row maker, as :func:`user_maker`."""
+    if _declarations(factory_class) == STOCK_CONTRACT_DECLARATIONS:
         return StockContracts(locale)
     return RowMaker(factory_class, CONTRACT_FIELDS, locale=locale)
+
+
+def _declarations(factory_class: type[Any]) -> dict[str, Any]:
+    return factory_class._meta.pre_declarations.as_dict()  # type: ignore[no-any-return]
 
 
 def warm(locale: str) -> None:
@@ -342,8 +405,9 @@ def generate_batch(plan: Plan, batch: Batch) -> BatchRows:
     makers = _makers(plan.locale)
     tables = _Tables(batch.first_ids)
     with drawing():
-        for position in range(batch.first, batch.first + batch.size):
-            _user_tree(plan, makers, tables, position)
+        positions = range(batch.first, batch.first + batch.size)
+        for position, shape in zip(positions, tree_shapes(plan, positions), strict=True):
+            _user_tree(plan, makers, tables, position, shape)
     return tables.rows()
 
 
@@ -368,8 +432,7 @@ def drawing(seed: int | None = None) -> Iterator[None]:
         factory.random.randgen = own
 
 
-def _user_tree(plan: Plan, makers: _Makers, tables: _Tables, position: int) -> None:
-    shape = tree_shape(plan, position)
+def _user_tree(plan: Plan, makers: _Makers, tables: _Tables, position: int, shape: Shape) -> None:
     # One random stream per level: user and client names and emails do not move when
     # the contract or invoice ranges change.
     _reseed(plan.seed, position, "people")

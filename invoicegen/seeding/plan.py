@@ -226,6 +226,38 @@ def _quantiles(mix: CountMix) -> tuple[int, ...]:
     return tuple(counts)
 
 
+def _shuffle_by_bits(rand: random.Random, items: list[int]) -> None:
+    """``rand.shuffle(items)`` with ``_randbelow`` inlined: the same order from the same state
+    when this Python's shuffle is the ``getrandbits`` loop (checked once, below)."""
+    getrandbits = rand.getrandbits
+    for i in reversed(range(1, len(items))):
+        n = i + 1
+        k = n.bit_length()
+        j = getrandbits(k)
+        while j >= n:
+            j = getrandbits(k)
+        items[i], items[j] = items[j], items[i]
+
+
+def _inline_shuffle_matches() -> bool:
+    for seed, size in ((1, 1), (2, 2), (3, 7), (4, 1024), (5, 3000)):
+        reference, inline = random.Random(seed), random.Random(seed)
+        expected, drawn = list(range(size)), list(range(size))
+        reference.shuffle(expected)
+        _shuffle_by_bits(inline, drawn)
+        if drawn != expected or reference.getstate() != inline.getstate():
+            return False
+    return True
+
+
+def _python_shuffle(rand: random.Random, items: list[int]) -> None:
+    rand.shuffle(items)
+
+
+#: How a block's counts are shuffled: ``random.shuffle``'s order, in fewer Python calls.
+_shuffle = _shuffle_by_bits if _inline_shuffle_matches() else _python_shuffle
+
+
 class _Level:
     """The counts of one level (clients per user, contracts per client, invoices per
     contract) for one seed, block by block; keeps the last blocks it made."""
@@ -243,7 +275,7 @@ class _Level:
         made = self.blocks.get(number)
         if made is None:
             counts = list(self.quantiles)
-            random.Random(stream_key(self.seed, number, self.stream)).shuffle(counts)
+            _shuffle(random.Random(stream_key(self.seed, number, self.stream)), counts)
             if len(self.blocks) >= 4:
                 self.blocks.clear()
             made = self.blocks[number] = (counts, [0, *itertools.accumulate(counts)])
@@ -254,6 +286,17 @@ class _Level:
         if self.constant is not None:
             return self.constant
         return self.block(index // self.size)[0][index % self.size]
+
+    def counts(self, first: int, n: int) -> list[int]:
+        """The counts of members ``first`` .. ``first + n - 1``: :meth:`count` of each."""
+        if self.constant is not None:
+            return [self.constant] * n
+        number, offset = divmod(first, self.size)
+        counts = self.block(number)[0][offset : offset + n]
+        while len(counts) < n:
+            number += 1
+            counts += self.block(number)[0][: n - len(counts)]
+        return counts
 
     def before(self, index: int) -> int:
         """The children of members 0 .. ``index`` - 1: whole blocks, then part of one."""
@@ -290,13 +333,23 @@ def tree_shape(plan: Plan, position: int) -> Shape:
     Each level's counts come from its own blocks, so changing one level's range or mix never
     changes the levels above it.
     """
-    clients, contracts, invoices = _plan_levels(plan)
+    return _shape(_plan_levels(plan), position)
+
+
+def tree_shapes(plan: Plan, positions: range) -> Iterator[Shape]:
+    """:func:`tree_shape` of each of ``positions``, the plan's levels looked up once."""
+    levels = _plan_levels(plan)
+    for position in positions:
+        yield _shape(levels, position)
+
+
+def _shape(levels: tuple[_Level, _Level, _Level], position: int) -> Shape:
+    clients, contracts, invoices = levels
     client = clients.before(position)
     contract = contracts.before(client)
     shape: Shape = []
-    for index in range(client, client + clients.count(position)):
-        count = contracts.count(index)
-        shape.append([invoices.count(c) for c in range(contract, contract + count)])
+    for count in contracts.counts(client, clients.count(position)):
+        shape.append(invoices.counts(contract, count))
         contract += count
     return shape
 
