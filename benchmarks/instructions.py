@@ -4,9 +4,10 @@ load on the machine changes nothing (CPU time does change under load).
     python benchmarks/instructions.py --users 300
 
 Runs this script under ``valgrind --tool=callgrind`` once per level: imports and warm-up only,
-then users only, users and clients, ... all four tables (each level below is cut off, so its
-random streams, reseeded per level, draw nothing). A level's instructions are the difference
-from the run before it, divided by its rows. Slow: about 50 times Python's own speed.
+then users only, users and clients, ... all four tables (each level below is cut off: it draws
+nothing from the tree's random stream, whose draws go level by level). A level's instructions
+are the difference from the run before it, divided by its rows. Slow: about 50 times Python's
+own speed.
 """
 
 from __future__ import annotations

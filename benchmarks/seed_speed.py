@@ -281,7 +281,7 @@ def run_floor(
 
 def cpu_per_row(users: int, locale: str = "en_US", repeats: int = 3) -> dict[str, float]:
     """CPU µs per row of each table, generating ``users`` user trees in this process (the best
-    of ``repeats``). A user's share holds its three random streams' seeding and its tree's
+    of ``repeats``). A user's share holds its random stream's seeding and its tree's
     bookkeeping; a client's, contract's and invoice's share is its level's whole loop."""
     plan = resolved(
         SeedPlan(users=users, seed=1, as_of=AS_OF, locale=locale),

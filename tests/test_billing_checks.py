@@ -449,8 +449,10 @@ def test_rows_that_predate_the_billing_columns_are_named_not_failed(database_url
 
 
 def test_seeded_data_passes_and_a_broken_seeded_row_is_caught(database_url: str) -> None:
+    # A seed whose 30 trees hold every status (drafts are rare at a month's end: seed 5 has
+    # none since 0.5.0's data).
     seeded = invoke(
-        "seed", "-n", "30", "--seed", "5", "--as-of", AS_OF.isoformat(), "-d", database_url
+        "seed", "-n", "30", "--seed", "6", "--as-of", AS_OF.isoformat(), "-d", database_url
     )
     assert seeded.exit_code == 0, seeded.stderr
     data = report(database_url, code=0)
