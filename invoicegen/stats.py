@@ -435,10 +435,14 @@ def collect(engine: Engine, *, top: int = TOP_CLIENTS, progress: Progress | None
         running = "end_date IS NULL"
         if as_of is not None:
             running += f" OR end_date > {_literal(as_of)}"
+        # three queries in one, each answered by an index (0006): the first and last start
+        # at either end of the start dates', the running contracts a range of the end dates'
+        # (one pass over the table read every contract's row: 5x the CPU on MariaDB)
         starts = connection.execute(
             sa.text(
-                "SELECT MIN(start_date), MAX(start_date), "
-                f"SUM(CASE WHEN {running} THEN 1 ELSE 0 END) FROM contracts"
+                "SELECT (SELECT MIN(start_date) FROM contracts), "
+                "(SELECT MAX(start_date) FROM contracts), "
+                f"(SELECT COUNT(*) FROM contracts WHERE {running})"
             )
         ).one()
         step(next(names))
