@@ -706,7 +706,11 @@ def _clients_source(dialect: str) -> str:
 
 
 def _contracts_source(
-    dialect: str, *, billing: bool, clients: tuple[int, int] | None = None
+    dialect: str,
+    *,
+    billing: bool,
+    clients: tuple[int, int] | None = None,
+    invoiced: bool = False,
 ) -> str:
     """Each contract with its dates (and rate), its client's id (``parent_id``) and its
     invoices' number ``n``, first start and last end.
@@ -718,25 +722,32 @@ def _contracts_source(
     temporary table of every contract for the outer sums). ``clients`` given (MariaDB, the ids
     dense), a contract's client exists when its id is between the least and the greatest:
     no lookup of each client.
+
+    ``invoiced`` (MariaDB): only the contracts that have invoices, the other way round: each
+    group of invoices looks up its contract by primary key, in key order (0.8x the CPU of
+    looking each contract up in the groups' temporary table; a hash join cost 1.6x, a nested
+    loop 1.05x). The contracts without invoices are left out: see :func:`_count_if_every_row`.
     """
     rate = ", t.monthly_rate" if billing else ""
-    invoices = (
-        "LEFT JOIN (SELECT contract_id, COUNT(*) AS n, MIN(period_start) AS first_start, "
-        "MAX(period_end) AS last_end FROM invoices GROUP BY contract_id) AS b "
-        "ON b.contract_id = t.id"
+    grouped = (
+        "(SELECT contract_id, COUNT(*) AS n, MIN(period_start) AS first_start, "
+        "MAX(period_end) AS last_end FROM invoices GROUP BY contract_id) AS b"
     )
     if clients is not None:
         low, high = clients
+        parent, client = f"CASE WHEN t.client_id BETWEEN {low} AND {high} THEN t.client_id END", ""
+    else:
+        parent, client = "c.id", " LEFT JOIN clients c ON c.id = t.client_id"
+    columns = f"t.id, t.start_date, t.end_date{rate}, {parent} AS parent_id"
+    if invoiced:
         return (
-            f"SELECT t.id, t.start_date, t.end_date{rate}, CASE WHEN t.client_id BETWEEN "
-            f"{low} AND {high} THEN t.client_id END AS parent_id, COALESCE(b.n, 0) AS n, "
-            f"b.first_start, b.last_end FROM contracts t {invoices}"
+            f"SELECT {columns}, b.n, b.first_start, b.last_end FROM {grouped} "
+            f"STRAIGHT_JOIN contracts t ON t.id = b.contract_id{client}"
         )
     if dialect != "sqlite":
         return (
-            f"SELECT t.id, t.start_date, t.end_date{rate}, c.id AS parent_id, "
-            "COALESCE(b.n, 0) AS n, b.first_start, b.last_end FROM contracts t "
-            f"LEFT JOIN clients c ON c.id = t.client_id {invoices}"
+            f"SELECT {columns}, COALESCE(b.n, 0) AS n, b.first_start, b.last_end "
+            f"FROM contracts t{client} LEFT JOIN {grouped} ON b.contract_id = t.id"
         )
     # SQLite: contracts in key order, each one's invoices through the index (MAX() of a
     # contract's own columns: one value per group)
@@ -814,15 +825,19 @@ def check(
         for source in wanted:
             step(SOURCE_STEPS[source])
             on_source = [r for r in counted if r.source == source]
+            tally = None
             # MariaDB: the users' rules read only their number of clients (``n``), known from
             # the clients' key index alone when the users' ids are dense
-            per_count = None
             if mariadb and source == "users":
                 per_count = _dense_distribution(connection, "users", "clients", "user_id")
-            if per_count:
-                counts |= _count_per_count(connection, per_count, on_source)
-            else:
-                counts |= _count(connection, sources[source], on_source)
+                tally = _count_per_count(connection, per_count, on_source) if per_count else None
+            # MariaDB: the contracts from their invoices' groups, when every contract has some
+            elif mariadb and source == "contracts":
+                invoiced = _contracts_source(
+                    dialect, billing=billing, clients=clients, invoiced=True
+                )
+                tally = _count_if_every_row(connection, invoiced, on_source, "contracts")
+            counts |= _count(connection, sources[source], on_source) if tally is None else tally
         notes = []
         if not billing:
             notes.append("the schema predates the billing columns; run `invoicegen migrate`")
@@ -851,6 +866,22 @@ def _count(connection: Connection, source: str, rules: list[_Rule]) -> dict[str,
     rules = [r for r in rules if r.condition is not None]
     sums = ", ".join(f"SUM(CASE WHEN {r.condition} THEN 1 ELSE 0 END)" for r in rules)
     row = connection.execute(sa.text(f"SELECT {sums} FROM ({source}) AS v")).one()
+    return {rule.name: int(n or 0) for rule, n in zip(rules, row, strict=True)}
+
+
+def _count_if_every_row(
+    connection: Connection, source: str, rules: list[_Rule], table: str
+) -> dict[str, int] | None:
+    """As :func:`_count`, over a ``source`` that may leave out some rows of ``table`` (at
+    most one row per row of it): None when it left any out, and the rules must be counted over
+    every row (the counts of the statement's own snapshot, so no row can come or go between)."""
+    rules = [r for r in rules if r.condition is not None]
+    sums = ", ".join(f"SUM(CASE WHEN {r.condition} THEN 1 ELSE 0 END)" for r in rules)
+    *row, seen, rows = connection.execute(
+        sa.text(f"SELECT {sums}, COUNT(*), (SELECT COUNT(*) FROM {table}) FROM ({source}) AS v")
+    ).one()
+    if seen != rows:
+        return None
     return {rule.name: int(n or 0) for rule, n in zip(rules, row, strict=True)}
 
 

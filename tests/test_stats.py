@@ -620,6 +620,34 @@ def test_check_finds_orphans_and_childless_parents_whether_or_not_ids_are_dense(
     raw.dispose()
 
 
+def test_check_finds_contracts_without_invoices_and_short_of_them(database_url: str) -> None:
+    """A contract whose invoices were all deleted and one left with fewer than the range: both
+    have too few invoices and are not billed to their billed_to date (MariaDB counts the
+    contracts from their invoices' groups when every contract has some, and over every
+    contract when one has none)."""
+    engine = seeded(database_url, *RANGES)
+    emptied, shortened = (
+        k
+        for (k,) in rows(
+            engine,
+            "SELECT contract_id FROM invoices GROUP BY contract_id HAVING COUNT(*) = 2 "
+            "ORDER BY contract_id",
+        )[:2]
+    )
+    (last,) = rows(
+        engine,
+        "SELECT id FROM invoices WHERE contract_id = :k ORDER BY period_start DESC",
+        k=shortened,
+    )[0]
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM invoices WHERE contract_id = :k"), {"k": emptied})
+        connection.execute(sa.text("DELETE FROM invoices WHERE id = :i"), {"i": last})
+    failures = _failures(_report(database_url, code=CheckFailed.exit_code))
+    expected = (2, [emptied, shortened])
+    assert failures["contracts with invoices outside 2-4"] == expected
+    assert failures["contracts not billed exactly from start to billed_to"] == expected
+
+
 def test_totals_show_each_currencys_own_minor_unit(tmp_path: Any) -> None:
     """Yen have no cents: a ja_JP dataset's JPY total is whole yen, the others keep two places."""
     url = f"sqlite:///{tmp_path / 'jp.db'}"
