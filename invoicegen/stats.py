@@ -641,14 +641,19 @@ SOURCE_STEPS = {
 
 
 def _sources(
-    dialect: str, *, billing: bool, clients: tuple[int, int] | None = None
+    dialect: str,
+    *,
+    billing: bool,
+    clients: tuple[int, int] | None = None,
+    users: tuple[int, int] | None = None,
 ) -> dict[str, str]:
     """SQL for each source of rows, each with an ``id`` column: a table with its parent
     (``parent_id``, NULL when missing) and its number of children (``n``); the invoices with
     their contract, client and (with billing columns) the end of the monthly period each starts
     in; the invoices with the previous period's end; the issued invoices numbered per user in
-    issue order; one id per duplicated email. ``clients``: the clients' ids when dense
-    (:func:`_dense_ids`, MariaDB only), see :func:`_contracts_source`."""
+    issue order; one id per duplicated email. ``clients``, ``users``: those tables' ids when
+    dense (:func:`_dense_ids`, MariaDB only), see :func:`_contracts_source` and
+    :func:`_clients_source`."""
     months = months_between(dialect, "k.start_date", "i.period_start")
     full_end = add_days(dialect, add_months(dialect, "k.start_date", f"{months} + 1"), "-1")
     invoice_columns = [
@@ -678,7 +683,7 @@ def _sources(
     join = "STRAIGHT_JOIN" if mariadb else "JOIN"
     return {
         "users": children_counts(dialect, "users", "clients", "user_id"),
-        "clients": _clients_source(dialect),
+        "clients": _clients_source(dialect, users=users),
         "contracts": _contracts_source(dialect, billing=billing, clients=clients),
         "invoices": f"SELECT {', '.join(invoice_columns)} FROM {joins}",
         "periods": f"SELECT {', '.join(period_columns)} FROM invoices",
@@ -690,13 +695,19 @@ def _sources(
     }
 
 
-def _clients_source(dialect: str) -> str:
-    """Each client with its user's id (``parent_id``) and its number of contracts ``n``."""
+def _clients_source(dialect: str, *, users: tuple[int, int] | None = None) -> str:
+    """Each client with its user's id (``parent_id``) and its number of contracts ``n``.
+
+    ``users`` given (MariaDB, the ids dense), a client's user exists when its id is between
+    the least and the greatest: no lookup of each user (0.7x the CPU of the pass)."""
     if dialect in ("mysql", "mariadb"):  # one nested loop in client order, nothing materialized
+        user, parent = " LEFT JOIN users u ON u.id = t.user_id", "u.id"
+        if users is not None:
+            low, high = users
+            user, parent = "", f"CASE WHEN t.user_id BETWEEN {low} AND {high} THEN t.user_id END"
         return (
-            "SELECT t.id, MAX(u.id) AS parent_id, COUNT(c.client_id) AS n FROM clients t "
-            "LEFT JOIN users u ON u.id = t.user_id LEFT JOIN contracts c ON c.client_id = t.id "
-            "GROUP BY t.id"
+            f"SELECT t.id, MAX({parent}) AS parent_id, COUNT(c.client_id) AS n FROM clients t"
+            f"{user} LEFT JOIN contracts c ON c.client_id = t.id GROUP BY t.id"
         )
     return (
         "SELECT t.id, u.id AS parent_id, b.n FROM clients t "
@@ -818,7 +829,8 @@ def check(
         counted = rules + (billing_rules if billing else []) + counters
         mariadb = dialect in ("mysql", "mariadb")
         clients = _dense_ids(connection, "clients") if mariadb else None
-        sources = _sources(dialect, billing=billing, clients=clients)
+        users = _dense_ids(connection, "users") if mariadb else None
+        sources = _sources(dialect, billing=billing, clients=clients, users=users)
         wanted = [s for s in SOURCE_STEPS if any(r.source == s and r.condition for r in counted)]
         step = _Steps(progress, len(wanted))
         counts: dict[str, int] = {}
