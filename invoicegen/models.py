@@ -95,8 +95,9 @@ class Contract(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     summary: Mapped[str | None] = mapped_column(Text)
-    start_date: Mapped[dt.date] = mapped_column(Date)
-    end_date: Mapped[dt.date | None] = mapped_column(Date)
+    # indexed for stats: the first and last start, the contracts running on a date (0006)
+    start_date: Mapped[dt.date] = mapped_column(Date, index=True)
+    end_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
     currency: Mapped[str | None] = mapped_column(String(3))  # ISO 4217
     monthly_rate: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))

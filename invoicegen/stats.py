@@ -435,10 +435,14 @@ def collect(engine: Engine, *, top: int = TOP_CLIENTS, progress: Progress | None
         running = "end_date IS NULL"
         if as_of is not None:
             running += f" OR end_date > {_literal(as_of)}"
+        # three queries in one, each answered by an index (0006): the first and last start
+        # at either end of the start dates', the running contracts a range of the end dates'
+        # (one pass over the table read every contract's row: 5x the CPU on MariaDB)
         starts = connection.execute(
             sa.text(
-                "SELECT MIN(start_date), MAX(start_date), "
-                f"SUM(CASE WHEN {running} THEN 1 ELSE 0 END) FROM contracts"
+                "SELECT (SELECT MIN(start_date) FROM contracts), "
+                "(SELECT MAX(start_date) FROM contracts), "
+                f"(SELECT COUNT(*) FROM contracts WHERE {running})"
             )
         ).one()
         step(next(names))
@@ -637,14 +641,19 @@ SOURCE_STEPS = {
 
 
 def _sources(
-    dialect: str, *, billing: bool, clients: tuple[int, int] | None = None
+    dialect: str,
+    *,
+    billing: bool,
+    clients: tuple[int, int] | None = None,
+    users: tuple[int, int] | None = None,
 ) -> dict[str, str]:
     """SQL for each source of rows, each with an ``id`` column: a table with its parent
     (``parent_id``, NULL when missing) and its number of children (``n``); the invoices with
     their contract, client and (with billing columns) the end of the monthly period each starts
     in; the invoices with the previous period's end; the issued invoices numbered per user in
-    issue order; one id per duplicated email. ``clients``: the clients' ids when dense
-    (:func:`_dense_ids`, MariaDB only), see :func:`_contracts_source`."""
+    issue order; one id per duplicated email. ``clients``, ``users``: those tables' ids when
+    dense (:func:`_dense_ids`, MariaDB only), see :func:`_contracts_source` and
+    :func:`_clients_source`."""
     months = months_between(dialect, "k.start_date", "i.period_start")
     full_end = add_days(dialect, add_months(dialect, "k.start_date", f"{months} + 1"), "-1")
     invoice_columns = [
@@ -674,7 +683,7 @@ def _sources(
     join = "STRAIGHT_JOIN" if mariadb else "JOIN"
     return {
         "users": children_counts(dialect, "users", "clients", "user_id"),
-        "clients": _clients_source(dialect),
+        "clients": _clients_source(dialect, users=users),
         "contracts": _contracts_source(dialect, billing=billing, clients=clients),
         "invoices": f"SELECT {', '.join(invoice_columns)} FROM {joins}",
         "periods": f"SELECT {', '.join(period_columns)} FROM invoices",
@@ -686,13 +695,19 @@ def _sources(
     }
 
 
-def _clients_source(dialect: str) -> str:
-    """Each client with its user's id (``parent_id``) and its number of contracts ``n``."""
+def _clients_source(dialect: str, *, users: tuple[int, int] | None = None) -> str:
+    """Each client with its user's id (``parent_id``) and its number of contracts ``n``.
+
+    ``users`` given (MariaDB, the ids dense), a client's user exists when its id is between
+    the least and the greatest: no lookup of each user (0.7x the CPU of the pass)."""
     if dialect in ("mysql", "mariadb"):  # one nested loop in client order, nothing materialized
+        user, parent = " LEFT JOIN users u ON u.id = t.user_id", "u.id"
+        if users is not None:
+            low, high = users
+            user, parent = "", f"CASE WHEN t.user_id BETWEEN {low} AND {high} THEN t.user_id END"
         return (
-            "SELECT t.id, MAX(u.id) AS parent_id, COUNT(c.client_id) AS n FROM clients t "
-            "LEFT JOIN users u ON u.id = t.user_id LEFT JOIN contracts c ON c.client_id = t.id "
-            "GROUP BY t.id"
+            f"SELECT t.id, MAX({parent}) AS parent_id, COUNT(c.client_id) AS n FROM clients t"
+            f"{user} LEFT JOIN contracts c ON c.client_id = t.id GROUP BY t.id"
         )
     return (
         "SELECT t.id, u.id AS parent_id, b.n FROM clients t "
@@ -702,7 +717,11 @@ def _clients_source(dialect: str) -> str:
 
 
 def _contracts_source(
-    dialect: str, *, billing: bool, clients: tuple[int, int] | None = None
+    dialect: str,
+    *,
+    billing: bool,
+    clients: tuple[int, int] | None = None,
+    invoiced: bool = False,
 ) -> str:
     """Each contract with its dates (and rate), its client's id (``parent_id``) and its
     invoices' number ``n``, first start and last end.
@@ -714,25 +733,32 @@ def _contracts_source(
     temporary table of every contract for the outer sums). ``clients`` given (MariaDB, the ids
     dense), a contract's client exists when its id is between the least and the greatest:
     no lookup of each client.
+
+    ``invoiced`` (MariaDB): only the contracts that have invoices, the other way round: each
+    group of invoices looks up its contract by primary key, in key order (0.8x the CPU of
+    looking each contract up in the groups' temporary table; a hash join cost 1.6x, a nested
+    loop 1.05x). The contracts without invoices are left out: see :func:`_count_if_every_row`.
     """
     rate = ", t.monthly_rate" if billing else ""
-    invoices = (
-        "LEFT JOIN (SELECT contract_id, COUNT(*) AS n, MIN(period_start) AS first_start, "
-        "MAX(period_end) AS last_end FROM invoices GROUP BY contract_id) AS b "
-        "ON b.contract_id = t.id"
+    grouped = (
+        "(SELECT contract_id, COUNT(*) AS n, MIN(period_start) AS first_start, "
+        "MAX(period_end) AS last_end FROM invoices GROUP BY contract_id) AS b"
     )
     if clients is not None:
         low, high = clients
+        parent, client = f"CASE WHEN t.client_id BETWEEN {low} AND {high} THEN t.client_id END", ""
+    else:
+        parent, client = "c.id", " LEFT JOIN clients c ON c.id = t.client_id"
+    columns = f"t.id, t.start_date, t.end_date{rate}, {parent} AS parent_id"
+    if invoiced:
         return (
-            f"SELECT t.id, t.start_date, t.end_date{rate}, CASE WHEN t.client_id BETWEEN "
-            f"{low} AND {high} THEN t.client_id END AS parent_id, COALESCE(b.n, 0) AS n, "
-            f"b.first_start, b.last_end FROM contracts t {invoices}"
+            f"SELECT {columns}, b.n, b.first_start, b.last_end FROM {grouped} "
+            f"STRAIGHT_JOIN contracts t ON t.id = b.contract_id{client}"
         )
     if dialect != "sqlite":
         return (
-            f"SELECT t.id, t.start_date, t.end_date{rate}, c.id AS parent_id, "
-            "COALESCE(b.n, 0) AS n, b.first_start, b.last_end FROM contracts t "
-            f"LEFT JOIN clients c ON c.id = t.client_id {invoices}"
+            f"SELECT {columns}, COALESCE(b.n, 0) AS n, b.first_start, b.last_end "
+            f"FROM contracts t{client} LEFT JOIN {grouped} ON b.contract_id = t.id"
         )
     # SQLite: contracts in key order, each one's invoices through the index (MAX() of a
     # contract's own columns: one value per group)
@@ -803,22 +829,27 @@ def check(
         counted = rules + (billing_rules if billing else []) + counters
         mariadb = dialect in ("mysql", "mariadb")
         clients = _dense_ids(connection, "clients") if mariadb else None
-        sources = _sources(dialect, billing=billing, clients=clients)
+        users = _dense_ids(connection, "users") if mariadb else None
+        sources = _sources(dialect, billing=billing, clients=clients, users=users)
         wanted = [s for s in SOURCE_STEPS if any(r.source == s and r.condition for r in counted)]
         step = _Steps(progress, len(wanted))
         counts: dict[str, int] = {}
         for source in wanted:
             step(SOURCE_STEPS[source])
             on_source = [r for r in counted if r.source == source]
+            tally = None
             # MariaDB: the users' rules read only their number of clients (``n``), known from
             # the clients' key index alone when the users' ids are dense
-            per_count = None
             if mariadb and source == "users":
                 per_count = _dense_distribution(connection, "users", "clients", "user_id")
-            if per_count:
-                counts |= _count_per_count(connection, per_count, on_source)
-            else:
-                counts |= _count(connection, sources[source], on_source)
+                tally = _count_per_count(connection, per_count, on_source) if per_count else None
+            # MariaDB: the contracts from their invoices' groups, when every contract has some
+            elif mariadb and source == "contracts":
+                invoiced = _contracts_source(
+                    dialect, billing=billing, clients=clients, invoiced=True
+                )
+                tally = _count_if_every_row(connection, invoiced, on_source, "contracts")
+            counts |= _count(connection, sources[source], on_source) if tally is None else tally
         notes = []
         if not billing:
             notes.append("the schema predates the billing columns; run `invoicegen migrate`")
@@ -847,6 +878,22 @@ def _count(connection: Connection, source: str, rules: list[_Rule]) -> dict[str,
     rules = [r for r in rules if r.condition is not None]
     sums = ", ".join(f"SUM(CASE WHEN {r.condition} THEN 1 ELSE 0 END)" for r in rules)
     row = connection.execute(sa.text(f"SELECT {sums} FROM ({source}) AS v")).one()
+    return {rule.name: int(n or 0) for rule, n in zip(rules, row, strict=True)}
+
+
+def _count_if_every_row(
+    connection: Connection, source: str, rules: list[_Rule], table: str
+) -> dict[str, int] | None:
+    """As :func:`_count`, over a ``source`` that may leave out some rows of ``table`` (at
+    most one row per row of it): None when it left any out, and the rules must be counted over
+    every row (the counts of the statement's own snapshot, so no row can come or go between)."""
+    rules = [r for r in rules if r.condition is not None]
+    sums = ", ".join(f"SUM(CASE WHEN {r.condition} THEN 1 ELSE 0 END)" for r in rules)
+    *row, seen, rows = connection.execute(
+        sa.text(f"SELECT {sums}, COUNT(*), (SELECT COUNT(*) FROM {table}) FROM ({source}) AS v")
+    ).one()
+    if seen != rows:
+        return None
     return {rule.name: int(n or 0) for rule, n in zip(rules, row, strict=True)}
 
 

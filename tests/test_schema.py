@@ -174,7 +174,7 @@ def test_a_dataset_of_schema_0002_upgrades_with_its_rows_intact(engine: sa.Engin
             "INSERT INTO invoices (id, period_start, period_end, amount, contract_id) "
             "VALUES (1, '2024-01-01', '2024-01-31', 10.50, 1), (2, '2024-02-01', '2024-02-29', 7, 1)"
         )
-    assert schema.upgrade(engine) == schema.head_revision() == "0005"
+    assert schema.upgrade(engine) == schema.head_revision() == "0006"
     with engine.connect() as connection:
         assert connection.exec_driver_sql(
             "SELECT id, country, payment_terms_days FROM clients"
@@ -314,44 +314,54 @@ def test_foreign_tables_are_left_alone_next_to_invoicegen_s(database_url: str) -
 COVERING = ["contract_id", "period_start", "period_end", "amount"]
 
 
-def _invoice_indexes(engine: sa.Engine) -> dict[str, list[str | None]]:
+def _indexes(engine: sa.Engine, table: str = "invoices") -> dict[str, list[str | None]]:
     return {
         str(index["name"]): list(index["column_names"])
-        for index in sa.inspect(engine).get_indexes("invoices")
+        for index in sa.inspect(engine).get_indexes(table)
     }
 
 
-def test_a_dataset_seeded_at_0003_migrates_to_0005_and_back_with_its_rows(
+#: migration 0006's indexes on the contracts' dates
+CONTRACT_DATES = {"ix_contracts_start_date": ["start_date"], "ix_contracts_end_date": ["end_date"]}
+
+
+def test_a_dataset_seeded_at_0003_migrates_to_0006_and_back_with_its_rows(
     engine: sa.Engine,
 ) -> None:
     """0004 swaps the index of invoices.contract_id for one in period order, 0005 for one that
-    also covers the periods' ends and the amounts, on a database full of rows: `migrate`
-    upgrades one seeded at 0003 (the released schema) cleanly, the rows untouched and sound,
-    and each downgrade restores the index before it."""
+    also covers the periods' ends and the amounts, 0006 indexes the contracts' dates, on a
+    database full of rows: `migrate` upgrades one seeded at 0003 (the released schema) cleanly,
+    the rows untouched and sound, and each downgrade restores the indexes before it."""
     url = engine.url.render_as_string(hide_password=False)
     assert invoke(*seed_args(url, 20)).exit_code == 0
     with engine.begin() as connection:  # the schema the released version seeds
         command.downgrade(schema.alembic_config(connection), "0003")
     engine.dispose()
-    assert _invoice_indexes(engine)["ix_invoices_contract_id"] == ["contract_id"]
-    assert "ix_invoices_contract_id_period_start" not in _invoice_indexes(engine)
+    assert _indexes(engine)["ix_invoices_contract_id"] == ["contract_id"]
+    assert "ix_invoices_contract_id_period_start" not in _indexes(engine)
     before = snapshot(engine, list(TABLES))
 
     migrated = invoke("migrate", "-d", url)
     assert migrated.exit_code == 0, migrated.stderr
-    assert "revision 0005" in migrated.stdout
+    assert "revision 0006" in migrated.stdout
     engine.dispose()
-    indexes = _invoice_indexes(engine)
+    assert CONTRACT_DATES.items() <= _indexes(engine, "contracts").items()
+    indexes = _indexes(engine)
     assert indexes["ix_invoices_contract_id_periods_amount"] == COVERING
     assert not {"ix_invoices_contract_id", "ix_invoices_contract_id_period_start"} & set(indexes)
     assert snapshot(engine, list(TABLES)) == before
     checked = invoke("stats", "--check", "-d", url)
     assert checked.exit_code == 0, checked.stdout + checked.stderr
     with engine.begin() as connection:
-        command.check(schema.alembic_config(connection))  # the models agree with 0005
+        command.check(schema.alembic_config(connection))  # the models agree with 0006
+        command.downgrade(schema.alembic_config(connection), "0005")
+    engine.dispose()
+    assert not CONTRACT_DATES.keys() & _indexes(engine, "contracts").keys()
+    assert _indexes(engine)["ix_invoices_contract_id_periods_amount"] == COVERING
+    with engine.begin() as connection:
         command.downgrade(schema.alembic_config(connection), "0004")
     engine.dispose()
-    indexes = _invoice_indexes(engine)
+    indexes = _indexes(engine)
     assert indexes["ix_invoices_contract_id_period_start"] == ["contract_id", "period_start"]
     assert "ix_invoices_contract_id_periods_amount" not in indexes
     assert snapshot(engine, list(TABLES)) == before

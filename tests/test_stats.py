@@ -621,6 +621,67 @@ def test_check_finds_orphans_and_childless_parents_whether_or_not_ids_are_dense(
     raw.dispose()
 
 
+def test_check_finds_clients_without_their_user_whether_or_not_user_ids_are_dense(
+    database_url: str,
+) -> None:
+    """A client whose user id is past the last user, then the clients of a deleted user: found
+    as the per-row SQL finds them (MariaDB tells a missing user by its id while the users' ids
+    are dense, and looks each user up when they are not)."""
+    engine = seeded(database_url, *RANGES, users=6)
+    raw = sa.create_engine(engine.url)  # without invoicegen's PRAGMA foreign_keys = ON
+    mutations = [
+        "UPDATE clients SET user_id = 10000 WHERE id = 1",  # user ids still dense
+        "DELETE FROM users WHERE id = 2",  # its clients orphaned, user ids no longer dense
+    ]
+    per_row = (
+        "SELECT c.id FROM clients c WHERE NOT EXISTS "
+        "(SELECT 1 FROM users u WHERE u.id = c.user_id) ORDER BY c.id"
+    )
+    unrecorded = stats.Expectations(dict.fromkeys(stats.EXPECTATION_KEYS[:-1]), None, "test")
+    connection = raw.connect()  # one session: foreign keys unchecked throughout
+    _unchecked(connection, engine.dialect.name)
+    found = []
+    for sql in mutations:
+        connection.execute(sa.text(sql))
+        connection.commit()
+        report = stats.check(engine, fallback=unrecorded)
+        (result,) = (r for r in report.results if r.name == "clients without their user")
+        ids = [i for (i,) in rows(engine, per_row)]
+        assert (result.violations, result.examples) == (len(ids), ids[: stats.EXAMPLES]), sql
+        found.append(len(ids))
+    assert found == [1, 3]  # client 1, then user 2's two clients too
+    connection.close()
+    raw.dispose()
+
+
+def test_check_finds_contracts_without_invoices_and_short_of_them(database_url: str) -> None:
+    """A contract whose invoices were all deleted and one left with fewer than the range: both
+    have too few invoices and are not billed to their billed_to date (MariaDB counts the
+    contracts from their invoices' groups when every contract has some, and over every
+    contract when one has none)."""
+    engine = seeded(database_url, *RANGES)
+    emptied, shortened = (
+        k
+        for (k,) in rows(
+            engine,
+            "SELECT contract_id FROM invoices GROUP BY contract_id HAVING COUNT(*) = 2 "
+            "ORDER BY contract_id",
+        )[:2]
+    )
+    (last,) = rows(
+        engine,
+        "SELECT id FROM invoices WHERE contract_id = :k ORDER BY period_start DESC",
+        k=shortened,
+    )[0]
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM invoices WHERE contract_id = :k"), {"k": emptied})
+        connection.execute(sa.text("DELETE FROM invoices WHERE id = :i"), {"i": last})
+    failures = _failures(_report(database_url, code=CheckFailed.exit_code))
+    expected = (2, [emptied, shortened])
+    assert failures["contracts with invoices outside 2-4"] == expected
+    assert failures["contracts not billed exactly from start to billed_to"] == expected
+
+
 def test_totals_show_each_currencys_own_minor_unit(tmp_path: Any) -> None:
     """Yen have no cents: a ja_JP dataset's JPY total is whole yen, the others keep two places."""
     url = f"sqlite:///{tmp_path / 'jp.db'}"
