@@ -13,8 +13,9 @@ generating workers) and reports:
 
 - tree peak: the largest sum of their resident sets seen at one sample (Linux; sampled, so a
   spike shorter than the interval can be missed: the next two figures bound it);
-- sum of peaks: each process's own high-water mark (VmHWM), summed (an upper bound of the tree
-  peak), and the writer's and the largest worker's apart;
+- sum of peaks: each process's own high-water mark (VmHWM, as last read: its exec resets it,
+  so the parent's pages a child showed before it are not counted), summed (an upper bound of
+  the tree peak), and the writer's and the largest worker's apart;
 - the resident set of the tree at 25%, 50%, 75% and 100% of the run's time: growth shows as a
   slope even where the peak looks fine.
 
@@ -97,7 +98,9 @@ class Samples:
             if seen is None:
                 continue
             total += seen[0]
-            self.hwm_kib[pid] = max(self.hwm_kib.get(pid, 0), seen[1])
+            # The latest high-water mark, not the largest seen: a process started by
+            # fork/vfork + exec shows its parent's pages until the exec, which resets it.
+            self.hwm_kib[pid] = seen[1]
         if total:
             self.times.append(time.monotonic() - started)
             self.tree_kib.append(total)
