@@ -327,6 +327,29 @@ def test_duckdb_reads_the_parquet_csv_and_jsonl_folders(tmp_path: Path) -> None:
     assert schema.field("paid_on").nullable
 
 
+def test_parquet_row_groups_hold_a_fixed_number_of_rows_whatever_the_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every row group but the last holds ROWS_PER_ROW_GROUP rows (here 40, so that the
+    30-user dataset crosses many), in id order, the same bytes for batches of 7 or 1000."""
+    import pyarrow.parquet as pq
+
+    from invoicegen.seeding import encoders
+
+    monkeypatch.setattr(encoders, "ROWS_PER_ROW_GROUP", 40)
+    export(tmp_path / "one", "--format", "parquet", "--workers", "1", "--batch-size", "1000")
+    export(tmp_path / "two", "--format", "parquet", "--workers", "1", "--batch-size", "7")
+    assert files_of(tmp_path / "one") == files_of(tmp_path / "two")
+    for table in TABLES:
+        file = pq.ParquetFile(tmp_path / "one" / table / "part-1-of-1.parquet")
+        sizes = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
+        rows = file.metadata.num_rows
+        assert sizes == [40] * (rows // 40) + ([rows % 40] if rows % 40 else []), table
+        ids = file.read(columns=["id"]).column("id").to_pylist()
+        assert ids == sorted(ids) and len(set(ids)) == rows
+    assert rows > 80  # invoices: several row groups
+
+
 def test_the_json_document_and_the_manifest_describe_the_files(tmp_path: Path) -> None:
     from jsonschema import Draft202012Validator
 
@@ -407,6 +430,30 @@ def test_sigterm_removes_the_temporary_files(tmp_path: Path) -> None:
     assert process.returncode == 130
     assert "nothing was exported" in one_line_error(stderr)
     assert [p for p in folder.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_a_stopped_export_leaves_no_writer_to_fail_later(
+    format: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop (or a dead worker) between batches: the files' writers are done with before
+    their files close, so none fails later when collected (pyarrow's ParquetWriter printed
+    "Exception ignored ... write to closed file" under the one-line error, once per table)."""
+    import datetime as dt
+    import gc
+
+    from invoicegen.errors import Interrupted
+    from invoicegen.seeding import SeedPlan, export
+
+    unraisable: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(repr(u.exc_value)))
+    plan = SeedPlan(users=20, seed=SEED, as_of=dt.date.fromisoformat(AS_OF), batch_size=5)
+    batches = iter([False, True])
+    with pytest.raises(Interrupted):
+        export(tmp_path / "out", plan, format=format, stop=lambda: next(batches))
+    gc.collect()
+    assert unraisable == []
+    assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []
 
 
 def test_force_replaces_an_earlier_export_and_leaves_other_files_alone(tmp_path: Path) -> None:

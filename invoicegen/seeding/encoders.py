@@ -19,6 +19,7 @@ batches were, so a file's bytes never depend on ``--batch-size`` or ``--workers`
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -188,6 +189,10 @@ class Sink:
     def close(self) -> None:
         """Write what the file still owes (a last statement, the footer); the caller closes
         the stream."""
+
+    def abandon(self) -> None:
+        """Be done with the file before its stream closes, closed or not (a failed or stopped
+        export, whose file is removed): nothing of the sink may write to it later."""
 
 
 class FileFormat:
@@ -387,6 +392,13 @@ class _ParquetSink(Sink):
             table = self.pa.Table.from_batches(self.pending)
             self.writer.write_table(table, row_group_size=ROWS_PER_ROW_GROUP)
         self.writer.close()
+
+    def abandon(self) -> None:
+        """Close the writer now (idempotent): left open, its ``__del__`` writes the footer into
+        the closed stream and prints a traceback ("Exception ignored") when collected."""
+        self.pending.clear()
+        with contextlib.suppress(OSError, ValueError):  # the file is removed anyway
+            self.writer.close()
 
 
 class Parquet(FileFormat):

@@ -293,10 +293,13 @@ class _Writing:
         first_ids = first_ids_at(plan, self.positions.start)
         batches = plan_batches(plan, self.positions, first_ids)
         with contextlib.ExitStack() as files:
-            sinks = [
-                layout.file.sink(table, files.enter_context(self._open(layout.data_path(table))))
-                for table in TABLES
-            ]
+            sinks = []
+            for table in TABLES:
+                sink = layout.file.sink(
+                    table, files.enter_context(self._open(layout.data_path(table)))
+                )
+                files.callback(sink.abandon)  # before its file closes, however the block ends
+                sinks.append(sink)
             generated = workers.ordered(pool, _encoded_batch, batches, plan, layout.file.name)
             users_done = 0
             with contextlib.closing(generated):  # stops the workers however the loop ends
