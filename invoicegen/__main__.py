@@ -1,6 +1,7 @@
 """``python -m invoicegen`` and the ``invoicegen`` script."""
 
 import atexit
+import gc
 import os
 import sys
 
@@ -19,6 +20,10 @@ def main() -> None:
     except SystemExit as exc:
         if exc.code == 130:
             _exit_now(130)
+        # The command is done: the interpreter's teardown runs as usual (exit handlers,
+        # threads joined, modules and objects finalized), without its last collections, which
+        # walk every object of the loaded libraries (~0.15 s of CPU after a seed).
+        gc.freeze()
         raise
 
 

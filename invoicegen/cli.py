@@ -244,15 +244,26 @@ def main(
 
 
 _resolved_url: ContextVar[str | None] = ContextVar("invoicegen_resolved_url", default=None)
+#: The engines the running command opened (:func:`_engine`), disposed when it ends.
+_engines: ContextVar[list[Engine] | None] = ContextVar("invoicegen_engines", default=None)
 
 
 @contextlib.contextmanager
 def _handled(debug: bool, url: str | None = None, *, json: bool = False) -> Iterator[None]:
     """The one place errors become a line on stderr and an exit code (and, with ``--json``,
-    ``{"error": {"code": ..., "message": ...}}`` on stdout)."""
+    ``{"error": {"code": ..., "message": ...}}`` on stdout). The command's engines are closed
+    at its end, not left to the interpreter's teardown (SQLite checkpoints a WAL file when its
+    last connection closes)."""
+    opened: list[Engine] = []
+    token = _engines.set(opened)
     try:
         with interrupts.handled():
-            yield
+            try:
+                yield
+            finally:
+                _engines.reset(token)
+                for engine in opened:
+                    engine.dispose()
     except InvoicegenError as exc:
         if debug:
             raise
@@ -305,8 +316,11 @@ def _target(
 
 
 def _engine(config: settings.Settings, **options: Any) -> Engine:
-    """The engine of the settings' database URL and schema."""
-    return db.make_engine(config.database_url, schema=config.schema, **options)
+    """The engine of the settings' database URL and schema, closed when the command ends."""
+    engine = db.make_engine(config.database_url, schema=config.schema, **options)
+    if (opened := _engines.get()) is not None:
+        opened.append(engine)
+    return engine
 
 
 CreateDatabase = Annotated[
@@ -509,7 +523,6 @@ def seed(
     options = {k: v for k, v in locals().items() if k in settings.OPTIONS}
     with _handled(debug, database_url, json=json):
         config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
-        engine = _engine(config, busy_timeout=config.lock_timeout)
         plan = seeding.SeedPlan.from_settings(
             config,
             shard=_shard(config),
@@ -518,12 +531,20 @@ def seed(
             unlogged=unlogged,
             synchronous_commit=config.synchronous_commit,
         )
-        _create_database(engine, create_database)  # after every check of the options
-        shown = _progress_mode(progress, json=json)
-        with console.seed_progress(plan.users_to_write, mode=shown) as on_progress:
-            result = seeding.seed(
-                engine, plan, on_progress=on_progress, lock_timeout=config.lock_timeout
-            )
+        # The workers start up (imports, warm-up) while this process loads SQLAlchemy, connects
+        # and migrates: ready for the first batches.
+        with seeding.generating_workers(plan) as pool:
+            engine = _engine(config, busy_timeout=config.lock_timeout)
+            _create_database(engine, create_database)  # after every check of the options
+            shown = _progress_mode(progress, json=json)
+            with console.seed_progress(plan.users_to_write, mode=shown) as on_progress:
+                result = seeding.seed(
+                    engine,
+                    plan,
+                    on_progress=on_progress,
+                    lock_timeout=config.lock_timeout,
+                    pool=pool,
+                )
         if (warning := result.version_warning()) is not None:
             console.warning(warning)
         if json:

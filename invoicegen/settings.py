@@ -646,15 +646,22 @@ def resolve(
         else:
             values[key] = option.default
             sources[key] = "default"
-    url_from_file = sources.get("database_url") in (profile_label, str(file_label))
-    from invoicegen import urls  # SQLAlchemy's URL parser: not on the start-up path
-
-    if url_from_file and urls.has_password(str(values["database_url"])):
+    if sources.get("database_url") in (profile_label, str(file_label)) and _has_password(
+        str(values["database_url"])
+    ):
         warnings.append(
             f"the database URL in {file_label} holds a password; "
             "put the URL in INVOICEGEN_DATABASE_URL instead"
         )
     return Settings(values=values, sources=sources, warnings=tuple(warnings))
+
+
+def _has_password(url: str) -> bool:
+    # SQLAlchemy's URL parser: imported only for a URL from a file, since a seed command starts
+    # its generating workers before this process loads SQLAlchemy (cli.seed)
+    from invoicegen import urls
+
+    return urls.has_password(url)
 
 
 def _profile_table(

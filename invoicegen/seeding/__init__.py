@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from invoicegen.seeding.generate import CONTRACT_FIELDS as CONTRACT_FIELDS
     from invoicegen.seeding.plan import Plan as Plan
     from invoicegen.seeding.plan import SeedPlan as SeedPlan
+    from invoicegen.seeding.plan import generating_workers as generating_workers
     from invoicegen.seeding.run import TABLES as TABLES
     from invoicegen.seeding.run import Progress as Progress
     from invoicegen.seeding.run import Run as Run
@@ -40,6 +41,7 @@ _EXPORTS = {
     "export": "exports",
     "Plan": "plan",
     "SeedPlan": "plan",
+    "generating_workers": "plan",
     "TABLES": "run",
     "Progress": "run",
     "Run": "run",

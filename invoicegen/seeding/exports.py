@@ -48,6 +48,7 @@ from invoicegen.seeding.plan import (
     SeedPlan,
     batch_count,
     first_ids_at,
+    generating_workers,
     plan_batches,
     worker_count,
 )
@@ -213,9 +214,8 @@ def export(
     _prepare(layout, plan, force=force)
     writing = _Writing(layout, plan, positions)
     count = worker_count(plan)
-    warm = f"{generate.__name__}:warm"
     try:
-        with workers.optional_pool(count, warm, SHAPING_DEFAULTS["locale"]) as pool:
+        with generating_workers(plan) as pool:
             writing.write(pool, on_progress=on_progress, stop=stop)
         return writing.finish(count)
     except KeyboardInterrupt:

@@ -17,12 +17,13 @@ import hashlib
 import itertools
 import random
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from invoicegen import settings
 from invoicegen.errors import UsageError
-from invoicegen.factories import HISTORY_MONTHS, add_months
+from invoicegen.seeding import workers
 from invoicegen.seeding.workers import default_workers
 from invoicegen.settings import CountMix, Shard, check_as_of
 
@@ -165,6 +166,10 @@ def resolved(request: SeedPlan, **values: Any) -> Plan:
 
 def default_since(as_of: dt.date) -> dt.date:
     """Where the history of ended contracts starts unless ``--since`` says: 3 years back."""
+    # Here, not at the top: a command resolves its plan and starts its generating workers
+    # (:func:`generating_workers`) before this process loads the factories and SQLAlchemy.
+    from invoicegen.factories import HISTORY_MONTHS, add_months
+
     return add_months(as_of, -HISTORY_MONTHS)
 
 
@@ -394,3 +399,16 @@ def batch_count(plan: Plan, users: int) -> int:
 def worker_count(plan: SeedPlan | Plan) -> int:
     """Workers worth starting: no more than there are batches."""
     return max(1, min(plan.workers, -(-plan.users_to_write // plan.batch_size)))
+
+
+#: What a generating worker runs first ("module:function"): the row makers of the most common
+#: locale, made before its first batch.
+WARM_UP = ("invoicegen.seeding.generate:warm", SHAPING_DEFAULTS["locale"])
+
+
+def generating_workers(plan: SeedPlan | Plan) -> AbstractContextManager[workers.Pool | None]:
+    """The generating worker processes of ``plan`` (:func:`worker_count`, the calling process
+    included), started on entering. A worker takes a few tenths of a second of CPU to import
+    the factories and warm up: a caller that starts them before its own imports and migration
+    has them ready for the first batches."""
+    return workers.optional_pool(worker_count(plan), *WARM_UP)

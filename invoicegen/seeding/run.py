@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -33,6 +33,7 @@ from invoicegen.seeding.plan import (
     SeedPlan,
     batch_count,
     first_ids_at,
+    generating_workers,
     plan_batches,
     worker_count,
 )
@@ -146,8 +147,14 @@ def seed(
     on_progress: Callable[[Progress], None] | None = None,
     lock_timeout: float = settings.default("lock_timeout"),
     stop: Callable[[], bool] | None = None,
+    pool: workers.Pool | None | Literal["own"] = "own",
 ) -> SeedResult:
     """Migrate, then write ``plan.users`` whole user trees in batches; returns what was written.
+
+    ``pool``: the generating workers, when the caller started them already
+    (:func:`~invoicegen.seeding.plan.generating_workers` of the same plan, entered before its
+    own imports and connection, so that they start up meanwhile); by default the run starts
+    its own.
 
     Holds the database's run lock (:func:`run_lock`) throughout, except a shard, which
     holds it while it records its run and then writes under its own lock beside the other
@@ -159,11 +166,11 @@ def seed(
     _check_postgresql_options(engine, plan)
     run = Run(engine, plan, lock_timeout=lock_timeout, on_progress=on_progress, stop=stop)
     count = worker_count(plan)
-    warm = f"{generate.__name__}:warm"
+    started = generating_workers(plan) if pool == "own" else contextlib.nullcontext(pool)
     try:
-        with run, workers.optional_pool(count, warm, SHAPING_DEFAULTS["locale"]) as pool:
+        with run, started as generating:
             run.start()
-            return run.write(pool, count)
+            return run.write(generating, count)
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted: {run.committed_text()}; the batch in progress was rolled back"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import gc
 import importlib
 import multiprocessing
 import multiprocessing.connection
@@ -256,6 +257,9 @@ def _serve(connection: Connection, parent: int, warm: str, *args: Any) -> None:
         try:
             fn, item = connection.recv()
         except (EOFError, OSError):
+            # Done: the pool waits for this exit. The interpreter's teardown runs without its
+            # last collections over every object it holds (~0.15 s of CPU).
+            gc.freeze()
             return
         try:
             answer: tuple[bool, Any] = (True, fn(item))
@@ -307,11 +311,16 @@ def ordered(
 
 
 def init(parent: int, warm: str, *args: Any) -> None:
-    """A worker's first act: follow the parent's death, ignore stop signals, then warm up."""
+    """A worker's first act: follow the parent's death, ignore stop signals, then warm up.
+
+    What the warm-up loaded (the libraries, the row makers) lives as long as the worker: frozen
+    out of the garbage collector's sight, so that its collections while generating walk only
+    the batch's objects (a few % of a batch's CPU)."""
     exit_with_parent(parent)
     interrupts.ignore()
     module, _, function = warm.partition(":")
     getattr(importlib.import_module(module), function)(*args)
+    gc.freeze()
 
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
