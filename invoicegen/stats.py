@@ -703,8 +703,7 @@ def _clients_source(dialect: str, *, users: tuple[int, int] | None = None) -> st
     if dialect in ("mysql", "mariadb"):  # one nested loop in client order, nothing materialized
         user, parent = " LEFT JOIN users u ON u.id = t.user_id", "u.id"
         if users is not None:
-            low, high = users
-            user, parent = "", f"CASE WHEN t.user_id BETWEEN {low} AND {high} THEN t.user_id END"
+            user, parent = "", _dense_parent("t.user_id", users)
         return (
             f"SELECT t.id, MAX({parent}) AS parent_id, COUNT(c.client_id) AS n FROM clients t"
             f"{user} LEFT JOIN contracts c ON c.client_id = t.id GROUP BY t.id"
@@ -714,6 +713,14 @@ def _clients_source(dialect: str, *, users: tuple[int, int] | None = None) -> st
         "LEFT JOIN users u ON u.id = t.user_id JOIN "
         f"({children_counts(dialect, 'clients', 'contracts', 'client_id')}) AS b ON b.id = t.id"
     )
+
+
+def _dense_parent(key: str, ids: tuple[int, int]) -> str:
+    """SQL for the parent's id of a foreign ``key`` when the parents' ids are dense
+    (:func:`_dense_ids`): the key itself when the parent exists, i.e. when it is between the
+    least and the greatest id, else NULL; no lookup of the parent."""
+    low, high = ids
+    return f"CASE WHEN {key} BETWEEN {low} AND {high} THEN {key} END"
 
 
 def _contracts_source(
@@ -745,8 +752,7 @@ def _contracts_source(
         "MAX(period_end) AS last_end FROM invoices GROUP BY contract_id) AS b"
     )
     if clients is not None:
-        low, high = clients
-        parent, client = f"CASE WHEN t.client_id BETWEEN {low} AND {high} THEN t.client_id END", ""
+        parent, client = _dense_parent("t.client_id", clients), ""
     else:
         parent, client = "c.id", " LEFT JOIN clients c ON c.id = t.client_id"
     columns = f"t.id, t.start_date, t.end_date{rate}, {parent} AS parent_id"
