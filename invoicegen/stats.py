@@ -897,16 +897,22 @@ def _count_if_every_row(
     connection: Connection, source: str, rules: list[_Rule], table: str
 ) -> dict[str, int] | None:
     """As :func:`_count`, over a ``source`` that may leave out some rows of ``table`` (at
-    most one row per row of it): None when it left any out, and the rules must be counted over
-    every row (the counts of the statement's own snapshot, so no row can come or go between)."""
+    most one row per row of it): None when it may have left any out, and the rules must be
+    counted over every row.
+
+    The rows seen are compared with the span of ``table``'s ids (greatest - least + 1, read
+    at both ends of the primary key, in the statement's own snapshot), not with a count of its
+    rows: the ids are distinct integers in that span, so seen <= rows <= span, and seen = span
+    proves every row was seen. Ids with gaps (rows deleted) only cost the fallback. On 660,000
+    contracts, counting them cost MariaDB 0.05-0.08 CPU s (a scan of their smallest index)."""
     rules = [r for r in rules if r.condition is not None]
-    *row, seen, rows = connection.execute(
+    *row, seen, span = connection.execute(
         sa.text(
-            f"SELECT {_counters(rules)}, COUNT(*), (SELECT COUNT(*) FROM {table}) "
-            f"FROM ({source}) AS v"
+            f"SELECT {_counters(rules)}, COUNT(*), "
+            f"(SELECT COALESCE(MAX(id) - MIN(id) + 1, 0) FROM {table}) FROM ({source}) AS v"
         )
     ).one()
-    if seen != rows:
+    if seen != span:
         return None
     return {rule.name: int(n or 0) for rule, n in zip(rules, row, strict=True)}
 

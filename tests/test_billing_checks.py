@@ -285,6 +285,20 @@ def test_a_contract_without_its_due_invoices_is_caught(sqlite_url: str) -> None:
     assert failures(report(sqlite_url, code=CheckFailed.exit_code)) == {COVERAGE: (1, [3])}
 
 
+def test_a_gap_in_the_contract_ids_leaves_the_counts_right(database_url: str) -> None:
+    # Contracts 1, 3 and 4 (ids 1-4): MariaDB's shortcut over the invoiced ones sees 2 of 3
+    # rows and must count them all, contract 3 too: signed in December, still nothing billed.
+    # Contract 4 lacks its last invoice.
+    engine = build(database_url)
+    c4 = [r["id"] for r in INVOICES if r["contract_id"] == 4]
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM invoices WHERE contract_id = 2"))
+        connection.execute(sa.text("DELETE FROM contracts WHERE id = 2"))
+        connection.execute(sa.text("UPDATE contracts SET start_date = '2025-12-10' WHERE id = 3"))
+        connection.execute(sa.text(f"DELETE FROM invoices WHERE id = {c4[-1]}"))
+    assert failures(report(database_url, code=CheckFailed.exit_code)) == {COVERAGE: (2, [3, 4])}
+
+
 # --- the billing view of `stats` ---------------------------------------------------------------
 
 
