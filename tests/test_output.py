@@ -305,3 +305,17 @@ def test_every_help_fits_the_terminal_whole(columns: int, env: dict[str, str]) -
                 # whole from 80 columns; at 60, the longest names are folded, never cut
                 shown = words if columns >= 80 else folded
                 assert settings.env_var(key) in shown, (command, option, text)
+
+
+def test_a_dumb_terminal_gets_its_own_width(sqlite_url: str) -> None:
+    """Rich takes TERM=dumb for 80 columns whatever the terminal says: at 60 columns `stats`
+    drew its charts side by side, 77 wide. A dumb terminal is laid out as NO_COLOR's is."""
+    assert piped(*seed_args(sqlite_url)).code == 0
+    dumb = in_terminal("stats", "-d", sqlite_url, env={"TERM": "dumb"}, columns=60)
+    plain = in_terminal("stats", "-d", sqlite_url, env={"NO_COLOR": "1"}, columns=60)
+    assert dumb.code == plain.code == 0, dumb.text
+    assert b"\x1b" not in dumb.raw
+    assert "contracts per client" in dumb.text
+    assert not re.search(r"clients per user +contracts per client", dumb.text), dumb.text
+    widest = [max(len(line) for line in run.text.splitlines()) for run in (dumb, plain)]
+    assert widest[0] == widest[1], widest
