@@ -76,7 +76,8 @@ class _OneLineUsageErrors(TyperGroup):
 
     # Typer shows a flag's type, `<bool>`, where an option's value goes (as if `--help true`
     # were the way to write it); invoicegen's own flags say `metavar=""` (see _flag), and Typer's
-    # (--help, --install-completion, --show-completion) are given the same here.
+    # (--help, --install-completion, --show-completion) are given the same here. An argument's
+    # metavar is its name (`DIR`), so its type (`<str>`) is not shown beside it.
     def get_params(self, ctx: Any) -> list[Any]:
         return _without_flag_type(super().get_params(ctx))
 
@@ -84,6 +85,10 @@ class _OneLineUsageErrors(TyperGroup):
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             _without_flag_type(command.get_params(ctx))
+            # The list of commands shows each one's first paragraph whole, wrapped (Click
+            # would cut it to one line with `...`).
+            if command.short_help is None and command.help:
+                command.short_help = " ".join(command.help.split("\n\n")[0].split())
         return command
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
@@ -99,6 +104,8 @@ def _without_flag_type(params: list[Any]) -> list[Any]:
     for param in params:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
+        elif param.param_type_name == "argument" and param.metavar is not None:
+            param.display_type_rich = lambda ctx: None
     return params
 
 
@@ -129,8 +136,10 @@ def _usage_error(exc: Exception, *, json: bool) -> NoReturn:
     code, format_message = getattr(exc, "exit_code", None), getattr(exc, "format_message", None)
     if not isinstance(code, int) or format_message is None:
         raise exc
-    if type(exc).__name__ != "NoArgsIsHelpError":  # that one has already printed the help
-        ctx = getattr(exc, "ctx", None)
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:  # `invoicegen` alone
+        typer.echo(ctx.get_help())
+    else:
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         _report(code, " ".join(str(format_message()).split()) + hint, json=json)
     sys.exit(code)
@@ -142,15 +151,18 @@ app = typer.Typer(
     help="Seed a database with coherent users → clients → contracts → invoices.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals hold database URLs with passwords
-    rich_markup_mode="rich",
+    # Click's plain help, not Rich's panels: it wraps every cell between words at any width
+    # (Rich cuts a long word, an environment variable's name, with `…`), and it has no escape
+    # sequences and no line ending in spaces, on a terminal or not.
+    rich_markup_mode=None,
 )
 
 
 def _help(key: str, text: str, *, default: bool = True) -> str:
     """An option's help: ``text``, then its environment variable and its default, both from
     settings.OPTIONS (the one table of options)."""
-    env = f" \\[env: {settings.env_var(key)}]"
-    shown = f" \\[default: {settings.OPTIONS[key].default_text}]" if default else ""
+    env = f" [env: {settings.env_var(key)}]"
+    shown = f" [default: {settings.OPTIONS[key].default_text}]" if default else ""
     return text + env + shown
 
 
@@ -192,7 +204,7 @@ Profile = Annotated[
         ],
         help=_help(
             "profile",
-            "A profile of \\[tool.invoicegen.profiles] in pyproject.toml, or of \\[profiles] in "
+            "A profile of [tool.invoicegen.profiles] in pyproject.toml, or of [profiles] in "
             "invoicegen.toml, in this folder or the nearest one above it.",
             default=False,
         ),
@@ -226,8 +238,9 @@ def _version(value: bool) -> None:
 
 
 def _example(command: str) -> str:
-    """A command's help ends with one example of it."""
-    return f"Example: {command}"
+    """A command's help ends with one example of it, on one line (``\\b``: Click does not
+    rewrap it), so that it is copied whole."""
+    return f"\b\nExample: {command}"
 
 
 @app.callback()
@@ -507,7 +520,7 @@ def seed(
         typer.Option(
             metavar="bar|plain|none",
             help="Progress on stderr: a live bar, a plain line every few seconds (for CI logs), "
-            "or none. \\[default: bar on a terminal, none in a pipe or with --json]",
+            "or none. [default: bar on a terminal, none in a pipe or with --json]",
         ),
     ] = None,
     lock_timeout: LockTimeout = None,

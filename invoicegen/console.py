@@ -75,7 +75,28 @@ class _TrimmedLines:
         return getattr(self._stream(), name)
 
 
+def _dumb_terminal_size(stream: Any) -> tuple[int | None, int | None]:
+    """A dumb terminal's (TERM=dumb) width and height: Rich takes one for 80 x 25 whatever it
+    says (COLUMNS included), so a narrow one wrapped every wide line. Elsewhere: Rich's own."""
+    if os.environ.get("TERM", "").lower() not in ("dumb", "unknown"):
+        return None, None
+    try:
+        if not stream.isatty():
+            return None, None
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # a stream without a file descriptor
+        return None, None
+    columns, lines = os.environ.get("COLUMNS", ""), os.environ.get("LINES", "")
+    return (
+        int(columns) if columns.isdigit() else size.columns,
+        int(lines) if lines.isdigit() else size.lines,
+    )
+
+
 def _consoles(*, quiet: bool, colors: Literal["auto"] | None) -> tuple[Console, Console]:
+    (out_width, out_height), (err_width, err_height) = map(
+        _dumb_terminal_size, (sys.stdout, sys.stderr)
+    )
     return (
         Console(
             file=cast("IO[str]", _TrimmedLines(lambda: sys.stdout)),
@@ -83,6 +104,8 @@ def _consoles(*, quiet: bool, colors: Literal["auto"] | None) -> tuple[Console, 
             soft_wrap=False,
             quiet=quiet,
             color_system=colors,
+            width=out_width,
+            height=out_height,
         ),
         Console(
             file=cast("IO[str]", _TrimmedLines(lambda: sys.stderr)),
@@ -90,6 +113,8 @@ def _consoles(*, quiet: bool, colors: Literal["auto"] | None) -> tuple[Console, 
             highlight=False,
             soft_wrap=True,
             color_system=colors,
+            width=err_width,
+            height=err_height,
         ),
     )
 

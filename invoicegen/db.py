@@ -72,13 +72,21 @@ def make_engine(
         )
     if schema is not None and backend != "postgresql":  # MariaDB/MySQL: a schema is a database
         url = url.set(database=schema)
-    _, module, extra = DRIVERS[backend]
+    driver, module, extra = DRIVERS[backend]
     try:
         importlib.import_module(module)
     except ImportError:
         raise MissingDriver(
             f"the {backend} driver ({module}) is not installed; run: {install_command(str(extra))}"
         ) from None
+    if url.get_driver_name() != driver:  # a driver the URL names itself (postgresql+psycopg2)
+        try:
+            url.get_dialect().import_dbapi()
+        except ImportError as exc:
+            raise MissingDriver(
+                f"the URL's {backend} driver ({exc.name}) is not installed; install it, or "
+                f"use {backend}:// for {driver} (run: {install_command(str(extra))})"
+            ) from None
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
         path = sqlite_path(url)
@@ -264,7 +272,7 @@ def async_url(url: URL | str) -> URL:
     if missing:
         raise MissingDriver(
             f"the asyncio driver for {backend} ({', '.join(missing)}) is not installed; "
-            "run: pip install 'invoicegen[async]'"
+            f"run: {install_command('async')}"
         )
     return url.set(drivername=f"{backend}+{driver}")
 

@@ -16,6 +16,7 @@ Signal handlers are the main thread's; elsewhere these functions change nothing.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import signal
 import sys
@@ -57,9 +58,22 @@ def _stop_where_it_was_lost(unraisable: Any) -> None:
     lost: deliver it again, to the code that runs next."""
     if isinstance(unraisable.exc_value, KeyboardInterrupt) and _main_thread():
         _State.requested = False  # the same stop, not a second one
-        signal.raise_signal(signal.SIGINT)
+        try:
+            _redeliver()
+        except RuntimeError:  # the interpreter is shutting down: no thread can start
+            pass
         return
     sys.__unraisablehook__(unraisable)
+
+
+def _redeliver() -> None:
+    """Deliver a stop again once the code that lost it has returned. Raising SIGINT here would
+    run the handler at once, inside the hook, where its KeyboardInterrupt is lost again (and
+    printed as "Exception ignored in sys.unraisablehook"); another thread raises it a moment
+    later, in the main thread's code that runs then."""
+    timer = threading.Timer(0.005, _thread.interrupt_main, args=(signal.SIGINT,))
+    timer.daemon = True
+    timer.start()
 
 
 @contextlib.contextmanager

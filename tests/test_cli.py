@@ -256,11 +256,20 @@ def _wide_help(*args: str) -> str:
 
 
 def _help_rows(*args: str) -> dict[str, str]:
-    """Each option's row of the help table, by its long name."""
-    rows = {}
+    """Each option's row of the help table, by its long name (an argument's, by its name:
+    `* DIR ...`)."""
+    entries: list[str] = []
     for line in _wide_help(*args).splitlines():
-        cells = line.strip("│ ").split()
-        if cells and cells[0].startswith("--"):
+        if line.startswith("  ") and not line.startswith("   "):
+            entries.append(line)  # a row starts two spaces in; deeper lines continue it
+        elif line.startswith("   ") and entries:
+            entries[-1] += line
+    rows = {}
+    for entry in entries:
+        cells = entry.replace(",", " ").split()
+        if cells and cells[0].startswith("-") and not cells[0].startswith("--"):
+            cells = cells[1:]  # -n, --users N ...
+        if cells and (cells[0].startswith("--") or cells[0].isupper()):
             rows[cells[0]] = " ".join(cells[1:])
     return rows
 
@@ -281,6 +290,15 @@ def test_help_shows_no_type_placeholders_and_each_env_var(command: str) -> None:
 def test_each_command_help_ends_with_an_example_of_it(command: str) -> None:
     lines = [line.strip() for line in _wide_help(command).strip().splitlines()]
     assert lines[-1].startswith(f"Example: invoicegen {command} "), lines[-1]
+
+
+def test_an_argument_shows_its_name_without_a_type_placeholder() -> None:
+    assert _help_rows("export")["DIR"].startswith("The folder to write")
+
+
+def test_help_shows_square_brackets_as_written() -> None:
+    """Rich markup would take `[parquet]` for a style and drop it from the install line."""
+    assert "pip install 'invoicegen[parquet]'" in " ".join(_wide_help("export").split())
 
 
 def test_lock_timeout_is_shown_as_seconds_and_flags_take_no_value() -> None:

@@ -69,6 +69,31 @@ def test_a_missing_driver_gets_an_install_hint(
         assert f"run: pip install -e '{shown}[{extra}]'" in one_line_error(err)
 
 
+@pytest.mark.parametrize(
+    ("url", "module"),
+    [
+        ("postgresql+psycopg2://u:p%40ss@127.0.0.1:1/x", "psycopg2"),
+        ("postgresql+asyncpg://u:p%40ss@127.0.0.1:1/x", "asyncpg"),
+        ("mysql+mysqldb://u:p%40ss@127.0.0.1:1/x", "MySQLdb"),
+    ],
+)
+def test_a_driver_the_url_names_that_is_missing_is_exit_4_with_a_way_out(
+    url: str, module: str, tmp_path: Path
+) -> None:
+    """A URL may name a driver of its own (`+psycopg2`); when it is not installed, the line says
+    so and names the driver invoicegen installs, as for a missing default driver (it was
+    `ModuleNotFoundError: ...`, exit 1)."""
+    (tmp_path / "sitecustomize.py").write_text(f"import sys\nsys.modules[{module!r}] = None\n")
+    process = cli(*seed_args(url, 1), env={"PYTHONPATH": str(tmp_path)}, cwd=REPO)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 4, err
+    line = one_line_error(err)
+    backend = url.split("+", 1)[0]
+    assert f"({module}) is not installed" in line and f"{backend}://" in line, line
+    assert "run: pip install -e '.[" in line, line
+    assert "p@ss" not in err and "p%40ss" not in err
+
+
 def test_the_install_hint_reads_how_invoicegen_was_installed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

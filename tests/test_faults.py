@@ -561,3 +561,37 @@ def test_concurrent_shards_stopped_by_sigint_leave_ids_free(kind: str, tmp_path:
         assert [code for code, _ in codes] == [130, 130], codes
         assert_application_inserts_follow(engine)
         engine.dispose()
+
+
+LOST_STOP = """
+import time
+from invoicegen import interrupts
+
+interrupts.install()
+
+
+class Lost:
+    def __del__(self):
+        raise KeyboardInterrupt  # a stop that lands where Python ignores exceptions
+
+
+try:
+    Lost()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        time.sleep(0.001)
+    print("lost")
+except KeyboardInterrupt:
+    print("delivered")
+"""
+
+
+def test_a_stop_lost_in_a_destructor_is_delivered_to_the_code_after_it() -> None:
+    """Raised again inside the unraisable hook, the stop ran its handler there and was lost a
+    second time, with "Exception ignored in sys.unraisablehook" and a traceback on stderr (seen
+    once in test_a_stop_signal_is_honoured_within_a_second_at_any_moment[5.0-SIGTERM])."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOST_STOP], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "delivered", done.stdout + done.stderr
+    assert done.stderr == ""

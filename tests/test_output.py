@@ -270,3 +270,52 @@ def test_the_reset_prompt_has_no_empty_parentheses(sqlite_url: str) -> None:
         os.close(controller)
     prompt = seen.decode().splitlines()[-1]
     assert "()" not in prompt and prompt.rstrip().endswith("to confirm:"), prompt
+
+
+@pytest.mark.parametrize("columns", [60, 80, 120])
+@pytest.mark.parametrize(
+    "env", [{}, {"NO_COLOR": "1"}, {"TERM": "dumb"}], ids=["tty", "NO_COLOR", "dumb"]
+)
+def test_every_help_fits_the_terminal_whole(columns: int, env: dict[str, str]) -> None:
+    """Each command's --help on a terminal: every option's name and environment variable whole
+    (not cut with `…`), no line wider than the terminal (but the example's) or ending in spaces,
+    and no escape
+    sequence with NO_COLOR or TERM=dumb."""
+    from invoicegen import settings
+    from tests.readme import commands
+
+    for command, options in commands().items():
+        args = [command] if command else []
+        run = in_terminal(*args, "--help", env=env, columns=columns)
+        assert run.code == 0, run.text
+        if env:
+            assert b"\x1b" not in run.raw, (command, run.raw[:300])
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", run.text)
+        lines = text.splitlines()
+        assert "…" not in text, (command, text)
+        # the example is a command line, kept whole on one line (as the replay line is)
+        assert all(len(line) <= columns or "Example: " in line for line in lines), text
+        assert all(line == line.rstrip() for line in lines), (command, text)
+        words = set(text.replace("[", " ").replace("]", " ").replace(",", " ").split())
+        folded = "".join(text.split())  # a word longer than the help's column, folded
+        for option in options:
+            assert option in words, (command, option, text)
+            key = option[2:].replace("-", "_")
+            if key in settings.OPTIONS and command:
+                # whole from 80 columns; at 60, the longest names are folded, never cut
+                shown = words if columns >= 80 else folded
+                assert settings.env_var(key) in shown, (command, option, text)
+
+
+def test_a_dumb_terminal_gets_its_own_width(sqlite_url: str) -> None:
+    """Rich takes TERM=dumb for 80 columns whatever the terminal says: at 60 columns `stats`
+    drew its charts side by side, 77 wide. A dumb terminal is laid out as NO_COLOR's is."""
+    assert piped(*seed_args(sqlite_url)).code == 0
+    dumb = in_terminal("stats", "-d", sqlite_url, env={"TERM": "dumb"}, columns=60)
+    plain = in_terminal("stats", "-d", sqlite_url, env={"NO_COLOR": "1"}, columns=60)
+    assert dumb.code == plain.code == 0, dumb.text
+    assert b"\x1b" not in dumb.raw
+    assert "contracts per client" in dumb.text
+    assert not re.search(r"clients per user +contracts per client", dumb.text), dumb.text
+    widest = [max(len(line) for line in run.text.splitlines()) for run in (dumb, plain)]
+    assert widest[0] == widest[1], widest

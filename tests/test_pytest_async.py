@@ -19,7 +19,8 @@ from tests.helpers import assert_lost_isolation_fails_and_leaks_nothing
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.usefixtures("plugin_environment")
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
 ASYNC_EXAMPLE = re.compile(r"<!-- async-example: (\w+\.py) -->\n```python\n(.*?)```", re.DOTALL)
 
 ASYNC_MODULE = r"""
@@ -178,7 +179,7 @@ def test_a_missing_async_driver_fails_in_one_line_naming_the_extra(
     result.stdout.fnmatch_lines(
         [
             "invoicegen: invoicegen_async_session: the asyncio driver for sqlite "
-            "(aiosqlite) is not installed; run: pip install 'invoicegen[async]'"
+            f"(aiosqlite) is not installed; run: pip install -e '{REPO}[async]'"
         ]
     )
     assert "Traceback" not in result.stdout.str()
