@@ -39,11 +39,12 @@ import datetime as dt
 import functools
 import math
 import random
+import statistics
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import factory
@@ -197,12 +198,12 @@ def contract_dates(
     if kind is None:
         draw = rand.random()
         kind = "running" if billed == 0 or draw < 0.3 else "agreed" if draw < 0.5 else "ended"
-    day = rand.randint(1, 28)
+    day = 1 + int(rand.random() * 28)
     if kind == "ended":
         if billed < 1:
             raise ValueError("an ended contract has billed at least one period")
         window = max((as_of - since).days, 1)
-        target = as_of - _days(rand.randint(1, window))
+        target = as_of - _days(1 + int(rand.random() * window))
         full = rand.random() < 0.6
         cut = rand.random()
         # Months by index (year * 12 + month - 1): the day is at most 28, nothing to clamp.
@@ -226,7 +227,7 @@ def contract_dates(
     start = min(start, as_of)  # signed this month, not yet started: it starts today
     if kind == "running":
         return start, None
-    return start, add_months(start, billed + rand.randint(1, 12)) - _ONE_DAY
+    return start, add_months(start, billed + 1 + int(rand.random() * 12)) - _ONE_DAY
 
 
 #: One billed period: its first and last day, and the days of the full month it belongs to.
@@ -244,41 +245,67 @@ def billing_periods(start: dt.date, end: dt.date | None, as_of: dt.date) -> list
 
 
 def _periods(start: dt.date, end: dt.date | None, as_of: dt.date) -> Sequence[Period]:
-    if end is None or end > as_of:  # still running: the same few starts come back often
-        return _running_periods(start, as_of)
-    return _compute_periods(start, end, as_of)
-
-
-# A few hundred starts at the default ranges (a start day and month per billed count); small,
-# since a long contract's periods are many.
-@functools.lru_cache(maxsize=512)
-def _running_periods(start: dt.date, as_of: dt.date) -> tuple[Period, ...]:
-    return tuple(_compute_periods(start, None, as_of))
-
-
-def _compute_periods(start: dt.date, end: dt.date | None, as_of: dt.date) -> list[Period]:
     day = start.day
     if day > 28:  # a start late in the month: later periods start on the month's last day
         return _clamped_periods(start, end, as_of)
-    # Every period starts on the same day of its month: no clamping, no cache to look up.
-    billed_to = end if end is not None and end <= as_of else None
-    limit = as_of if billed_to is None else billed_to
-    month_index = start.year * 12 + start.month  # the next period's month, 0-based
-    periods: list[Period] = []
-    first = start
-    date = dt.date
-    while first <= limit:
-        following = date(month_index // 12, month_index % 12 + 1, day)
-        last = following - _ONE_DAY
-        if billed_to is None:
-            if last > as_of:
-                break
-        elif last > billed_to:
-            last = billed_to
-        periods.append((first, last, (following - first).days))
-        month_index += 1
-        first = following
+    # Period m (a month index, year * 12 + month - 1) runs from day `day` of month m to the
+    # day before day `day` of month m + 1: the same few periods come back for every contract.
+    first = start.year * 12 + start.month - 1
+    if end is None or end > as_of:  # still running: the periods complete on as_of
+        tomorrow = as_of + _ONE_DAY  # period m is complete when month m + 1's starts by then
+        stop = tomorrow.year * 12 + tomorrow.month - 1 - (day > tomorrow.day)
+        return _monthly_periods(day, first, stop) if stop > first else []
+    # ended: the periods that start by the end, the last one cut short on it
+    last = end.year * 12 + end.month - 1 - (day > end.day)
+    if last < first:
+        return []
+    periods = _monthly_periods(day, first, last + 1)
+    final = periods[-1]
+    if final[1] != end:
+        periods[-1] = (final[0], end, final[2])
     return periods
+
+
+class _MonthlyPeriods:
+    """The full monthly periods starting on one day (1 to 28) of their month, by month index,
+    made once for the months asked for so far (a few hundred at most in a seed run)."""
+
+    LIMIT = 2400  # months kept (200 years); wider asks are computed, not kept
+    ROOM = 24  # months made beyond those asked for, each side
+
+    def __init__(self, day: int) -> None:
+        self.day, self.base, self.periods = day, 0, cast(list[Period], [])
+
+    def between(self, first: int, stop: int) -> list[Period]:
+        """Periods ``first`` .. ``stop - 1`` (month indexes), a list of the caller's own."""
+        base = self.base
+        if first < base or stop > base + len(self.periods):
+            if first < _FIRST_MONTH or stop > _LAST_MONTH:
+                return self._made(first, stop)  # beyond dt.date's years: its error
+            # Made again with room on both sides: a few times per day, not per contract.
+            first_kept = max(first - self.ROOM, _FIRST_MONTH)
+            stop_kept = min(stop + self.ROOM, _LAST_MONTH)
+            if self.periods:
+                first_kept = min(first_kept, base)
+                stop_kept = max(stop_kept, base + len(self.periods))
+            if stop_kept - first_kept > self.LIMIT:
+                return self._made(first, stop)
+            self.base, self.periods = first_kept, self._made(first_kept, stop_kept)
+            base = first_kept
+        return self.periods[first - base : stop - base]
+
+    def _made(self, first: int, stop: int) -> list[Period]:
+        day, date = self.day, dt.date
+        starts = [date(m // 12, m % 12 + 1, day) for m in range(first, stop + 1)]
+        return [(a, b - _ONE_DAY, (b - a).days) for a, b in pairwise(starts)]
+
+
+_MONTHLY = [_MonthlyPeriods(day) for day in range(29)]  # by start day; 0 unused
+_FIRST_MONTH, _LAST_MONTH = 1 * 12, 9999 * 12 + 11  # month indexes dt.date can start on
+
+
+def _monthly_periods(day: int, first: int, stop: int) -> list[Period]:
+    return _MONTHLY[day].between(first, stop)
 
 
 def _clamped_periods(start: dt.date, end: dt.date | None, as_of: dt.date) -> list[Period]:
@@ -334,20 +361,60 @@ _PER_USD = {code: currency.per_usd for code, currency in CURRENCIES.items()}
 
 
 def monthly_rate(rand: random.Random, currency: str) -> Decimal:
-    """A log-normal monthly rate priced as people price: two significant figures, whole units."""
-    low, high = RATE_BOUNDS_USD
-    usd = min(max(rand.lognormvariate(_LOG_RATE_MEDIAN, RATE_SIGMA), low), high)
+    """A log-normal monthly rate priced as people price: two significant figures, whole units.
+
+    One uniform draw through the rate's quantile function: the log-normal's, clamped to
+    :data:`RATE_BOUNDS_USD`, in the currency's units and priced, is a step function of it
+    (:func:`_rate_steps`), so a draw is a bisection of the steps' edges."""
+    edges, rates = _RATE_STEPS.get(currency) or _currency_steps(currency)
+    return rates[bisect.bisect_right(edges, rand.random())]
+
+
+def prepare_monthly_rates(home: str) -> None:
+    """Work out the monthly rates of every currency a contract of a client of a locale at
+    home in ``home`` (a country code) can be in (:func:`contract_currency`), before the first
+    draw: a few tenths of a millisecond each."""
+    countries = (home, *ABROAD)
+    for currency in {COUNTRY_CURRENCY.get(c, FALLBACK_CURRENCY) for c in countries}:
+        _currency_steps(currency)
+    for currency in OTHER_CURRENCIES:
+        _currency_steps(currency)
+
+
+def _currency_steps(currency: str) -> tuple[list[float], list[Decimal]]:
     per_usd = _PER_USD.get(currency)
-    local = usd * (per_usd if per_usd is not None else currency_of(currency).per_usd)
-    step = 10 ** max(int(math.log10(local)) - 1, 0)
-    units = max(round(local / step), 1) * step
-    rate = _RATES.get(units)
-    if rate is None:  # two significant figures: a few hundred distinct prices per currency
-        rate = _RATES[units] = Decimal(units).quantize(CENT)
-    return rate
+    steps = _RATE_STEPS[currency] = _rate_steps(
+        per_usd if per_usd is not None else currency_of(currency).per_usd
+    )
+    return steps
 
 
-_RATES: dict[int, Decimal] = {}
+def price(local: float) -> int:
+    """``local`` priced as people price: two significant figures, whole units (at least 1)."""
+    step: int = 10 ** max(int(math.log10(local)) - 1, 0)
+    return max(round(local / step), 1) * step
+
+
+@functools.cache
+def _rate_steps(per_usd: float) -> tuple[list[float], list[Decimal]]:
+    """The monthly rates of a currency worth ``per_usd`` to the dollar, and the uniform draws
+    where one gives way to the next: where :func:`price` changes (half-way between two
+    neighbouring prices), mapped through the log-normal's distribution function."""
+    low, high = (bound * per_usd for bound in RATE_BOUNDS_USD)
+    halves = [m + 0.5 for m in range(1, 10)]  # below 10 a price is a whole unit
+    halves += [(m + 0.5) * 10**decade for decade in range(20) for m in range(10, 100)]
+    inside = [half for half in halves if low < half < high]
+    bounds = [low, *inside, high]
+    normal = statistics.NormalDist(_LOG_RATE_MEDIAN, RATE_SIGMA)
+    edges = [normal.cdf(math.log(local / per_usd)) for local in bounds]
+    # The bounds themselves (every draw beyond one is clamped to it), and between them each
+    # step's price, read at its middle.
+    prices = [price(math.sqrt(a * b)) for a, b in pairwise(bounds)]
+    rates = [Decimal(p).quantize(CENT) for p in (price(low), *prices, price(high))]
+    return edges, rates
+
+
+_RATE_STEPS: dict[str, tuple[list[float], list[Decimal]]] = {}
 
 
 def period_amount(rate: Decimal, currency: str | None, period: Period) -> Decimal:
@@ -386,13 +453,25 @@ class Payer:
 
     def pays_after(self, rand: random.Random, issued: dt.date, terms: int, as_of: dt.date) -> int:
         """Days from issue to payment; -1 for never."""
-        if self.kind == "stopped" and (as_of - issued).days < self.stopped_days:
+        late_share, late_first, late_days, stopped_days = self.rules
+        if (as_of - issued).days < stopped_days:
             return -1
-        if self.kind == "late":
-            return terms + rand.randint(3, 60)
-        if rand.random() < 0.05:
-            return terms + rand.randint(1, 20)
-        return rand.randint(0, terms)
+        if rand.random() < late_share:
+            return terms + late_first + int(rand.random() * late_days)
+        return int(rand.random() * (terms + 1))  # 0 to terms days
+
+    @functools.cached_property  # frozen: a payer's rules are read once, per contract after
+    def rules(self) -> tuple[float, int, int, int]:
+        """How :meth:`pays_after` draws, as numbers: the share of invoices paid late, the
+        first day late and how many days late ones spread over (uniform), and the days
+        before as_of in which nothing issued is paid (0: none)."""
+        late = _LATENESS.get(self.kind, _LATENESS["on_time"])
+        return (*late, self.stopped_days if self.kind == "stopped" else 0)
+
+
+#: By payer kind: the share of invoices paid after the due date, the first day late, and how
+#: many days late ones spread over. On time: rarely, a little; late: always, 3 to 60 days.
+_LATENESS = {"on_time": (0.05, 1, 20), "late": (1.0, 3, 58)}
 
 
 ON_TIME = Payer()
@@ -481,33 +560,48 @@ def bill_contract(
     if not periods:
         return []
     draw = rand.random
-    full_amount = rate.quantize(CENT)
-    due_after = _days(terms)
-    issue_after = _ISSUE_AFTER
-    pays_after = payer.pays_after  # the payer's rules, in one place (Payer)
+    amount = rate.quantize(CENT)
+    issue_after, days, void = _ISSUE_AFTER, _DAYS, VOID_SHARE
+    due_after = days[terms] if 0 <= terms < 512 else dt.timedelta(days=terms)
+    # When the payer pays: Payer.pays_after, its rules read once per contract (as numbers);
+    # a payer class of its own is asked per invoice.
+    own = None if type(payer).pays_after is Payer.pays_after else payer.pays_after
+    late_share, late_first, late_days, stopped_days = payer.rules
+    late_first += terms
+    # issued after it: never paid
+    unpaid_after = as_of - dt.timedelta(days=stopped_days) if stopped_days else as_of
     bills: list[Bill] = []
     append = bills.append
-    latest = len(periods) - 1
-    for index, (period_start, period_end, _full_days) in enumerate(periods):
+    last_end = periods[-1][1]
+    for period_start, period_end, _full_days in periods:
         issued = period_end + issue_after[int(draw() * 10)]
         if issued > as_of:
-            if index == latest:  # the contract's latest invoice: not issued yet
-                append((period_start, period_end, full_amount, None, None, None, "draft", currency))
+            if period_end == last_end:  # the contract's latest invoice: not issued yet
+                append((period_start, period_end, amount, None, None, None, "draft", currency))
                 break
             issued = as_of
         due = issued + due_after
-        if draw() < VOID_SHARE:
-            paid, status = None, "void"
+        if draw() < void:
+            append((period_start, period_end, amount, issued, due, None, "void", currency))
+            continue
+        if own is not None:
+            delay = own(rand, issued, terms, as_of)
+        elif issued > unpaid_after:
+            delay = -1
+        elif draw() < late_share:
+            delay = late_first + int(draw() * late_days)
         else:
-            delay = pays_after(rand, issued, terms, as_of)
-            paid = issued + _days(delay) if delay >= 0 else None
-            if paid is not None and paid <= as_of:
-                status = "paid"
-            else:
-                paid, status = None, "open" if due >= as_of else "overdue"
-        append((period_start, period_end, full_amount, issued, due, paid, status, currency))
+            delay = int(draw() * (terms + 1))
+        if delay >= 0:
+            paid = issued + (days[delay] if delay < 512 else dt.timedelta(days=delay))
+            if paid <= as_of:
+                append((period_start, period_end, amount, issued, due, paid, "paid", currency))
+                continue
+        status = "open" if due >= as_of else "overdue"
+        append((period_start, period_end, amount, issued, due, None, status, currency))
     last = periods[-1]
-    if (last[1] - last[0]).days + 1 < last[2]:  # a short final period: prorated
+    ended = end is not None and end <= as_of  # only an ended contract's last period is short
+    if ended and (last[1] - last[0]).days + 1 < last[2]:  # a short final period: prorated
         bills[-1] = (*bills[-1][:2], period_amount(rate, currency, last), *bills[-1][3:])
     return bills
 

@@ -18,10 +18,12 @@ per locale.
 from __future__ import annotations
 
 import functools
+import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import factory
@@ -254,10 +256,86 @@ def _phone_draw(fake: Any) -> Callable[[], str]:
         # format has one, from the formats with their extension cut off).
         kept = tuple(f for f in formats if not _EXTENSION.search(f))
         kept = kept or tuple(_EXTENSION.sub("", f) for f in formats)
-        generator, numerify = provider.generator, provider.numerify
-        return lambda: numerify(generator.random.choice(kept))
+        numbers, generator = tuple(map(_digits_drawn, kept)), provider.generator
+
+        def phone() -> str:
+            rand = generator.random
+            return numbers[int(rand.random() * len(numbers))](rand)
+
+        return phone
     own = fake.phone_number  # the locale's own way (e.g. other providers): cut the result
     return lambda: _EXTENSION.sub("", own())
+
+
+#: Faker's digit placeholders: # any digit, % not 0, $ 2 to 9, ! any or none, @ not 0 or none.
+_DIGIT_SLOTS = {"#": (10, 0, False), "%": (9, 1, False), "$": (8, 2, False),
+                "!": (10, 0, True), "@": (9, 1, True)}  # fmt: skip
+_DIGITS = "0123456789"
+_OCTAL_ABOVE_ONE = str.maketrans("01234567", "23456789")  # an octal digit as a $ digit
+_CHUNK = 9  # decimal digits drawn from one random(): 53 bits hold them evenly
+
+
+def _digits_drawn(text: str) -> Callable[[random.Random], str]:
+    """``text`` with each placeholder (:data:`_DIGIT_SLOTS`) a uniformly drawn digit of its
+    kind, as Faker's ``numerify`` draws them, in few draws: the ``#`` digits of a number as
+    one decimal numeral per nine, its ``$`` digits as one octal numeral shifted up by two."""
+    kinds = [c for c in text if c in _DIGIT_SLOTS]
+    pattern = "".join("%s" if c in _DIGIT_SLOTS else c for c in text)
+    if not kinds:
+        return lambda _rand: text
+    if set(kinds) <= {"#", "$"}:
+        hashes = kinds.count("#")
+        chunks = [(f"%0{size}d", 10**size) for size in _sizes(hashes, _CHUNK)]
+        octal, bits = f"%0{len(kinds) - hashes}o", 3 * (len(kinds) - hashes)
+        literal = "".join(c for c in text if c not in _DIGIT_SLOTS)
+        pick = _slices_of(text, hashes, len(kinds))
+
+        def numeral(rand: random.Random) -> str:
+            draw = rand.random
+            drawn = "".join([form % int(draw() * size) for form, size in chunks])
+            if bits:
+                drawn += (octal % rand.getrandbits(bits)).translate(_OCTAL_ABOVE_ONE)
+            return "".join(pick(drawn + literal))
+
+        return numeral
+    steps = [_DIGIT_SLOTS[kind] for kind in kinds]
+
+    def digit_by_digit(rand: random.Random) -> str:
+        draw, drawn = rand.random, []
+        for n, first, optional in steps:
+            if optional and draw() < 0.5:
+                drawn.append("")
+            else:
+                drawn.append(_DIGITS[first + int(draw() * n)])
+        return pattern % tuple(drawn)
+
+    return digit_by_digit
+
+
+def _slices_of(text: str, hashes: int, slots: int) -> Callable[[str], Any]:
+    """The pieces of ``text`` from one string of its ``#`` digits, then its ``$`` digits,
+    then its literal characters: runs that follow on in that string are one slice each."""
+    where, counters = [], {"#": 0, "$": hashes}
+    other = slots
+    for c in text:
+        if c in counters:
+            where.append(counters[c])
+            counters[c] += 1
+        else:
+            where.append(other)
+            other += 1
+    runs: list[list[int]] = []
+    for index in where:
+        if runs and runs[-1][1] == index:
+            runs[-1][1] += 1
+        else:
+            runs.append([index, index + 1])
+    return itemgetter(*(slice(first, stop) for first, stop in runs))
+
+
+def _sizes(total: int, most: int) -> list[int]:
+    """``total`` cut into parts of at most ``most``: 20, 9 -> [9, 9, 2]."""
+    return [most] * (total // most) + [total % most] * bool(total % most)
 
 
 @functools.cache

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import math
+import random
 import re
+import statistics
 import subprocess
 import sys
 from collections import Counter
@@ -18,8 +21,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from invoicegen import schema
+from invoicegen.currencies import CURRENCIES
 from invoicegen.errors import FactoryValueError
 from invoicegen.factories import (
+    RATE_BOUNDS_USD,
+    RATE_MEDIAN_USD,
+    RATE_SIGMA,
     ClientFactory,
     ContractFactory,
     InvoiceFactory,
@@ -30,6 +37,8 @@ from invoicegen.factories import (
     UserFactory,
     add_months,
     billing_periods,
+    monthly_rate,
+    price,
     session_bound,
 )
 from invoicegen.identities import slug
@@ -321,6 +330,53 @@ def test_billing_periods_are_monthly_and_a_short_last_one_ends_the_contract() ->
         (dt.date(2026, 5, 16), dt.date(2026, 6, 15), 31)
     ]
     assert billing_periods(dt.date(2026, 5, 17), None, AS_OF) == []
+
+
+def test_billing_periods_follow_the_rule_for_any_start_end_and_as_of() -> None:
+    """The periods come from tables of whole months made once (a contract asks for a slice):
+    the same as the rule worked out period by period, for starts on any day, running or
+    ended, early or late, and months asked for in any order."""
+    draw = random.Random(12)
+    for _ in range(4000):
+        as_of = dt.date(2020, 1, 1) + dt.timedelta(days=draw.randint(0, 4000))
+        start = as_of - dt.timedelta(
+            days=draw.choice([draw.randint(-60, 200), draw.randint(0, 9000)])
+        )
+        end = None if draw.random() < 0.3 else start + dt.timedelta(days=draw.randint(-40, 3000))
+        assert billing_periods(start, end, as_of) == expected_periods(start, end, as_of), (
+            start, end, as_of,
+        )  # fmt: skip
+
+
+class _Drawn(random.Random):
+    """A generator whose random() is the number given: what a draw of it gives."""
+
+    def __init__(self, number: float) -> None:
+        super().__init__(0)
+        self.number = number
+
+    def random(self) -> float:
+        return self.number
+
+
+def test_a_monthly_rate_is_the_priced_log_normal_of_its_draw() -> None:
+    """One uniform draw through the quantile function: the log-normal's (median
+    RATE_MEDIAN_USD, sigma RATE_SIGMA) clamped to RATE_BOUNDS_USD, in the currency's units,
+    priced to two significant figures."""
+    normal = statistics.NormalDist(math.log(RATE_MEDIAN_USD), RATE_SIGMA)
+    low, high = RATE_BOUNDS_USD
+    draw = random.Random(3)
+    for code, currency in CURRENCIES.items():
+        for u in [draw.random() for _ in range(300)] + [0.0, 1e-9, 0.5, 1 - 1e-12]:
+            usd = min(max(math.exp(normal.inv_cdf(max(u, 1e-300))), low), high)
+            expected = Decimal(price(usd * currency.per_usd)).quantize(Decimal("0.01"))
+            # Exactly on the edge between two prices either may come: floating point.
+            edge = any(
+                abs(price(usd * currency.per_usd * f) - price(usd * currency.per_usd)) > 0
+                for f in (1 - 1e-9, 1 + 1e-9)
+            )
+            assert edge or monthly_rate(_Drawn(u), code) == expected, (code, u)
+    assert monthly_rate(_Drawn(0.5), "USD") == Decimal("1500.00")  # the median
 
 
 def test_create_without_a_session_says_how_to_bind_one() -> None:

@@ -463,13 +463,14 @@ def test_a_mix_skews_the_data_as_asked(sqlite_url: str) -> None:
 # --- the data itself, pinned ------------------------------------------------------------------
 
 #: SHA-256 of :func:`_canonical` after :data:`PINNED_PLAN` and an append of 30, recorded with
-#: the code of 2026-12-02 when a user tree came to draw from one random stream (issue 14: one
-#: Mersenne Twister seeded per tree instead of three; the data changed because contracts and
-#: invoices now draw after the people on the tree's one stream, version 0.5.0). It pins the
+#: the code of 2026-12-03 when generation drew less per row (issue 14, version 0.6.0: a monthly
+#: rate is one uniform draw through the log-normal's quantile function, whole-number draws of
+#: contract dates and payment delays take one random() each, a payer's lateness is one draw
+#: even when always late, and phone digits are drawn a numeral at a time). It pins the
 #: generated data itself, not just its sameness within one checkout: a refactor must leave it
 #: alone. A change meant to change the data (a new column, another Faker provider, a different
 #: draw order) updates it, and its commit message says why the data changed.
-PINNED_CHECKSUM = "9456d3f1d70e2f1e0105da6984bddae019dade79e45c3ccd3741bbdbf7140071"
+PINNED_CHECKSUM = "697e3431f9670c827138ca2315c1814f240e1324f7dda2191d84d7ba84f63bd5"
 PINNED_PLAN = ("-n", "120", "--seed", "7", "--as-of", "2026-06-30",
                "--clients-per-user", "1-3:80,4-9:20")  # fmt: skip
 

@@ -16,7 +16,15 @@ import sqlalchemy as sa
 from invoicegen import db
 from invoicegen.errors import RefusedError
 from invoicegen.seeding import SeedPlan, plan, seed
-from invoicegen.seeding.plan import Ids, Plan, first_ids_at, plan_batches, shape_counts, tree_shape
+from invoicegen.seeding.plan import (
+    Ids,
+    Plan,
+    first_ids_at,
+    plan_batches,
+    shape_counts,
+    tree_shape,
+    tree_shapes,
+)
 from invoicegen.settings import CountMix, Shard
 
 AS_OF = dt.date(2026, 4, 30)
@@ -83,6 +91,16 @@ def test_far_positions_follow_on_from_their_neighbours(mix: tuple[str, str, str]
         here, after = first_ids_at(a_plan, position), first_ids_at(a_plan, position + 1)
         counts = shape_counts(tree_shape(a_plan, position))
         assert [b - a for a, b in zip(here, after, strict=True)] == list(counts)
+
+
+@pytest.mark.parametrize("mix", MIXES)
+def test_a_batchs_shapes_are_each_trees_own(mix: tuple[str, str, str]) -> None:
+    """The generator reads a batch's shapes level by level (tree_shapes): the same shapes as
+    each tree's own, wherever the batch starts and ends against the blocks."""
+    a_plan = _plan(mix, 5)
+    for first, size in ((0, 1), (0, 700), (1023, 3), (5_000_000, 2500), (77, 0)):
+        positions = range(first, first + size)
+        assert list(tree_shapes(a_plan, positions)) == [tree_shape(a_plan, p) for p in positions]
 
 
 def test_batches_start_at_the_first_ids_of_their_position() -> None:

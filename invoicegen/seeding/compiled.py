@@ -196,11 +196,31 @@ class Compiler:
         return self.element(provider, provider.formats, lambda f: parse(provider.generator, f))
 
     def _catch_phrase(self, provider: Any) -> Sampler | None:
-        words = [self.element(provider, table) for table in provider.catch_phrase_words]
+        tables = provider.catch_phrase_words
+        words = [self.element(provider, table) for table in tables]
         if any(w is None for w in words):
             return None
+        if INLINE_RANDBELOW and all(isinstance(t, tuple | list | str) for t in tables):
+            return self._uniform_words(tables)  # one word of each, uniform: the common case
         samplers: list[Sampler] = [w for w in words if w is not None]
         return lambda: " ".join([draw() for draw in samplers])
+
+    def _uniform_words(self, tables: Sequence[Sequence[str]]) -> Sampler:
+        """One word of each of ``tables``, uniformly drawn (``_randbelow`` inlined, as
+        :meth:`below` does), joined by spaces: one call, not three per word."""
+        getrandbits = self.rand.getrandbits
+        steps = tuple((tuple(t), len(t), len(t).bit_length()) for t in tables)
+
+        def words() -> str:
+            drawn = []
+            for table, n, k in steps:
+                r = getrandbits(k)
+                while r >= n:
+                    r = getrandbits(k)
+                drawn.append(table[r])
+            return " ".join(drawn)
+
+        return words
 
     def _phone_number(self, provider: Any) -> Sampler | None:
         if type(provider).numerify is not BaseProvider.numerify:

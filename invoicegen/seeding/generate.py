@@ -17,6 +17,7 @@ created, never silently approximated.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
 import operator
 from collections import OrderedDict
@@ -47,6 +48,7 @@ from invoicegen.factories import (
     client_row,
     contract_row,
     invoice_numbers,
+    prepare_monthly_rates,
     user_row,
 )
 from invoicegen.identities import FromLocale
@@ -302,6 +304,9 @@ class StockUsers:
         self.phone = STOCK_USER_DECLARATIONS["phone"].sampler(fake)
 
     def make(self, *, number: int) -> UserRow:
+        return self.row(number)
+
+    def row(self, number: int) -> UserRow:
         return user_row(self.person, self.phone, number)
 
 
@@ -317,6 +322,9 @@ class StockClients:
         self.home_country = fake.current_country_code()  # draws nothing, the same every row
 
     def make(self, *, user: Any, number: int | str) -> ClientRow:
+        return self.row(number)
+
+    def row(self, number: int | str) -> ClientRow:
         return client_row(
             factory.random.randgen, self.person, self.company, self.home_country, number
         )
@@ -334,6 +342,13 @@ class StockContracts:
         country = getattr(client, "country", None)
         rand = factory.random.randgen
         return contract_row(rand, self.catch_phrase, country, as_of, since, invoice_count)
+
+    def rows(self, as_of: dt.date, since: dt.date) -> ContractRows:
+        """:meth:`make` of a client in ``country`` for ``count`` invoices, positional."""
+        catch_phrase = self.catch_phrase
+        return lambda country, count: contract_row(
+            factory.random.randgen, catch_phrase, country, as_of, since, count
+        )
 
 
 def user_maker(factory_class: type[Any], locale: str) -> RowMaker | StockUsers:
@@ -365,8 +380,11 @@ def _declarations(factory_class: type[Any]) -> dict[str, Any]:
 
 
 def warm(locale: str) -> None:
-    """In a worker: the most common locale's row makers, made before the first batch."""
-    _makers(locale)
+    """In a worker: the most common locale's row makers, and the monthly rates its contracts
+    draw from, made before the first batch."""
+    client = _makers(locale).client
+    if isinstance(client, StockClients):
+        prepare_monthly_rates(client.home_country)
 
 
 class Row(SimpleNamespace):
@@ -380,34 +398,56 @@ def _reseed(seed: int, position: int) -> None:
     RANDOM.reseed(stream_key(seed, position, "values:tree"))
 
 
-class _Tables:
-    """The rows of a batch so far, and the next id of each table."""
+#: A contract row of a client in a country (or None), with its invoice count.
+ContractRows = Callable[[Any, int], ContractRow]
 
-    def __init__(self, first_ids: tuple[int, int, int, int]) -> None:
+
+class _Tables:
+    """The rows of a batch so far, the next id of each table, and each table's row function
+    (positional: a keyword call costs more than some rows' values)."""
+
+    def __init__(self, plan: Plan, makers: _Makers, first_ids: tuple[int, int, int, int]) -> None:
         self.users: Rows = []
         self.clients: Rows = []
         self.contracts: Rows = []
         self.invoices: Rows = []
         self.user_id, self.client_id, self.contract_id, self.invoice_id = first_ids
+        self.as_of = plan.as_of
+        user, client, contract = makers.user, makers.client, makers.contract
+        self.user_row: Callable[[int], tuple[Any, ...]] = (
+            user.row if isinstance(user, StockUsers) else lambda n: user.make(number=n)
+        )
+        self.client_row: Callable[[str], tuple[Any, ...]] = (
+            client.row
+            if isinstance(client, StockClients)
+            else lambda n: client.make(user=None, number=n)
+        )
+        as_of, since = plan.as_of, plan.since
+        self.contract_row: ContractRows = (
+            contract.rows(as_of, since)
+            if isinstance(contract, StockContracts)
+            else lambda country, count: contract.make(  # the parent its declarations see
+                client=Row(country=country), as_of=as_of, since=since, invoice_count=count
+            )
+        )
 
     def rows(self) -> BatchRows:
         return self.users, self.clients, self.contracts, self.invoices
 
 
-# A client as its contracts need it: (id, the parent the declarations see, terms, payer).
-_Client = tuple[int, Row, Any, Any]
-# A contract as its invoices need it: (id, its row's values, terms, payer).
-_Contract = tuple[int, tuple[Any, ...], Any, Any]
+# A client as its contracts need it: (id, country, terms, payer).
+_Client = tuple[int, Any, Any, Any]
+# A contract as its invoices need it: (id, start, end, currency, rate, terms, payer).
+_Contract = tuple[int, Any, Any, Any, Any, Any, Any]
 
 
 def generate_batch(plan: Plan, batch: Batch) -> BatchRows:
     """The rows of one batch of whole user trees, as tuples in ``writers.COLUMNS`` order."""
-    makers = _makers(plan.locale)
-    tables = _Tables(batch.first_ids)
+    tables = _Tables(plan, _makers(plan.locale), batch.first_ids)
     with drawing():
         positions = range(batch.first, batch.first + batch.size)
         for position, shape in zip(positions, tree_shapes(plan, positions), strict=True):
-            _user_tree(plan, makers, tables, position, shape)
+            _user_tree(plan, tables, position, shape)
     return tables.rows()
 
 
@@ -432,66 +472,77 @@ def drawing(seed: int | None = None) -> Iterator[None]:
         factory.random.randgen = own
 
 
-def _user_tree(plan: Plan, makers: _Makers, tables: _Tables, position: int, shape: Shape) -> None:
+def _user_tree(plan: Plan, tables: _Tables, position: int, shape: Shape) -> None:
     # One random stream per tree, drawn level by level: users, then clients, then contracts,
     # then invoices. The people are its first draws, so user and client names and emails do
     # not move when the contract or invoice ranges change; a contract's dates depend on its
     # invoice count anyway, so its draws come before its invoices' on the same stream.
     _reseed(plan.seed, position)
-    tables.users.append((tables.user_id, *makers.user.make(number=position + 1)))
-    clients = _clients(makers, tables, position, len(shape))
-    contracts = _contracts(plan, makers, tables, clients, shape)
-    _invoices(plan, tables, contracts)
+    name, email, phone = tables.user_row(position + 1)
+    tables.users.append((tables.user_id, name, email, phone))
+    clients = _clients(tables, position, len(shape))
+    contracts = _contracts(tables, clients, shape)
+    _invoices(tables, contracts)
     tables.user_id += 1
 
 
-def _clients(makers: _Makers, tables: _Tables, position: int, count: int) -> list[_Client]:
+def _clients(tables: _Tables, position: int, count: int) -> list[_Client]:
+    make, rows, user_id, client_id = (
+        tables.client_row,
+        tables.clients,
+        tables.user_id,
+        tables.client_id,
+    )
     clients: list[_Client] = []
-    for index in range(count):  # a client's number follows from its place in the tree
-        *values, payer = makers.client.make(user=None, number=f"{position + 1}-{index + 1}")
-        tables.clients.append((tables.client_id, *values, tables.user_id))
-        clients.append((tables.client_id, Row(country=values[3]), values[4], payer))
-        tables.client_id += 1
+    prefix = f"{position + 1}-"  # a client's number follows from its place in the tree
+    for index in range(1, count + 1):
+        name, company, email, country, terms, payer = make(prefix + str(index))
+        rows.append((client_id, name, company, email, country, terms, user_id))
+        clients.append((client_id, country, terms, payer))
+        client_id += 1
+    tables.client_id = client_id
     return clients
 
 
-def _contracts(
-    plan: Plan, makers: _Makers, tables: _Tables, clients: list[_Client], shape: list[list[int]]
-) -> list[_Contract]:
-    make, as_of, since = makers.contract.make, plan.as_of, plan.since
-    rows, contract_id = tables.contracts, tables.contract_id
+def _contracts(tables: _Tables, clients: list[_Client], shape: Shape) -> list[_Contract]:
+    make, rows, contract_id = tables.contract_row, tables.contracts, tables.contract_id
     contracts: list[_Contract] = []
-    for (owner, client, terms, payer), invoice_counts in zip(clients, shape, strict=True):
+    for (owner, country, terms, payer), invoice_counts in zip(clients, shape, strict=True):
         for count in invoice_counts:
-            row = make(client=client, as_of=as_of, since=since, invoice_count=count)
-            rows.append((contract_id, *row, owner))
-            contracts.append((contract_id, row, terms, payer))
+            summary, start, end, currency, rate = make(country, count)
+            rows.append((contract_id, summary, start, end, currency, rate, owner))
+            contracts.append((contract_id, start, end, currency, rate, terms, payer))
             contract_id += 1
     tables.contract_id = contract_id
     return contracts
 
 
-def _invoices(plan: Plan, tables: _Tables, contracts: list[_Contract]) -> None:
-    rand, as_of = factory.random.randgen, plan.as_of
+_NEVER = dt.date.max  # a draft's place among issue days: after every issued invoice
+
+
+def _invoices(tables: _Tables, contracts: list[_Contract]) -> None:
+    rand, as_of = factory.random.randgen, tables.as_of
     bills: list[Bill] = []
     owners: list[int] = []
-    for owner, (_summary, start, end, currency, rate), terms, payer in contracts:
+    for owner, start, end, currency, rate, terms, payer in contracts:
         billed = bill_contract(rand, start, end, as_of, rate, currency, terms, payer)
         bills += billed
         owners += [owner] * len(billed)
-    # Numbers count the user's issued invoices by issue date, then id (= list order).
-    issued = sorted([(bill[3], index) for index, bill in enumerate(bills) if bill[3] is not None])
+    # Numbers count the user's issued invoices by issue date, then id (= list order: the
+    # sort is stable); drafts, never issued, come last and get none.
+    issued_on = [bill[3] or _NEVER for bill in bills]
+    order = sorted(range(len(bills)), key=issued_on.__getitem__)
     numbers: list[str | None] = [None] * len(bills)
-    for (_issued_on, index), number in zip(
-        issued, invoice_numbers(tables.user_id, len(issued)), strict=True
-    ):
+    issued = len(bills) - issued_on.count(_NEVER)
+    # strict=False: the drafts at the end of order get no number
+    for index, number in zip(order, invoice_numbers(tables.user_id, issued), strict=False):
         numbers[index] = number
     first = tables.invoice_id
+    tables.invoice_id = last = first + len(bills)
     tables.invoices += [  # as writers.COLUMNS
-        (first + i, b[0], b[1], b[2], numbers[i], b[3], b[4], b[5], b[6], b[7], owners[i])
-        for i, b in enumerate(bills)
+        (i, b[0], b[1], b[2], n, b[3], b[4], b[5], b[6], b[7], o)
+        for i, b, n, o in zip(range(first, last), bills, numbers, owners, strict=True)
     ]
-    tables.invoice_id += len(bills)
 
 
 def generate_prepared(plan: Plan, path: str, batch: Batch) -> Prepared:
