@@ -126,21 +126,29 @@ def start(
     return int(primary_key[0])
 
 
-def committed(connection: Connection, run_id: int, users_done: int) -> None:
-    """Inside a batch's transaction: this many of the run's users are now written."""
-    connection.execute(RUNS.update().where(RUNS.c.id == run_id).values(users_done=users_done))
+def committed(
+    connection: Connection, run_id: int, users_done: int, *, finished: dict[str, int] | None = None
+) -> None:
+    """Inside a batch's transaction: this many of the run's users are now written. The run's
+    last batch gives ``finished`` (the rows the run wrote per table): the run is recorded
+    ``done`` by the same statement, so that ending it costs no transaction of its own."""
+    values: dict[str, Any] = {"users_done": users_done}
+    if finished is not None:
+        values |= _ended("done", finished)
+    connection.execute(RUNS.update().where(RUNS.c.id == run_id).values(**values))
 
 
 def finish(connection: Connection, run_id: int, status: str, counts: dict[str, int] | None) -> None:
-    connection.execute(
-        RUNS.update()
-        .where(RUNS.c.id == run_id)
-        .values(
-            status=status,
-            finished_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
-            counts=json.dumps(counts, sort_keys=True) if counts is not None else None,
-        )
-    )
+    connection.execute(RUNS.update().where(RUNS.c.id == run_id).values(**_ended(status, counts)))
+
+
+def _ended(status: str, counts: dict[str, int] | None) -> dict[str, Any]:
+    """The columns that record how a run ended."""
+    return {
+        "status": status,
+        "finished_at": dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+        "counts": json.dumps(counts, sort_keys=True) if counts is not None else None,
+    }
 
 
 def live_shard_runs(engine: Engine) -> list[str]:

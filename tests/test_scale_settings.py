@@ -25,7 +25,8 @@ def _commit_settings(engine: sa.Engine) -> list[str]:
     seen: list[str] = []
 
     def after(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if statement.startswith("UPDATE invoicegen_runs SET users_done"):
+        # each batch's progress (the last one's ends the run too: more columns, in their order)
+        if statement.startswith("UPDATE invoicegen_runs SET") and "users_done=" in statement:
             probe = connection.connection.dbapi_connection.cursor()
             probe.execute("SHOW synchronous_commit")
             seen.append(probe.fetchone()[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from invoicegen import db
 from invoicegen.errors import RefusedError
 from invoicegen.seeding import SeedPlan, seed
 from invoicegen.settings import CountMix
+from tests.helpers import table_counts
 from tests.invariants import billing_violations, children_range, dump, scalar, violations
 
 AS_OF = dt.date(2026, 3, 31)
@@ -62,6 +64,27 @@ def test_same_seed_same_rows_on_every_engine(engine: sa.Engine, tmp_path: Path) 
     reference = db.make_engine(f"sqlite:///{tmp_path / 'reference.db'}")
     seed(reference, SeedPlan(users=30, seed=99, as_of=AS_OF, batch_size=1000))
     assert dump(engine) == dump(reference)
+
+
+def test_the_last_batch_ends_the_run_and_counts_follow_appends(engine: sa.Engine) -> None:
+    """Each batch commits in one transaction and the last one records the run's end too: no
+    commit after the last batch's progress. The counts reported are the database's, after a
+    plain run and after an append."""
+    events: list[str] = []
+    sa.event.listen(engine, "commit", lambda connection: events.append("commit"))
+    plan = SeedPlan(users=25, seed=3, as_of=AS_OF, batch_size=10)
+    first = seed(engine, plan, on_progress=lambda progress: events.append("batch"))
+    assert events[events.index("batch") - 1 :] == ["commit", "batch"] * 3
+    with engine.connect() as connection:
+        run = connection.execute(
+            sa.text("SELECT status, users_done, counts, finished_at FROM invoicegen_runs")
+        ).one()
+    assert (run.status, run.users_done, json.loads(run.counts)) == ("done", 25, first.written)
+    assert run.finished_at is not None
+    assert first.counts == table_counts(engine)
+    appended = seed(engine, SeedPlan(users=6, append=True))
+    assert appended.counts == table_counts(engine)
+    assert appended.counts["users"] == 31
 
 
 def test_different_seeds_give_different_rows(sqlite_url: str) -> None:

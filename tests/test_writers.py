@@ -158,6 +158,22 @@ def test_copy_text_refuses_rows_of_different_lengths() -> None:
         encoders.encode_copy([(1, "a"), (2, "b", "c")])
 
 
+def test_copy_text_of_columns_whose_first_value_does_not_give_their_type() -> None:
+    """A column is encoded by its first value's type while every value is of that type; NULLs
+    after numbers or strings, a datetime among dates and mixed numbers take the general path
+    (a datetime as its str(), not its isoformat())."""
+    rows = [
+        (1, "a", dt.date(2024, 1, 2), Decimal("1.50"), None),
+        (None, None, None, None, dt.date(2024, 3, 4)),
+        (3, "c\td", dt.datetime(2024, 1, 2, 3, 4), 7, "x"),
+    ]
+    assert encoders.encode_copy(rows).data == (
+        b"1\ta\t2024-01-02\t1.50\t\\N\n"
+        b"\\N\t\\N\t\\N\t\\N\t2024-03-04\n"
+        b"3\tc\\td\t2024-01-02 03:04:00\t7\tx\n"
+    )
+
+
 def _batch(engine: sa.Engine, users: list[tuple[object, ...]]) -> list[writers.Prepared]:
     """``users`` and one client of the first, prepared for the engine's write path."""
     with engine.connect() as connection:

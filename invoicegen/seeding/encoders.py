@@ -26,7 +26,6 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from operator import itemgetter
 from typing import Any, BinaryIO, ClassVar
 
 from invoicegen.errors import UsageError
@@ -108,19 +107,53 @@ _COPY_NULLS = {None: _COPY_NULL}
 
 
 class _CopyDates(_IsoDates):
-    """date (or None) -> its COPY text: ISO, or \\N."""
+    """date (or None) -> its COPY text: ISO, or \\N. Anything else is refused (TypeError):
+    :func:`_copy_column` then takes the general encoder."""
 
     def __missing__(self, day: dt.date | None) -> str:
-        return _COPY_NULL if day is None else super().__missing__(day)
+        if day is None:
+            return _COPY_NULL
+        if type(day) is not dt.date:  # a datetime's str() is not its isoformat()
+            raise TypeError(f"not a date: {type(day).__name__}")
+        return super().__missing__(day)
 
 
 _COPY_DATES = _CopyDates()
 
 
+#: A column's encoder by the exact type of its first value: a C-level step per value that
+#: refuses (TypeError) any value of another type, so that no value is tested on its own.
+_COPY_BY_FIRST: dict[type, Callable[[Any], str]] = {
+    int: int.__repr__,  # an int subclass's value (a bool) is written as the int it is
+    Decimal: Decimal.__str__,
+    dt.date: _COPY_DATES.__getitem__,
+    type(None): _COPY_DATES.__getitem__,  # a nullable date column that starts with NULL
+}
+
+
 def _copy_column(values: tuple[Any, ...]) -> Iterable[str]:
-    """One column of a batch as COPY text fields. The encoder is chosen once per column, by
-    the exact types the column holds, so each value costs a C-level step (no Python call):
-    strings are escaped only when the column holds a special character at all."""
+    """One column of a batch (at least one value) as COPY text fields: each value costs a
+    C-level step (no Python call). The encoder is the one of the first value's exact type
+    (strings escaped only when the column holds a special character at all); a column it
+    refuses (NULLs in a column of strings or numbers, mixed types) takes :func:`_copy_mixed`.
+    """
+    kind = type(values[0])
+    try:
+        if kind is str:
+            joined = "".join(values)  # refuses anything but strings
+            if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+                return [v.translate(_COPY_ESCAPES) for v in values]
+            return values
+        if (encode := _COPY_BY_FIRST.get(kind)) is not None:
+            return list(map(encode, values))
+    except TypeError:
+        pass
+    return _copy_mixed(values)
+
+
+def _copy_mixed(values: tuple[Any, ...]) -> Iterable[str]:
+    """:func:`_copy_column` for any column: the encoder chosen by the exact types the column
+    holds."""
     kinds = set(map(type, values))
     nullable = type(None) in kinds
     kinds.discard(type(None))
@@ -148,9 +181,9 @@ def encode_copy(rows: Rows) -> CopyText:
     widths = set(map(len, rows))
     if len(widths) != 1:
         raise ValueError(f"rows of different lengths: {sorted(widths)}")
-    # Columns taken by index, not zip(*rows): that makes an iterator per row, and that many
-    # live objects at once set off the cyclic collector's full passes over the whole heap.
-    columns = [_copy_column(tuple(map(itemgetter(i), rows))) for i in range(widths.pop())]
+    # zip(*rows) makes an iterator per row, that many live objects at once: the generating
+    # processes encode with the garbage collector paused (workers.collector_paused).
+    columns = [_copy_column(values) for values in zip(*rows, strict=True)]
     text = "\n".join(map("\t".join, zip(*columns, strict=True)))
     return CopyText((text + "\n").encode(), len(rows))
 

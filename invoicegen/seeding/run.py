@@ -252,6 +252,7 @@ class Run:
         self.stop = stop or _never
         self.committed = Progress(0, request.users_to_write, 0)
         self.written = dict.fromkeys(TABLES, 0)
+        self.ended = False  # the run's end is recorded (by its last batch, or by finish())
         self._lock = contextlib.ExitStack()
 
     def __enter__(self) -> Run:
@@ -287,9 +288,12 @@ class Run:
         else:  # a shard writes beside the others; dead runs are marked interrupted
             manifest.live_shard_runs(self.engine)
         with db.connect(self.engine) as connection:
-            users_in_db = count_rows(connection)["users"]
+            self.counts_at_start = count_rows(connection)
             target = reconcile(
-                self.request, manifest.runs(connection), users_in_db, mask(self.engine.url)
+                self.request,
+                manifest.runs(connection),
+                self.counts_at_start["users"],
+                mask(self.engine.url),
             )
             self.plan, self.positions = target.plan, target.positions
             self.version_differences = target.version_differences
@@ -330,38 +334,57 @@ class Run:
                 generated = workers.ordered(
                     pool, generate.generate_prepared, batches, self.plan, self.write_path
                 )
-                with contextlib.closing(generated):  # stops the workers however the loop ends
+                # stops the workers however the loop ends
+                with contextlib.closing(generated), workers.frozen_heap():
                     for batch, rows in generated:
                         self._write_batch(batch, rows)
-                with self.engine.connect() as connection:
-                    counts = count_rows(connection)
                 status = "done"
         finally:
             self.finish(status)
-        return self._result(counts, time.perf_counter() - started, count)
+        seconds = time.perf_counter() - started
+        return self._result(self._counts(), seconds, count)
+
+    def _counts(self) -> dict[str, int]:
+        """Rows per table after the run. A run other than a shard held the database's run lock
+        from its start, when it counted them: no other run wrote since, so counting again
+        (a scan of every table on the servers) is not needed; shards write beside each other."""
+        if self.plan.shard is None:
+            return {table: self.counts_at_start[table] + self.written[table] for table in TABLES}
+        with self.engine.connect() as connection:
+            return count_rows(connection)
 
     def _write_batch(self, batch: Batch, rows: generate.Prepared) -> None:
         if self.stop():  # asked to stop: nothing of this batch is written
             raise KeyboardInterrupt
         users_done = self.committed.users_done + batch.size
+        written = {
+            table: self.written[table] + writers.row_count(table_rows)
+            for table, table_rows in zip(TABLES, rows, strict=True)
+        }
+        # The last batch records the run's end too: one transaction less.
+        last = users_done == len(self.positions)
         # A stop signal while the batch is written and counted waits for its end.
         with interrupts.deferred():
             with self.engine.begin() as connection:
                 if not self.plan.synchronous_commit:  # this transaction only
                     connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 writers.write_batch(connection, rows)
-                manifest.committed(connection, self.run_id, users_done)
+                manifest.committed(
+                    connection, self.run_id, users_done, finished=written if last else None
+                )
                 writers.sync_sequences(connection, writers.highest_ids(batch.first_ids, rows))
                 if self.stop() or interrupts.requested():  # roll this batch back
                     raise KeyboardInterrupt
-            for table, table_rows in zip(TABLES, rows, strict=True):
-                self.written[table] += writers.row_count(table_rows)
-            self.committed = Progress(users_done, len(self.positions), sum(self.written.values()))
+            self.written, self.ended = written, last
+            self.committed = Progress(users_done, len(self.positions), sum(written.values()))
             if self.on_progress is not None:
                 self.on_progress(self.committed)
 
     def finish(self, status: str) -> None:
-        """Record how the run ended and what it wrote; never raises."""
+        """Record how the run ended and what it wrote, unless its last batch did; never
+        raises."""
+        if self.ended:
+            return
         with contextlib.suppress(Exception), self.engine.begin() as connection:
             manifest.finish(connection, self.run_id, status, self.written)
 
