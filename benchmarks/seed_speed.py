@@ -354,7 +354,23 @@ def _sqlite_write_cpu(prepared: list[writers.Prepared]) -> int:
     return spent
 
 
+def python_speed() -> float:
+    """CPU seconds of a fixed pure-Python loop (ten million additions), the best of three: how
+    fast this machine runs Python right now. A shared host's speed varies from hour to hour
+    (0.34-0.49 s within one minute on 2026-12-03), and generating is Python
+    while the floor is mostly C and the server: compare ratios between runs only at a like
+    speed."""
+    best = float("inf")
+    for _ in range(3):
+        started, total = time.process_time(), 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.process_time() - started)
+    return best
+
+
 def print_cpu(users: int, locale: str) -> None:
+    print(f"Python speed: ten million additions in {python_speed():.2f} CPU s")
     figures = cpu_per_row(users, locale)
     print(f"CPU per row, one core, {users:,} users, {locale}:")
     print("  " + ", ".join(f"{key} {value:.2f} µs" for key, value in figures.items()))
