@@ -31,11 +31,16 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class _State:
     requested = False  # a stop signal arrived
     deferring = 0  # inside deferred(): the first stop only asks
+    holding = 0  # inside spawning(): every stop waits for its end
+    held = False  # a stop arrived inside spawning()
 
 
 def _on_stop(_signum: int, _frame: FrameType | None) -> None:
     first = not _State.requested
     _State.requested = True
+    if _State.holding:
+        _State.held = True
+        return
     if not (first and _State.deferring):
         raise KeyboardInterrupt
 
@@ -115,16 +120,24 @@ def deferred() -> Iterator[None]:
 def spawning() -> Iterator[None]:
     """Start processes in the block that cannot be stopped before :func:`ignore` (a blocked
     signal mask survives fork and exec), without losing a stop meant for this process: the
-    signals are blocked meanwhile, and one that arrives is taken at the block's end.
+    signals are blocked meanwhile, and one that arrives is taken at the block's end. A stop
+    caught just before the block (its handler not run yet, or a stop :func:`_redeliver` sends)
+    waits for the block's end too: raised in a process's start, it left the process reading
+    half of what it is started with.
     """
     if not _main_thread() or not hasattr(signal, "pthread_sigmask"):
         yield
         return
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    _State.holding += 1
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        _State.holding -= 1
+        held, _State.held = _State.held, _State.holding > 0 and _State.held
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked ones: handled now
+    if held and not _State.deferring:  # in deferred(), its end raises
+        raise KeyboardInterrupt
 
 
 def ignore() -> None:

@@ -563,6 +563,43 @@ def test_concurrent_shards_stopped_by_sigint_leave_ids_free(kind: str, tmp_path:
         engine.dispose()
 
 
+CAUGHT_BEFORE_A_START = """
+import _thread
+import multiprocessing
+import signal
+
+from invoicegen import interrupts
+
+interrupts.install()
+process = None
+try:
+    with interrupts.spawning():
+        _thread.interrupt_main(signal.SIGINT)  # caught; its Python handler not run yet
+        process = multiprocessing.get_context("spawn").Process(target=print, args=("child",))
+        process.start()
+    print("not stopped")
+except KeyboardInterrupt:
+    print("stopped after the start" if process is not None else "stopped in the start")
+if process is not None:
+    process.join()
+"""
+
+
+def test_a_stop_caught_just_before_a_worker_starts_waits_for_the_start() -> None:
+    """A stop whose signal came in just before spawning() blocked the signals still ran its
+    handler at the next instruction, inside the worker's start: the worker read half of what
+    it is started with and printed EOFError's traceback under the one error line (seen in
+    test_a_stop_signal_is_honoured_within_a_second_at_any_moment[0.3-SIGINT])."""
+    done = subprocess.run(
+        [sys.executable, "-c", CAUGHT_BEFORE_A_START],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.stdout.splitlines() == ["stopped after the start", "child"], (
+        done.stdout + done.stderr
+    )
+    assert done.stderr == ""
+
+
 LOST_STOP = """
 import time
 from invoicegen import interrupts
