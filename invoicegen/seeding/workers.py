@@ -291,8 +291,8 @@ def _send_answers(connection: Connection, answers: queue.SimpleQueue[bytes | mem
 def collector_paused() -> Iterator[None]:
     """No garbage collection during a call (a batch being made): its rows are tuples and
     strings freed by their reference counts, and the collector's passes over them while they
-    are made cost ~8% of a batch's CPU. Cycles made meanwhile are collected after it: the
-    first pass after the call looks at everything it left."""
+    are made cost 1.4% of a batch's instructions (valgrind, 2,000 users). Cycles made meanwhile
+    are collected after it: the first pass after the call looks at everything it left."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
