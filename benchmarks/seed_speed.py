@@ -18,7 +18,10 @@ Everything runs in one process tree against the same database server, side by si
 It prints rows/s for each, the ratios 1/2 and 1/3, and invoicegen's peak RSS (its processes),
 and how busy (1) kept the cores: the CPU time (user + sys) of all its processes over the wall
 time, and the writing process's own CPU time (on a quiet machine, the rest of its wall time
-is idle: start-up, waiting for a batch, waiting for the disk).
+is idle: start-up, waiting for a batch, waiting for the disk). With the server on this machine
+it also prints the server's CPU (all its processes, from ``/proc``) over invoicegen's run and
+over the floor's: the same rows cost the server more CPU as invoicegen's varied values than as
+the floor's constants, and on two cores the generating processes and the server share them.
 First it prints the CPU time per row of each table, generating on one core in this process
 (``time.process_time``: what other load on the machine does not inflate much), and what
 adapting rows for each writer and shipping them between processes cost per row:
@@ -87,6 +90,40 @@ def fresh_database(kind: str) -> Iterator[str]:
             force = " WITH (FORCE)" if kind == "postgresql" else ""
             connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
         admin.dispose()
+
+
+#: The server's processes, by the name the kernel gives them (``/proc/PID/stat``).
+_SERVER_PROCESSES = {"postgresql": {"postgres"}, "mariadb": {"mariadbd", "mysqld"}}
+
+
+def server_cpu(kind: str) -> float | None:
+    """CPU seconds (user + sys) the database server's processes have used so far, all of them
+    (backends, writers, InnoDB's threads): what a run made the server do, as the difference
+    of two readings. None when no such process is readable (SQLite, or a server elsewhere)."""
+    names, ticks, found = _SERVER_PROCESSES.get(kind, set()), 0, False
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat.rsplit(")", 1)[1].split()
+        if name in names:
+            # utime + stime, and cutime + cstime: the backends that ended (PostgreSQL's
+            # connections are processes), reaped by the postmaster
+            ticks, found = ticks + sum(map(int, fields[11:15])), True
+    return ticks / os.sysconf("SC_CLK_TCK") if found else None
+
+
+@contextlib.contextmanager
+def server_cpu_spent(kind: str) -> Iterator[dict[str, float]]:
+    """``{"server_cpu": seconds}`` after the block: the server's CPU over the block (absent
+    when :func:`server_cpu` cannot read it)."""
+    spent: dict[str, float] = {}
+    before = server_cpu(kind)
+    yield spent
+    after = server_cpu(kind)
+    if before is not None and after is not None:
+        spent["server_cpu"] = after - before
 
 
 # --- 1. invoicegen, as a user runs it ------------------------------------------------------------
@@ -410,9 +447,9 @@ def main() -> None:
         f"{article['rows_per_second']:>10,.0f} rows/s"
     )
     for users in args.users:
-        with fresh_database(args.db) as url:
+        with fresh_database(args.db) as url, server_cpu_spent(args.db) as ours_server:
             ours = run_invoicegen(url, users, args.workers)
-        with fresh_database(args.db) as url:
+        with fresh_database(args.db) as url, server_cpu_spent(args.db) as floor_server:
             floor = run_floor(url, ours["counts"], 1000, users)
         print(
             f"invoicegen        {users:>9,} users {ours['rows']:>10,} rows "
@@ -431,6 +468,14 @@ def main() -> None:
             f"write floor       {users:>9,} users {floor['rows']:>10,} rows "
             f"{floor['rows_per_second']:>10,.0f} rows/s"
         )
+        if ours_server and floor_server.get("server_cpu"):  # a server here: what each cost it
+            print(
+                f"  server CPU: {ours_server['server_cpu']:.2f} s for invoicegen's rows, "
+                f"{floor_server['server_cpu']:.2f} s for the floor's "
+                f"({ours_server['server_cpu'] / floor_server['server_cpu']:.2f}x); both with "
+                f"invoicegen's process CPU: {ours['cpu'] + ours_server['server_cpu']:.2f} s of "
+                f"{os.cpu_count()} x {ours['wall']:.2f} s"
+            )
         if args.db == "mariadb":  # the path before LOAD DATA, for comparison
             with fresh_database(args.db) as url:
                 inserts = run_floor(url, ours["counts"], 1000, users, path="executemany")
