@@ -24,7 +24,6 @@ from typing import Any
 from invoicegen import settings
 from invoicegen.errors import UsageError
 from invoicegen.seeding import workers
-from invoicegen.seeding.workers import default_workers
 from invoicegen.settings import CountMix, Shard, check_as_of
 
 #: What the options that shape the values default to in a new dataset (from settings.OPTIONS).
@@ -46,7 +45,7 @@ def workers_for(users: int, shard: Shard | None) -> int:
     """The generating processes of a run of ``users`` (or a shard of them) by default, the
     writing process included (one: it generates alone; N: it and N - 1 worker processes)."""
     to_write = len(shard.positions(users)) if shard else users
-    return 1 if to_write < SMALL_RUN_USERS else default_workers()
+    return 1 if to_write < SMALL_RUN_USERS else workers.default_workers()
 
 
 @dataclass(frozen=True)
