@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.prompt import Prompt
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from invoicegen.currencies import in_minor_units
@@ -301,8 +301,9 @@ def seed_progress(
 @contextlib.contextmanager
 def stats_progress(command: str, *, mode: ProgressMode) -> Iterator[Callable[[Step], None]]:
     """The steps of ``stats`` and ``stats --check`` on stderr, as the library reports them: a
-    spinner naming the current step, with the time it has run, on a terminal that takes escape
-    sequences (gone when the command ends); a plain line per step (``mode="plain"``: a terminal
+    spinner naming the current step whole (folded onto a second line in a narrow terminal),
+    with the time it has run, on a terminal that takes escape sequences (gone when the command
+    ends); a plain line per step (``mode="plain"``: a terminal
     without them); or nothing (pipes, ``--json``, ``--quiet``)."""
     if _quiet or mode == "none":
         yield lambda _step: None
@@ -314,10 +315,15 @@ def stats_progress(command: str, *, mode: ProgressMode) -> Iterator[Callable[[St
 
         yield line
         return
+    # The spinner, the time (7 cells), a space after each, then the step: folded between words
+    # onto more lines when it is longer than the rest of the line, never cut; one cell is left
+    # spare at the end (a terminal may wrap a line that fills it). The time goes first, so a
+    # folded step reads on, unbroken, on the next line.
+    name = Column(max_width=max(err.width - 11, 10), overflow="fold")
     with Progress(
         SpinnerColumn(),
-        TextColumn("{task.description}"),
         TimeElapsedColumn(),
+        TextColumn("{task.description}", markup=False, table_column=name),
         console=err,
         transient=True,
     ) as progress:
@@ -325,7 +331,7 @@ def stats_progress(command: str, *, mode: ProgressMode) -> Iterator[Callable[[St
 
         def update(step: Step) -> None:
             text = f"{command} {step.number}/{step.total} · {step.name}"
-            progress.update(task, description=text[: max(err.width - 14, 10)])
+            progress.update(task, description=text)
             progress.refresh()  # each step drawn, however fast
 
         yield update

@@ -15,7 +15,9 @@ import termios
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyte
 import pytest
+import sqlalchemy as sa
 
 AS_OF = "2026-11-01"
 SEED = "9122794728361509123"  # as long as a seed gets (19 digits): it must never be cut
@@ -37,10 +39,12 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     return env | extra
 
 
-def in_terminal(*args: str, env: dict[str, str] | None = None, columns: int = 80) -> Run:
+def in_terminal(
+    *args: str, env: dict[str, str] | None = None, columns: int = 80, lines: int = 40
+) -> Run:
     """``python -m invoicegen ARGS`` on a real pseudo-terminal ``columns`` wide."""
     controller, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
     process = subprocess.Popen(
         [sys.executable, "-m", "invoicegen", *args],
         stdin=terminal,
@@ -246,6 +250,65 @@ def test_the_progress_bar_keeps_users_and_eta_whole(sqlite_url: str, columns: in
     frames = [re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", f) for f in run.text.split("\x1b[2K")]
     bars = [frame.strip("\r\n") for frame in frames if frame.startswith("seeding ")]
     assert bars and all(len(bar) < columns for bar in bars), bars
+
+
+_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_STEP = re.compile(r"stats(?: --check)? \d+/\d+")
+
+
+def _spinner_frames(run: Run, columns: int, lines: int) -> tuple[list[str], list[str], list[str]]:
+    """What a terminal ``columns`` x ``lines`` showed: each frame of the spinner (the screen
+    just before the next one is drawn, its lines joined by one space), the lines each frame
+    wrote (escape sequences left out), and the screen at the end."""
+    screen = pyte.Screen(columns, lines)
+    stream = pyte.ByteStream(screen)
+    shown, written = [], []
+    # Rich starts each redraw with CR and an erase of the line (then goes up the frame's lines)
+    pieces = run.raw.split(b"\r\x1b[2K")
+    for index, piece in enumerate(pieces):
+        stream.feed((b"\r\x1b[2K" if index else b"") + piece)
+        frame = piece.split(b"\x1b[?25h", 1)[0].decode("utf-8", "replace")  # to the spinner's end
+        if _STEP.search(frame):
+            shown.append(" ".join(" ".join(screen.display).split()))
+            written += _ESCAPE.sub("", frame).replace("\r", "").split("\n")
+    return shown, written, [line.rstrip() for line in screen.display]
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_the_stats_spinner_shows_each_step_whole_and_leaves_nothing(
+    sqlite_url: str, columns: int
+) -> None:
+    """At 60 columns the spinner cut `invoices by month, status and currency` (and at 80 the
+    examples of a failed check) to the line's width: the name is folded onto the next line
+    instead, no line is as wide as the terminal, and the spinner is gone at the end."""
+    from invoicegen.stats import COLLECT_STEPS
+
+    assert piped(*seed_args(sqlite_url)).code == 0
+    with sa.create_engine(sqlite_url).begin() as connection:  # fails one check: its examples
+        connection.execute(
+            sa.text("UPDATE invoices SET number = 'X' || number WHERE id = "
+                    "(SELECT min(id) FROM invoices WHERE number IS NOT NULL)")
+        )  # fmt: skip
+    lines = 300  # the whole output on the screen, so the end shows what is left
+    expected = {
+        ("stats",): [f"stats {n}/7 · {name}" for n, name in enumerate(COLLECT_STEPS, 1)],
+        ("stats", "--check"): [
+            "stats --check 1/7 · users and their clients",
+            "stats --check 8/8 · examples of invoice numbers not INV-<user>-<n> in issue order",
+        ],
+    }
+    for args, steps in expected.items():
+        run = in_terminal(*args, "-d", sqlite_url, columns=columns, lines=lines)
+        assert run.code in (0, 7), run.text
+        shown, written, end = _spinner_frames(run, columns, lines)
+        assert shown, run.raw[:400]
+        for step in steps:
+            assert any(step in frame for frame in shown), (step, shown)
+        assert not any("…" in frame for frame in shown), shown
+        assert written and all(len(line) < columns for line in written), written
+        assert not any(_STEP.search(line) for line in end), end
+        heading = "checking sqlite:///" if "--check" in args else "sqlite:///"
+        assert end[0].startswith(heading), end[:3]
 
 
 def test_the_reset_prompt_has_no_empty_parentheses(sqlite_url: str) -> None:
