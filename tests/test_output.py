@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import termios
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,6 +162,59 @@ def test_a_bar_asked_for_in_a_pipe_is_plain_lines(sqlite_url: str) -> None:
     assert run.code == 0, run.raw
     assert b"\x1b" not in run.raw
     assert "seeding 60/60 users" in run.stderr
+
+
+_PLAIN_LINE = re.compile(
+    r"seeding (?P<done>[\d,]+)/(?P<total>[\d,]+) users · ETA (?P<eta>-|\d+:\d\d:\d\d) · "
+    r"[\d,]+ rows · [\d,]+ rows/s · \d+:\d\d:\d\d elapsed"
+)
+
+
+def test_plain_progress_gives_no_eta_before_it_can_be_estimated(tmp_path: Path) -> None:
+    """The first line came after the first batch, a tenth of the others and made while the
+    workers start: its ETA, from that batch's rate, said 0:25:37 for a 40-second seed of 60,000
+    users. Now the first line has none."""
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    run = piped("seed", "-d", url, "-n", "3000", "--seed", SEED, "--as-of", AS_OF,
+                "--progress", "plain")  # fmt: skip
+    assert run.code == 0, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("seeding ")]
+    assert len(lines) >= 2, run.stderr
+    matches = [_PLAIN_LINE.fullmatch(line) for line in lines]
+    assert all(matches), lines
+    first, last = matches[0], matches[-1]
+    assert first is not None and last is not None
+    assert first["total"] == last["total"] == last["done"] == "3,000"
+    assert int(first["done"].replace(",", "")) < 3000
+    assert first["eta"] == "-", lines[0]
+    assert last["eta"] == "0:00:00", lines[-1]
+
+
+def test_the_eta_comes_from_the_recent_batches_not_the_start_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second of start-up (imports, connecting, migrating, the workers warming up), then a
+    small first batch and batches of 1,000 users every 0.1 s: 9,000 users are left after the
+    second, a second's work. Counted from the start, the ETA said 9 s."""
+    from invoicegen import console
+    from invoicegen.seeding import Progress
+
+    monkeypatch.setattr(console, "PLAIN_PROGRESS_EVERY", 0.0)  # a line per batch
+    console.configure()
+    total, done = 10_100, 0
+    with console.seed_progress(total, mode="plain") as on_progress:
+        time.sleep(1.0)
+        for batch in [100] + [1000] * 10:
+            done += batch
+            on_progress(Progress(done, total, done * 20))
+            time.sleep(0.1)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("seeding")]
+    etas = [match["eta"] for line in lines if (match := _PLAIN_LINE.fullmatch(line))]
+    assert len(etas) == 11, lines
+    assert etas[0] == "-"
+    seconds = [int(h) * 3600 + int(m) * 60 + int(s) for h, m, s in (e.split(":") for e in etas[1:])]
+    assert 1 <= seconds[0] <= 3, lines  # 9,000 users at 10,000 a second: one second, rounded up
+    assert seconds == sorted(seconds, reverse=True) and seconds[-1] == 0, lines
 
 
 def test_an_unknown_progress_mode_is_a_usage_error(sqlite_url: str) -> None:
