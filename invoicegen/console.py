@@ -239,16 +239,20 @@ class _SeedMeter:
         self.started = time.monotonic()
         self._batches: collections.deque[tuple[float, int]] = collections.deque()
 
-    def _seconds_left(self, now: float, done: int, total: int) -> float | None:
+    def _seconds_left(self, now: float, done: int, total: int) -> int | None:
+        """Record the batch just committed (``done`` users), then the whole seconds left."""
         if done >= total:
-            return 0.0
+            return 0
         batches = self._batches
         if not batches or batches[-1][1] != done:
             batches.append((now, done))
+        # the window: the batches of the last ETA_WINDOW seconds, and the one just before them
         while len(batches) > 2 and batches[1][0] <= now - ETA_WINDOW:
             batches.popleft()
+        if len(batches) < 2:  # the first batch alone: its rate is the start-up's
+            return None
         (since, done_then), (until, done_now) = batches[0], batches[-1]
-        if len(batches) < 2 or until <= since:
+        if until <= since:
             return None
         return math.ceil((total - done) * (until - since) / (done_now - done_then))
 
@@ -330,8 +334,8 @@ def stats_progress(command: str, *, mode: ProgressMode) -> Iterator[Callable[[St
     """The steps of ``stats`` and ``stats --check`` on stderr, as the library reports them: a
     spinner naming the current step whole (folded onto a second line in a narrow terminal),
     with the time it has run, on a terminal that takes escape sequences (gone when the command
-    ends); a plain line per step (``mode="plain"``: a terminal
-    without them); or nothing (pipes, ``--json``, ``--quiet``)."""
+    ends); a plain line per step (``mode="plain"``: a terminal without them); or nothing
+    (pipes, ``--json``, ``--quiet``)."""
     if _quiet or mode == "none":
         yield lambda _step: None
         return
