@@ -329,8 +329,25 @@ def _target(
 
 
 def _engine(config: settings.Settings, **options: Any) -> Engine:
-    """The engine of the settings' database URL and schema, closed when the command ends."""
-    engine = db.make_engine(config.database_url, schema=config.schema, **options)
+    """The engine of the settings' database URL and schema, closed when the command ends.
+
+    Never an in-memory SQLite database: it would be gone, with what the command wrote, when
+    the command exits. A URL that is refused from the environment or a file says where it
+    came from.
+    """
+    try:
+        engine = db.make_engine(
+            config.database_url, schema=config.schema, in_memory=False, **options
+        )
+    except UsageError as exc:
+        source = config.sources.get("database_url")
+        if (
+            exc.option == urls.OPTION
+            and exc.source is None
+            and source not in ("command line", "default")
+        ):
+            exc.source = source
+        raise
     if (opened := _engines.get()) is not None:
         opened.append(engine)
     return engine

@@ -35,7 +35,15 @@ from invoicegen.errors import (
     UsageError,
     WriteDenied,
 )
-from invoicegen.urls import DRIVERS, check_query, mask, parse, scrub, sqlite_path
+from invoicegen.urls import (
+    DRIVERS,
+    check_query,
+    mask,
+    parse,
+    refuse_in_memory,
+    scrub,
+    sqlite_path,
+)
 from invoicegen.urls import describe_target as describe_target_url
 
 if TYPE_CHECKING:
@@ -53,6 +61,7 @@ def make_engine(
     must_exist: bool = False,
     busy_timeout: float = LOCK_TIMEOUT_SECONDS,
     schema: str | None = None,
+    in_memory: bool = True,
 ) -> Engine:
     """An engine for ``url``, with invoicegen's connection settings; nothing is connected yet.
 
@@ -60,9 +69,13 @@ def make_engine(
     (for commands that only read). ``busy_timeout``: how long SQLite waits for another
     connection's write lock before giving up. ``schema``: where invoicegen's tables live
     (see :func:`schema_of`; a name :func:`invoicegen.settings.parse_schema` accepted).
+    ``in_memory=False``: refuse SQLite's in-memory database (the commands: their data must
+    outlive them, see :func:`invoicegen.urls.refuse_in_memory`).
     """
     url = parse(url) if isinstance(url, str) else url
     check_query(url)
+    if not in_memory:
+        refuse_in_memory(url)
     backend = url.get_backend_name()
     if schema is not None and backend == "sqlite":
         raise UsageError(

@@ -217,6 +217,19 @@ def sqlite_path(url: URL) -> Path | None:
     return Path(url.database or "")
 
 
+def refuse_in_memory(url: URL) -> None:
+    """Refuse SQLite's in-memory database (``sqlite://``, ``sqlite:///``, ``sqlite:///:memory:``)
+    where the database must outlive the process: what a command writes there is gone when it
+    exits, after it reported success. The library and the pytest plugin keep it: there the
+    database lives as long as the caller's engine."""
+    if url.get_backend_name() == "sqlite" and sqlite_path(url) is None:
+        raise UsageError(
+            "an in-memory SQLite database is gone when the command exits, with everything "
+            "written to it; give a file instead, e.g. sqlite:///invoicegen.db",
+            option=OPTION,
+        )
+
+
 def describe_target(url: URL) -> str:
     """What a destructive command is about to act on: dialect, host, database; no password."""
     if url.get_backend_name() == "sqlite":

@@ -12,10 +12,13 @@ import struct
 import subprocess
 import sys
 import termios
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyte
 import pytest
+import sqlalchemy as sa
 
 AS_OF = "2026-11-01"
 SEED = "9122794728361509123"  # as long as a seed gets (19 digits): it must never be cut
@@ -37,10 +40,12 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     return env | extra
 
 
-def in_terminal(*args: str, env: dict[str, str] | None = None, columns: int = 80) -> Run:
+def in_terminal(
+    *args: str, env: dict[str, str] | None = None, columns: int = 80, lines: int = 40
+) -> Run:
     """``python -m invoicegen ARGS`` on a real pseudo-terminal ``columns`` wide."""
     controller, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
     process = subprocess.Popen(
         [sys.executable, "-m", "invoicegen", *args],
         stdin=terminal,
@@ -159,6 +164,59 @@ def test_a_bar_asked_for_in_a_pipe_is_plain_lines(sqlite_url: str) -> None:
     assert "seeding 60/60 users" in run.stderr
 
 
+_PLAIN_LINE = re.compile(
+    r"seeding (?P<done>[\d,]+)/(?P<total>[\d,]+) users · ETA (?P<eta>-|\d+:\d\d:\d\d) · "
+    r"[\d,]+ rows · [\d,]+ rows/s · \d+:\d\d:\d\d elapsed"
+)
+
+
+def test_plain_progress_gives_no_eta_before_it_can_be_estimated(tmp_path: Path) -> None:
+    """The first line came after the first batch, a tenth of the others and made while the
+    workers start: its ETA, from that batch's rate, said 0:25:37 for a 40-second seed of 60,000
+    users. Now the first line has none."""
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    run = piped("seed", "-d", url, "-n", "3000", "--seed", SEED, "--as-of", AS_OF,
+                "--progress", "plain")  # fmt: skip
+    assert run.code == 0, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("seeding ")]
+    assert len(lines) >= 2, run.stderr
+    matches = [_PLAIN_LINE.fullmatch(line) for line in lines]
+    assert all(matches), lines
+    first, last = matches[0], matches[-1]
+    assert first is not None and last is not None
+    assert first["total"] == last["total"] == last["done"] == "3,000"
+    assert int(first["done"].replace(",", "")) < 3000
+    assert first["eta"] == "-", lines[0]
+    assert last["eta"] == "0:00:00", lines[-1]
+
+
+def test_the_eta_comes_from_the_recent_batches_not_the_start_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second of start-up (imports, connecting, migrating, the workers warming up), then a
+    small first batch and batches of 1,000 users every 0.1 s: 9,000 users are left after the
+    second, a second's work. Counted from the start, the ETA said 9 s."""
+    from invoicegen import console
+    from invoicegen.seeding import Progress
+
+    monkeypatch.setattr(console, "PLAIN_PROGRESS_EVERY", 0.0)  # a line per batch
+    console.configure()
+    total, done = 10_100, 0
+    with console.seed_progress(total, mode="plain") as on_progress:
+        time.sleep(1.0)
+        for batch in [100] + [1000] * 10:
+            done += batch
+            on_progress(Progress(done, total, done * 20))
+            time.sleep(0.1)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("seeding")]
+    etas = [match["eta"] for line in lines if (match := _PLAIN_LINE.fullmatch(line))]
+    assert len(etas) == 11, lines
+    assert etas[0] == "-"
+    seconds = [int(h) * 3600 + int(m) * 60 + int(s) for h, m, s in (e.split(":") for e in etas[1:])]
+    assert 1 <= seconds[0] <= 3, lines  # 9,000 users at 10,000 a second: one second, rounded up
+    assert seconds == sorted(seconds, reverse=True) and seconds[-1] == 0, lines
+
+
 def test_an_unknown_progress_mode_is_a_usage_error(sqlite_url: str) -> None:
     run = piped(*seed_args(sqlite_url, "--progress", "fancy"))
     assert run.code == 2
@@ -246,6 +304,65 @@ def test_the_progress_bar_keeps_users_and_eta_whole(sqlite_url: str, columns: in
     frames = [re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", f) for f in run.text.split("\x1b[2K")]
     bars = [frame.strip("\r\n") for frame in frames if frame.startswith("seeding ")]
     assert bars and all(len(bar) < columns for bar in bars), bars
+
+
+_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_STEP = re.compile(r"stats(?: --check)? \d+/\d+")
+
+
+def _spinner_frames(run: Run, columns: int, lines: int) -> tuple[list[str], list[str], list[str]]:
+    """What a terminal ``columns`` x ``lines`` showed: each frame of the spinner (the screen
+    just before the next one is drawn, its lines joined by one space), the lines each frame
+    wrote (escape sequences left out), and the screen at the end."""
+    screen = pyte.Screen(columns, lines)
+    stream = pyte.ByteStream(screen)
+    shown, written = [], []
+    # Rich starts each redraw with CR and an erase of the line (then goes up the frame's lines)
+    pieces = run.raw.split(b"\r\x1b[2K")
+    for index, piece in enumerate(pieces):
+        stream.feed((b"\r\x1b[2K" if index else b"") + piece)
+        frame = piece.split(b"\x1b[?25h", 1)[0].decode("utf-8", "replace")  # to the spinner's end
+        if _STEP.search(frame):
+            shown.append(" ".join(" ".join(screen.display).split()))
+            written += _ESCAPE.sub("", frame).replace("\r", "").split("\n")
+    return shown, written, [line.rstrip() for line in screen.display]
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_the_stats_spinner_shows_each_step_whole_and_leaves_nothing(
+    sqlite_url: str, columns: int
+) -> None:
+    """At 60 columns the spinner cut `invoices by month, status and currency` (and at 80 the
+    examples of a failed check) to the line's width: the name is folded onto the next line
+    instead, no line is as wide as the terminal, and the spinner is gone at the end."""
+    from invoicegen.stats import COLLECT_STEPS
+
+    assert piped(*seed_args(sqlite_url)).code == 0
+    with sa.create_engine(sqlite_url).begin() as connection:  # fails one check: its examples
+        connection.execute(
+            sa.text("UPDATE invoices SET number = 'X' || number WHERE id = "
+                    "(SELECT min(id) FROM invoices WHERE number IS NOT NULL)")
+        )  # fmt: skip
+    lines = 300  # the whole output on the screen, so the end shows what is left
+    expected = {
+        ("stats",): [f"stats {n}/7 · {name}" for n, name in enumerate(COLLECT_STEPS, 1)],
+        ("stats", "--check"): [
+            "stats --check 1/7 · users and their clients",
+            "stats --check 8/8 · examples of invoice numbers not INV-<user>-<n> in issue order",
+        ],
+    }
+    for args, steps in expected.items():
+        run = in_terminal(*args, "-d", sqlite_url, columns=columns, lines=lines)
+        assert run.code in (0, 7), run.text
+        shown, written, end = _spinner_frames(run, columns, lines)
+        assert shown, run.raw[:400]
+        for step in steps:
+            assert any(step in frame for frame in shown), (step, shown)
+        assert not any("…" in frame for frame in shown), shown
+        assert written and all(len(line) < columns for line in written), written
+        assert not any(_STEP.search(line) for line in end), end
+        heading = "checking sqlite:///" if "--check" in args else "sqlite:///"
+        assert end[0].startswith(heading), end[:3]
 
 
 def test_the_reset_prompt_has_no_empty_parentheses(sqlite_url: str) -> None:

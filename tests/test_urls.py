@@ -342,3 +342,51 @@ def test_postgres_shorthand_seeds(postgresql_url: str) -> None:
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["database"].startswith("postgresql://")
     assert users_in(url) == 2
+
+
+# --- an in-memory SQLite database ends with the process that opened it --------------------------
+
+IN_MEMORY = ["sqlite://", "sqlite:///", "sqlite:///:memory:"]
+DATABASE_COMMANDS = [
+    ["seed", "-n", "3", "--seed", "1"],
+    ["migrate"],
+    ["reset", "--yes"],
+    ["protect"],
+    ["unprotect"],
+    ["stats"],
+    ["stats", "--check"],
+]
+
+
+@pytest.mark.parametrize("url", IN_MEMORY)
+@pytest.mark.parametrize("args", DATABASE_COMMANDS, ids=lambda args: " ".join(args[:2]))
+def test_a_command_refuses_an_in_memory_database_and_names_a_file_instead(
+    url: str, args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a command writes to (or reads from) an in-memory database is gone when it exits:
+    `seed -d sqlite://` reported success for data that never outlived it."""
+    monkeypatch.chdir(tmp_path)
+    line = assert_one_line_error(invoke(*args, "-d", url), UsageError.exit_code)
+    assert line.startswith("error: --database-url: "), line
+    assert "in-memory" in line and "sqlite:///invoicegen.db" in line, line
+    assert list(tmp_path.iterdir()) == []  # no file written in its place
+    result = invoke(*args, "-d", url, "--json")
+    assert result.exit_code == UsageError.exit_code, result.stderr
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == UsageError.exit_code
+    assert result.stderr.strip() == f"error: {error['message']}"
+
+
+def test_an_in_memory_database_from_the_environment_names_the_variable(tmp_path: Path) -> None:
+    result = invoke("migrate", env={settings.env_var("database_url"): "sqlite://"})
+    line = assert_one_line_error(result, UsageError.exit_code)
+    assert line.startswith("error: environment INVOICEGEN_DATABASE_URL: --database-url: "), line
+
+
+def test_the_library_still_opens_an_in_memory_database() -> None:
+    """The pytest plugin and users' scripts keep SQLite's in-memory database: it lives as
+    long as their engine."""
+    engine = db.make_engine("sqlite://")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT 1")).scalar() == 1
+    engine.dispose()
