@@ -538,6 +538,11 @@ def invoice_lifecycle(
 #: issued_on, due_on, paid_on, status, currency.
 Bill = tuple[dt.date, dt.date, Decimal, dt.date | None, dt.date | None, dt.date | None, str, str]
 
+#: An invoice row in the writers' column order (id, period_start, period_end, amount, number,
+#: issued_on, due_on, paid_on, status, currency, contract_id), a list so that the seeding
+#: engine fills in the id and number in place once the user's invoices are all billed.
+InvoiceRow = list[Any]
+
 
 def bill_contract(
     rand: random.Random,
@@ -553,12 +558,34 @@ def bill_contract(
 
     The same values and draws as :func:`invoice_lifecycle` and :func:`period_amount` per
     billed period (``tests/test_rows.py`` compares them, and ``ContractFactory``'s
-    invoices), in one loop: the amount of a full period and the day counts are worked out
-    once per contract, not per invoice. When a payer pays is :meth:`Payer.pays_after`'s.
+    invoices): :func:`bill_rows`' rows without the id, number and contract id.
+    """
+    rows: list[InvoiceRow] = []
+    bill_rows(rows, rand, start, end, as_of, rate, currency, terms, payer, None)
+    return [(r[1], r[2], r[3], r[5], r[6], r[7], r[8], r[9]) for r in rows]
+
+
+def bill_rows(
+    rows: list[InvoiceRow],
+    rand: random.Random,
+    start: dt.date,
+    end: dt.date | None,
+    as_of: dt.date,
+    rate: Decimal,
+    currency: str,
+    terms: int,
+    payer: Payer,
+    contract_id: int | None,
+) -> None:
+    """:func:`bill_contract`'s invoices appended to ``rows`` as the writers' rows, id and
+    number None: the seeding engine builds each invoice row once (not a bill, then the row).
+
+    One loop: the amount of a full period and the day counts are worked out once per
+    contract, not per invoice. When a payer pays is :meth:`Payer.pays_after`'s.
     """
     periods = _periods(start, end, as_of)
     if not periods:
-        return []
+        return
     draw = rand.random
     amount = rate.quantize(CENT)
     issue_after, days, void = _ISSUE_AFTER, _DAYS, VOID_SHARE
@@ -570,19 +597,24 @@ def bill_contract(
     late_first += terms
     # issued after it: never paid
     unpaid_after = as_of - dt.timedelta(days=stopped_days) if stopped_days else as_of
-    bills: list[Bill] = []
-    append = bills.append
+    append = rows.append
     last_end = periods[-1][1]
     for period_start, period_end, _full_days in periods:
         issued = period_end + issue_after[int(draw() * 10)]
         if issued > as_of:
             if period_end == last_end:  # the contract's latest invoice: not issued yet
-                append((period_start, period_end, amount, None, None, None, "draft", currency))
+                append(
+                    [None, period_start, period_end, amount, None,
+                     None, None, None, "draft", currency, contract_id]
+                )  # fmt: skip
                 break
             issued = as_of
         due = issued + due_after
         if draw() < void:
-            append((period_start, period_end, amount, issued, due, None, "void", currency))
+            append(
+                [None, period_start, period_end, amount, None,
+                 issued, due, None, "void", currency, contract_id]
+            )  # fmt: skip
             continue
         if own is not None:
             delay = own(rand, issued, terms, as_of)
@@ -595,15 +627,20 @@ def bill_contract(
         if delay >= 0:
             paid = issued + (days[delay] if delay < 512 else dt.timedelta(days=delay))
             if paid <= as_of:
-                append((period_start, period_end, amount, issued, due, paid, "paid", currency))
+                append(
+                    [None, period_start, period_end, amount, None,
+                     issued, due, paid, "paid", currency, contract_id]
+                )  # fmt: skip
                 continue
         status = "open" if due >= as_of else "overdue"
-        append((period_start, period_end, amount, issued, due, None, status, currency))
+        append(
+            [None, period_start, period_end, amount, None,
+             issued, due, None, status, currency, contract_id]
+        )  # fmt: skip
     last = periods[-1]
     ended = end is not None and end <= as_of  # only an ended contract's last period is short
     if ended and (last[1] - last[0]).days + 1 < last[2]:  # a short final period: prorated
-        bills[-1] = (*bills[-1][:2], period_amount(rate, currency, last), *bills[-1][3:])
-    return bills
+        rows[-1][3] = period_amount(rate, currency, last)
 
 
 def invoice_number(user_id: int | None, n: int) -> str:
@@ -611,16 +648,12 @@ def invoice_number(user_id: int | None, n: int) -> str:
 
     A user with no id yet (``build()``) numbers as user 0.
     """
-    return f"{_number_prefix(user_id)}{n}"
+    return f"{invoice_number_prefix(user_id)}{n}"
 
 
-def invoice_numbers(user_id: int | None, count: int) -> list[str]:
-    """``invoice_number(user_id, n)`` for n from 1 to ``count``."""
-    prefix = _number_prefix(user_id)
-    return [prefix + str(n) for n in range(1, count + 1)]
-
-
-def _number_prefix(user_id: int | None) -> str:
+def invoice_number_prefix(user_id: int | None) -> str:
+    """``INV-<user id>-``: an invoice number without its count (the seeding engine appends
+    the count to it for each of a user's invoices)."""
     return f"INV-{user_id if user_id is not None else 0}-"
 
 

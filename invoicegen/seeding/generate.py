@@ -37,17 +37,17 @@ from invoicegen.factories import (
     STOCK_CLIENT_DECLARATIONS,
     STOCK_CONTRACT_DECLARATIONS,
     STOCK_USER_DECLARATIONS,
-    Bill,
     ClientRow,
     ContractRow,
+    InvoiceRow,
     IsolatedClientFactory,
     IsolatedContractFactory,
     IsolatedUserFactory,
     UserRow,
-    bill_contract,
+    bill_rows,
     client_row,
     contract_row,
-    invoice_numbers,
+    invoice_number_prefix,
     prepare_monthly_rates,
     user_row,
 )
@@ -522,27 +522,23 @@ _NEVER = dt.date.max  # a draft's place among issue days: after every issued inv
 
 def _invoices(tables: _Tables, contracts: list[_Contract]) -> None:
     rand, as_of = factory.random.randgen, tables.as_of
-    bills: list[Bill] = []
-    owners: list[int] = []
+    rows: list[InvoiceRow] = []  # each built once, its id and number filled in below
     for owner, start, end, currency, rate, terms, payer in contracts:
-        billed = bill_contract(rand, start, end, as_of, rate, currency, terms, payer)
-        bills += billed
-        owners += [owner] * len(billed)
+        bill_rows(rows, rand, start, end, as_of, rate, currency, terms, payer, owner)
     # Numbers count the user's issued invoices by issue date, then id (= list order: the
     # sort is stable); drafts, never issued, come last and get none.
-    issued_on = [bill[3] or _NEVER for bill in bills]
-    order = sorted(range(len(bills)), key=issued_on.__getitem__)
-    numbers: list[str | None] = [None] * len(bills)
-    issued = len(bills) - issued_on.count(_NEVER)
-    # strict=False: the drafts at the end of order get no number
-    for index, number in zip(order, invoice_numbers(tables.user_id, issued), strict=False):
-        numbers[index] = number
-    first = tables.invoice_id
-    tables.invoice_id = last = first + len(bills)
-    tables.invoices += [  # as writers.COLUMNS
-        (i, b[0], b[1], b[2], n, b[3], b[4], b[5], b[6], b[7], o)
-        for i, b, n, o in zip(range(first, last), bills, numbers, owners, strict=True)
-    ]
+    issued_on = [row[5] or _NEVER for row in rows]
+    order = sorted(range(len(rows)), key=issued_on.__getitem__)
+    issued = len(rows) - issued_on.count(_NEVER)
+    prefix = invoice_number_prefix(tables.user_id)  # invoice_number(user_id, n)
+    for n, index in enumerate(order[:issued], 1):  # the drafts at the end of order get none
+        rows[index][4] = prefix + str(n)
+    invoice_id = tables.invoice_id
+    for row in rows:
+        row[0] = invoice_id
+        invoice_id += 1
+    tables.invoice_id = invoice_id
+    tables.invoices += map(tuple, rows)  # as writers.COLUMNS
 
 
 def generate_prepared(plan: Plan, path: str, batch: Batch) -> Prepared:
