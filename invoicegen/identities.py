@@ -289,6 +289,16 @@ def _digits_drawn(text: str) -> Callable[[random.Random], str]:
         octal, bits = f"%0{len(kinds) - hashes}o", 3 * (len(kinds) - hashes)
         literal = "".join(c for c in text if c not in _DIGIT_SLOTS)
         pick = _slices_of(text, hashes, len(kinds))
+        if len(chunks) == 1:  # most formats (en_US's eight #): one numeral, no list to join
+            ((form, size),) = chunks
+
+            def short_numeral(rand: random.Random) -> str:
+                drawn = form % int(rand.random() * size)
+                if bits:
+                    drawn += (octal % rand.getrandbits(bits)).translate(_OCTAL_ABOVE_ONE)
+                return "".join(pick(drawn + literal))
+
+            return short_numeral
 
         def numeral(rand: random.Random) -> str:
             draw = rand.random
