@@ -38,6 +38,8 @@ from faker.providers.person import Provider as PersonProvider
 from faker.providers.person.ja_JP import Provider as JapanesePersonProvider
 from faker.providers.phone_number import Provider as PhoneProvider
 
+from invoicegen.identities import MAP_DRAW
+
 Sampler = Callable[[], Any]
 _seed = _random.Random.seed  # the C seeding under random.Random.seed's checks
 
@@ -141,6 +143,8 @@ class Compiler:
         self.rand = rand
         # id(table) -> (the table, kept alive so the id stays its own; its cumulative weights)
         self._cumulative: dict[int, tuple[Any, list[float]]] = {}
+        # a table's draw -> (the table, whether weighted, its values)
+        self._tables: dict[Sampler, tuple[Any, bool, tuple[Any, ...]]] = {}
         self._bound: dict[tuple[Any, str], Sampler] = {}
         self._rules: dict[Any, Callable[[Any], Sampler | None]] = {
             PersonProvider.first_name: lambda p: self.element(p, p.first_names),
@@ -254,7 +258,18 @@ class Compiler:
         draw = self._weighted(elements, values) if weighted else self.uniform(values)
         if then:
             return lambda: draw()()
+        self._tables[draw] = (elements, weighted, values)
         return draw
+
+    def map_draw(self, draw: Sampler, function: Callable[[Any], Any]) -> Sampler | None:
+        """``function(draw())`` in one call, from the same random numbers, for a ``draw``
+        :meth:`element` made (its table's entries mapped once); None for another one."""
+        table = self._tables.get(draw)
+        if table is None:
+            return None
+        elements, weighted, values = table
+        mapped = tuple(map(function, values))
+        return self._weighted(elements, mapped) if weighted else self.uniform(mapped)
 
     def _weighted(self, elements: Any, values: Sequence[Any]) -> Sampler:
         """One of ``values`` (``elements``' keys, or what they map to) by ``elements``'
@@ -425,4 +440,5 @@ def compile_faker(fake: Any) -> Any:
         method = getattr(generator, name, None)
         if method is not None:
             setattr(generator, name, compiler.bound(method))
+    setattr(generator, MAP_DRAW, compiler.map_draw)  # identities' names, read once
     return fake
