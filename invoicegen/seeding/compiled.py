@@ -337,6 +337,15 @@ class Compiler:
             return lambda: text
         template.append(text[position:].replace("%", "%%"))
         pattern = "".join(template)
+        if len(tokens) == 1:  # most formats have one to three tokens: no list built per call
+            (first,) = tokens
+            return lambda: pattern % (first(),)
+        if len(tokens) == 2:
+            first, second = tokens
+            return lambda: pattern % (first(), second())
+        if len(tokens) == 3:
+            first, second, third = tokens
+            return lambda: pattern % (first(), second(), third())
         return lambda: pattern % tuple([token() for token in tokens])
 
     def numerify(self, text: str) -> Sampler:
