@@ -814,9 +814,10 @@ def user_row(person: Callable[[], Person], phone: Callable[[], str], number: int
     them with ``build()``). ``person`` and ``phone`` are the locale's draws its ``person``
     and ``phone`` declarations make (:meth:`FromLocale.sampler`)."""
     drawn = person()
-    first, last = drawn.first_name, drawn.last_name
-    name = drawn.full_name(first, last)
-    return name, user_email(drawn.email_words(name, first, last), number), phone()
+    name = drawn.full_name(drawn.first_name, drawn.last_name)
+    # the email words of a name made of the drawn names: their own readings (email_words)
+    words = drawn.first_reading, drawn.last_reading
+    return name, user_email(words, number), phone()
 
 
 def payer_of(client: Any) -> Payer:
@@ -903,10 +904,10 @@ def client_row(
     and ``company`` are the locale's draws its ``person`` and ``company_name`` declarations
     make."""
     drawn = person()
-    first, last = drawn.first_name, drawn.last_name
-    name = drawn.full_name(first, last)
+    name = drawn.full_name(drawn.first_name, drawn.last_name)
     company_name = company()
-    email = client_email(drawn.email_words(name, first, last), company_name, number)
+    words = drawn.first_reading, drawn.last_reading  # as in user_row
+    email = client_email(words, company_name, number)
     country = client_country(rand, home_country)
     terms = payment_terms(rand)
     return name, company_name, email, country, terms, payer_profile(rand)

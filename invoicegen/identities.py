@@ -156,18 +156,44 @@ class _Gender:
     cum_weights: tuple[float, ...]
 
 
-def _reading(draw: Callable[[], str]) -> _Draw:
+#: A Faker generator's attribute that maps its table draws, where it has one (the seeding
+#: engine's compiled Fakers, see ``invoicegen.seeding.compiled``): ``map_draw(draw, function)``
+#: is ``function(draw())`` in one call, from the same random numbers, each of the table's
+#: entries mapped once; or None for a draw that is not one of its tables'.
+MAP_DRAW = "invoicegen_map_draw"
+
+
+def _mapped(generator: Any, draw: Callable[[], Any], function: Callable[[Any], Any]) -> Any:
+    map_draw = getattr(generator, MAP_DRAW, None)
+    return map_draw(draw, function) if map_draw is not None else None
+
+
+def _with_reading(name: str) -> tuple[str, str]:
+    return name, romanize(name)
+
+
+def _own_reading(pair: tuple[str, str, str]) -> tuple[str, str]:
+    return pair[0], pair[2]  # Faker ja_JP's (kanji, kana, romaji): its own reading
+
+
+def _reading(generator: Any, draw: Callable[[], str]) -> _Draw:
+    mapped: _Draw | None = _mapped(generator, draw, _with_reading)
+    if mapped is not None:  # the names romanized once, not per row
+        return mapped
+
     def named() -> tuple[str, str]:
-        name = draw()
-        return name, romanize(name)
+        return _with_reading(draw())
 
     return named
 
 
-def _pair(draw: Callable[[], tuple[str, str, str]]) -> _Draw:
-    def paired() -> tuple[str, str]:  # Faker ja_JP's (kanji, kana, romaji): its own reading
-        name, _kana, reading = draw()
-        return name, reading
+def _pair(generator: Any, draw: Callable[[], tuple[str, str, str]]) -> _Draw:
+    mapped: _Draw | None = _mapped(generator, draw, _own_reading)
+    if mapped is not None:
+        return mapped
+
+    def paired() -> tuple[str, str]:
+        return _own_reading(draw())
 
     return paired
 
@@ -210,12 +236,13 @@ class _Names:
         self.generator = provider.generator
         genders = []
         for gender in ("male", "female"):
+            generator = self.generator
             if hasattr(provider, f"first_name_{gender}_pair"):  # ja_JP
-                first = _pair(getattr(provider, f"first_name_{gender}_pair"))
-                last = _pair(provider.last_name_pair)
+                first = _pair(generator, getattr(provider, f"first_name_{gender}_pair"))
+                last = _pair(generator, provider.last_name_pair)
             else:
-                first = _reading(getattr(provider, f"first_name_{gender}"))
-                last = _reading(getattr(provider, f"last_name_{gender}"))
+                first = _reading(generator, getattr(provider, f"first_name_{gender}"))
+                last = _reading(generator, getattr(provider, f"last_name_{gender}"))
             formats = getattr(provider, f"formats_{gender}", None) or provider.formats
             genders.append(_Gender(first, last, *_orders(formats)))
         self.male, self.female = genders
@@ -289,6 +316,16 @@ def _digits_drawn(text: str) -> Callable[[random.Random], str]:
         octal, bits = f"%0{len(kinds) - hashes}o", 3 * (len(kinds) - hashes)
         literal = "".join(c for c in text if c not in _DIGIT_SLOTS)
         pick = _slices_of(text, hashes, len(kinds))
+        if len(chunks) == 1:  # most formats (en_US's eight #): one numeral, no list to join
+            ((form, size),) = chunks
+
+            def short_numeral(rand: random.Random) -> str:
+                drawn = form % int(rand.random() * size)
+                if bits:
+                    drawn += (octal % rand.getrandbits(bits)).translate(_OCTAL_ABOVE_ONE)
+                return "".join(pick(drawn + literal))
+
+            return short_numeral
 
         def numeral(rand: random.Random) -> str:
             draw = rand.random

@@ -11,6 +11,7 @@ import faker
 import faker.generator
 import pytest
 
+from invoicegen.identities import MAP_DRAW
 from invoicegen.seeding.compiled import COMPILED, Compiler, FastRandom, compile_faker
 from invoicegen.seeding.generate import fast_faker
 
@@ -54,6 +55,29 @@ def test_names_are_compiled_where_the_locale_keeps_faker_tables() -> None:
     assert {"first_name_male_pair", "last_name_pair"} <= set(
         _compiled_names(compile_faker(faker.Faker("ja_JP")))
     )
+
+
+@pytest.mark.parametrize("locale", ["en_US", "ja_JP", "ru_RU"])
+def test_a_mapped_table_draw_is_the_function_of_the_draw(locale: str) -> None:
+    """``map_draw`` (identities' names with their readings) draws ``function(draw())`` from
+    the same random numbers, and maps only the table draws the compiler made."""
+    compiled = compile_faker(faker.Faker(locale))
+    generator = _generator(compiled)
+    map_draw = getattr(generator, MAP_DRAW)
+    names = [n for n in _compiled_names(compiled) if n.endswith(("_name", "_pair", "suffix"))]
+    assert names
+    shared = faker.generator.random
+    for name in names:
+        draw = getattr(generator, name)
+        mapped = map_draw(draw, lambda value: (value, repr(value)))
+        for seed in range(100):
+            shared.seed(seed)
+            value, state = draw(), shared.getstate()
+            shared.seed(seed)
+            assert mapped() == (value, repr(value)), (locale, name, seed)
+            assert shared.getstate() == state, (locale, name, seed)
+    assert map_draw(generator.company, repr) is None  # a format over tables: not one table
+    assert map_draw(lambda: "Smith", repr) is None
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,8 @@ from faker.providers.person import Provider as PersonProvider
 from faker.providers.person.ja_JP import Provider as JapanesePersonProvider
 from faker.providers.phone_number import Provider as PhoneProvider
 
+from invoicegen.identities import MAP_DRAW
+
 Sampler = Callable[[], Any]
 _seed = _random.Random.seed  # the C seeding under random.Random.seed's checks
 
@@ -139,8 +141,10 @@ class Compiler:
 
     def __init__(self, rand: random.Random) -> None:
         self.rand = rand
-        # id(table) -> (the table, kept alive so the id stays its own; its index draw)
-        self._tables: dict[tuple[int, bool], tuple[Any, Callable[[], int]]] = {}
+        # id(table) -> (the table, kept alive so the id stays its own; its cumulative weights)
+        self._cumulative: dict[int, tuple[Any, list[float]]] = {}
+        # a table's draw -> (the table, whether weighted, its values)
+        self._tables: dict[Sampler, tuple[Any, bool, tuple[Any, ...]]] = {}
         self._bound: dict[tuple[Any, str], Sampler] = {}
         self._rules: dict[Any, Callable[[Any], Sampler | None]] = {
             PersonProvider.first_name: lambda p: self.element(p, p.first_names),
@@ -251,31 +255,56 @@ class Compiler:
         if not keys:
             return None
         values: tuple[Any, ...] = tuple(then(key) for key in keys) if then else tuple(keys)
-        index = self._index(elements, weighted)
+        draw = self._weighted(elements, values) if weighted else self.uniform(values)
         if then:
-            return lambda: values[index()]()
-        return lambda: values[index()]
+            return lambda: draw()()
+        self._tables[draw] = (elements, weighted, values)
+        return draw
 
-    def _index(self, elements: Any, weighted: bool) -> Callable[[], int]:
-        """A draw of an index into ``elements``: by its weights (``random.choices``), or
-        uniform (``random.choice``)."""
-        key = (id(elements), weighted)
-        cached = self._tables.get(key)
-        if cached is not None:
-            return cached[1]
-        n = len(elements)
-        if weighted:
-            cum = list(accumulate(elements.values()))
-            total, hi, draw = cum[-1] + 0.0, n - 1, self.rand.random
-            bisect_right = bisect.bisect_right
+    def map_draw(self, draw: Sampler, function: Callable[[Any], Any]) -> Sampler | None:
+        """``function(draw())`` in one call, from the same random numbers, for a ``draw``
+        :meth:`element` made (its table's entries mapped once); None for another one."""
+        table = self._tables.get(draw)
+        if table is None:
+            return None
+        elements, weighted, values = table
+        mapped = tuple(map(function, values))
+        return self._weighted(elements, mapped) if weighted else self.uniform(mapped)
 
-            def index() -> int:
-                return bisect_right(cum, draw() * total, 0, hi)
+    def _weighted(self, elements: Any, values: Sequence[Any]) -> Sampler:
+        """One of ``values`` (``elements``' keys, or what they map to) by ``elements``'
+        weights, as ``random.choices`` draws it: the index draw and the lookup in one call."""
+        cached = self._cumulative.get(id(elements))
+        if cached is None or cached[0] is not elements:
+            cached = self._cumulative[id(elements)] = (
+                elements,
+                list(accumulate(elements.values())),
+            )
+        cum = cached[1]
+        total, hi, draw = cum[-1] + 0.0, len(cum) - 1, self.rand.random
+        bisect_right = bisect.bisect_right
 
-        else:
-            index = self.below(n)
-        self._tables[key] = (elements, index)
-        return index
+        def weighted() -> Any:
+            return values[bisect_right(cum, draw() * total, 0, hi)]
+
+        return weighted
+
+    def uniform(self, values: Sequence[Any]) -> Sampler:
+        """One of ``values``, as ``random.choice`` draws it (``_randbelow`` inlined, as
+        :meth:`below` does): the index draw and the lookup in one call."""
+        n = len(values)
+        if not INLINE_RANDBELOW:
+            randbelow = self.rand._randbelow  # type: ignore[attr-defined]
+            return lambda: values[randbelow(n)]
+        k, getrandbits = n.bit_length(), self.rand.getrandbits
+
+        def uniform() -> Any:
+            r = getrandbits(k)
+            while r >= n:
+                r = getrandbits(k)
+            return values[r]
+
+        return uniform
 
     def below(self, n: int) -> Callable[[], int]:
         """``Random._randbelow(n)``, inlined when this Python's is the getrandbits loop."""
@@ -308,6 +337,15 @@ class Compiler:
             return lambda: text
         template.append(text[position:].replace("%", "%%"))
         pattern = "".join(template)
+        if len(tokens) == 1:  # most formats have one to three tokens: no list built per call
+            (first,) = tokens
+            return lambda: pattern % (first(),)
+        if len(tokens) == 2:
+            first, second = tokens
+            return lambda: pattern % (first(), second())
+        if len(tokens) == 3:
+            first, second, third = tokens
+            return lambda: pattern % (first(), second(), third())
         return lambda: pattern % tuple([token() for token in tokens])
 
     def numerify(self, text: str) -> Sampler:
@@ -411,4 +449,5 @@ def compile_faker(fake: Any) -> Any:
         method = getattr(generator, name, None)
         if method is not None:
             setattr(generator, name, compiler.bound(method))
+    setattr(generator, MAP_DRAW, compiler.map_draw)  # identities' names, read once
     return fake
