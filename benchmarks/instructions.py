@@ -1,7 +1,10 @@
 """Instructions per row of each table, generating on one core: counted by valgrind, so other
 load on the machine changes nothing (CPU time does change under load).
 
-    python benchmarks/instructions.py --users 300
+    PYTHONHASHSEED=0 python benchmarks/instructions.py --users 300
+
+Fix the hash seed when comparing two runs: string hashes decide dict and set layouts, and
+without a fixed seed a level's count moves by about 4k instructions per row between runs.
 
 Runs this script under ``valgrind --tool=callgrind`` once per level: imports and warm-up only,
 then users only, users and clients, ... all four tables (each level below is cut off: it draws
