@@ -340,14 +340,9 @@ def _engine(config: settings.Settings, **options: Any) -> Engine:
             config.database_url, schema=config.schema, in_memory=False, **options
         )
     except UsageError as exc:
-        source = config.sources.get("database_url")
-        if (
-            exc.option == urls.OPTION
-            and exc.source is None
-            and source not in ("command line", "default")
-        ):
-            exc.source = source
-        raise
+        if exc.option != urls.OPTION or exc.source is not None:
+            raise
+        raise settings.said_where(exc, config.sources.get("database_url", "default")) from None
     if (opened := _engines.get()) is not None:
         opened.append(engine)
     return engine

@@ -691,6 +691,13 @@ def _parse(option: Option, raw: Any, source: str) -> Any:
     try:
         return option.parse(raw)
     except UsageError as exc:
-        if source == "command line":
-            raise
-        raise UsageError(exc.problem, option=exc.option, source=source) from None
+        raise said_where(exc, source) from None
+
+
+def said_where(exc: UsageError, source: str) -> UsageError:
+    """``exc``, about a value that came from ``source`` (a :attr:`Settings.sources` entry),
+    saying so when the user may not know it: a value from the environment, a profile or a
+    file. One typed on the command line, or the default, needs no origin."""
+    if source not in ("command line", "default"):
+        exc.source = source
+    return exc
