@@ -234,9 +234,9 @@ class _Names:
     def __init__(self, fake: Any) -> None:
         provider = _person_provider(fake)
         self.generator = provider.generator
+        generator = self.generator
         genders = []
         for gender in ("male", "female"):
-            generator = self.generator
             if hasattr(provider, f"first_name_{gender}_pair"):  # ja_JP
                 first = _pair(generator, getattr(provider, f"first_name_{gender}_pair"))
                 last = _pair(generator, provider.last_name_pair)
