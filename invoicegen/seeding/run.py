@@ -332,7 +332,14 @@ class Run:
             with db.database_errors(self.engine.url):
                 batches = plan_batches(self.plan, self.positions, first_ids)
                 generated = workers.ordered(
-                    pool, generate.generate_prepared, batches, self.plan, self.write_path
+                    pool,
+                    generate.generate_prepared,
+                    batches,
+                    self.plan,
+                    self.write_path,
+                    # COPY and LOAD DATA: the server parses, this process only sends bytes,
+                    # and a batch made here would keep the next one from the server
+                    beside=self.write_path not in ("copy", "load_data"),
                 )
                 # stops the workers however the loop ends
                 with contextlib.closing(generated), workers.frozen_heap():

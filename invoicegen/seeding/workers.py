@@ -67,11 +67,15 @@ class Pool:
         *,
         ahead: int = 3,
         here: Callable[[T], R] | None = None,
+        beside: bool = True,
     ) -> Iterator[tuple[T, R]]:
         """``(item, fn(item))`` for each item, in order; up to ``ahead`` calls queued per ready
         worker. With ``here`` (``fn`` as this process calls it), this process computes the
         next items itself, up to ``ahead`` of them held, whenever the result due next is not
-        ready (workers starting, or busy): no core waits while another has work.
+        ready (workers starting, or busy): no core waits while another has work. With
+        ``beside`` False, only until a worker is ready: for a caller whose own work on each
+        result is short and whose next result must not wait for a whole item made here (a
+        database server that parses what the caller sends idles meanwhile).
         Raises BrokenProcessPool when a worker dies, and what ``fn`` raised."""
         pending: deque[_Pending[T, R]] = deque()
         in_flight = [0] * len(self._connections)
@@ -100,7 +104,12 @@ class Pool:
                 yield head.item, cast(R, head.result)
                 continue
             held = sum(1 for p in pending if p.worker is None)
-            if here is not None and not feed.done and (head is None or held < ahead):
+            if (
+                here is not None
+                and not feed.done
+                and (head is None or held < ahead)
+                and (beside or not any(self._ready))
+            ):
                 if (item := feed.next()) is not _END:
                     with collector_paused():
                         result = here(item)
@@ -330,11 +339,15 @@ def optional_pool(count: int, warm: str, *args: Any) -> Iterator[Pool | None]:
 
 
 def ordered(
-    workers: Pool | None, function: Callable[..., R], items: Iterable[T], *args: Any
+    workers: Pool | None,
+    function: Callable[..., R],
+    items: Iterable[T],
+    *args: Any,
+    beside: bool = True,
 ) -> Generator[tuple[T, R], None, None]:
     """``(item, function(*args, item))`` for each item, in order; computed by the ``workers``
     when there are some (:meth:`Pool.map`), and here meanwhile, whenever the result due next
-    is not ready; else all here."""
+    is not ready (with ``beside`` False, only until a worker is ready); else all here."""
     if workers is None:
         for item in items:
             with collector_paused():
@@ -342,7 +355,7 @@ def ordered(
             yield item, result
         return
     call = functools.partial(function, *args)
-    yield from workers.map(call, items, here=call)
+    yield from workers.map(call, items, here=call, beside=beside)
 
 
 def init(parent: int, warm: str, *args: Any) -> None:
