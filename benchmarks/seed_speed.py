@@ -1,7 +1,7 @@
 """How fast invoicegen seeds, next to the article's pattern and the database's own write floor.
 
     python benchmarks/seed_speed.py --db sqlite --users 10000
-    python benchmarks/seed_speed.py --db postgresql --users 10000 100000
+    python benchmarks/seed_speed.py --db postgresql --users 10000 100000 --repeat 3
 
 Everything runs in one process tree against the same database server, side by side:
 
@@ -19,9 +19,14 @@ It prints rows/s for each, the ratios 1/2 and 1/3, and invoicegen's peak RSS (it
 and how busy (1) kept the cores: the CPU time (user + sys) of all its processes over the wall
 time, and the writing process's own CPU time (on a quiet machine, the rest of its wall time
 is idle: start-up, waiting for a batch, waiting for the disk). With the server on this machine
-it also prints the server's CPU (all its processes, from ``/proc``) over invoicegen's run and
-over the floor's: the same rows cost the server more CPU as invoicegen's varied values than as
-the floor's constants, and on two cores the generating processes and the server share them.
+it also prints the CPU the rest of the machine (the server, on a quiet machine) spent over
+invoicegen's run and over the floor's: on two cores the generating processes and the server
+share them.
+
+Each user count is measured ``--repeat`` times (3 by default), invoicegen and the floor
+alternated (invoicegen first, then the floor first, ...), each from a settled server (see
+:func:`settle`), then the median of the ratios to the floor and each of them: on a shared
+2-core machine a single floor moves by up to a quarter from run to run.
 First it prints the CPU time per row of each table, generating on one core in this process
 (``time.process_time``: what other load on the machine does not inflate much), and what
 adapting rows for each writer and shipping them between processes cost per row:
@@ -41,6 +46,8 @@ import os
 import pickle
 import platform
 import random
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,38 +99,67 @@ def fresh_database(kind: str) -> Iterator[str]:
         admin.dispose()
 
 
-#: The server's processes, by the name the kernel gives them (``/proc/PID/stat``).
-_SERVER_PROCESSES = {"postgresql": {"postgres"}, "mariadb": {"mariadbd", "mysqld"}}
+def _machine_busy() -> float | None:
+    """CPU seconds this machine's cores have spent busy since it booted (``/proc/stat``: user,
+    nice, system, irq and softirq time), or None where there is no ``/proc/stat``."""
+    try:
+        first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, first[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
-def server_cpu(kind: str) -> float | None:
-    """CPU seconds (user + sys) the database server's processes have used so far, all of them
-    (backends, writers, InnoDB's threads): what a run made the server do, as the difference
-    of two readings. None when no such process is readable (SQLite, or a server elsewhere)."""
-    names, ticks, found = _SERVER_PROCESSES.get(kind, set()), 0, False
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:  # gone meanwhile
-            continue
-        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat.rsplit(")", 1)[1].split()
-        if name in names:
-            # utime + stime, and cutime + cstime: the backends that ended (PostgreSQL's
-            # connections are processes), reaped by the postmaster
-            ticks, found = ticks + sum(map(int, fields[11:15])), True
-    return ticks / os.sysconf("SC_CLK_TCK") if found else None
+def _own_cpu() -> float:
+    """CPU seconds of this process and of the processes it started and waited for."""
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 @contextlib.contextmanager
 def server_cpu_spent(kind: str) -> Iterator[dict[str, float]]:
-    """``{"server_cpu": seconds}`` after the block: the server's CPU over the block (absent
-    when :func:`server_cpu` cannot read it)."""
+    """``{"server_cpu": seconds}`` after the block: the CPU the rest of the machine spent over
+    it, all but this process and the processes it ran (invoicegen's, waited for): with the
+    database server on this machine and nothing else running, the server's. Read from the
+    machine's totals, not from the server's processes: a PostgreSQL backend that has exited
+    and is not reaped yet shows no CPU at all, so a run's own backend could go uncounted.
+    Absent for SQLite (written in this process) and where ``/proc/stat`` is not."""
     spent: dict[str, float] = {}
-    before = server_cpu(kind)
+    busy, own = _machine_busy(), _own_cpu()
     yield spent
-    after = server_cpu(kind)
-    if before is not None and after is not None:
-        spent["server_cpu"] = after - before
+    busy_after = _machine_busy()
+    if kind != "sqlite" and busy is not None and busy_after is not None:
+        spent["server_cpu"] = max(0.0, busy_after - busy - (_own_cpu() - own))
+
+
+def settle(kind: str, timeout: float = 60.0) -> None:
+    """Bring the server to the same state before each measurement: what the one before left
+    to write out is written first, not during the next. PostgreSQL: a ``CHECKPOINT`` (a run of
+    100,000 users writes about a gigabyte of WAL: without it a measurement pays, or not, for
+    the checkpoints the previous one started, and the same pre-generated rows took 17.0 or
+    24.0 s to COPY). MariaDB: InnoDB's dirty pages flushed (waited for, up to ``timeout``).
+    SQLite: nothing (a fresh file)."""
+    if kind == "sqlite":
+        return
+    admin = sa.create_engine(urls.parse(SERVERS[kind]), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            if kind == "postgresql":
+                connection.exec_driver_sql("CHECKPOINT")
+                return
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                dirty = connection.exec_driver_sql(
+                    "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+                    "WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_PAGES_DIRTY'"
+                ).scalar_one()
+                if int(dirty) == 0:
+                    return
+                time.sleep(0.2)
+    finally:
+        admin.dispose()
 
 
 # --- 1. invoicegen, as a user runs it ------------------------------------------------------------
@@ -430,6 +466,12 @@ def main() -> None:
     )
     parser.add_argument("--locale", default="en_US", help="locale of the CPU-per-row figures")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of invoicegen and of the floor per user count, alternated (default 3)",
+    )
+    parser.add_argument(
         "--cpu-only", action="store_true", help="only the CPU-per-row figures, no database"
     )
     args = parser.parse_args()
@@ -447,48 +489,82 @@ def main() -> None:
         f"{article['rows_per_second']:>10,.0f} rows/s"
     )
     for users in args.users:
-        with fresh_database(args.db) as url, server_cpu_spent(args.db) as ours_server:
-            ours = run_invoicegen(url, users, args.workers)
-        with fresh_database(args.db) as url, server_cpu_spent(args.db) as floor_server:
-            floor = run_floor(url, ours["counts"], 1000, users)
-        print(
-            f"invoicegen        {users:>9,} users {ours['rows']:>10,} rows "
-            f"{ours['rows_per_second']:>10,.0f} rows/s  peak RSS {ours['peak_rss_mib']:,.0f} MiB "
-            f"({ours['workers']} workers)"
-        )
-        # On a quiet machine: how many cores the run kept busy, and how long the writing
-        # process (which generates too, when no result is ready) had nothing to do.
-        print(
-            f"  process CPU (user+sys): {ours['cpu']:.2f} s in {ours['wall']:.2f} s wall = "
-            f"{ours['cpu'] / ours['wall']:.2f} of {os.cpu_count()} cores; the writing process "
-            f"{ours['writer_cpu']:.2f} s (idle {max(0.0, ours['wall'] - ours['writer_cpu']):.2f} s,"
-            " start-up included)"
-        )
-        print(
-            f"write floor       {users:>9,} users {floor['rows']:>10,} rows "
-            f"{floor['rows_per_second']:>10,.0f} rows/s"
-        )
-        if ours_server and floor_server.get("server_cpu"):  # a server here: what each cost it
+        ratios, counts = [], None
+        for number in range(args.repeat):
+            # Alternated: invoicegen first in the first round (its counts size the floor), then
+            # the floor first, and so on, so that neither always follows the other.
+            order = ("invoicegen", "floor") if number % 2 == 0 else ("floor", "invoicegen")
+            measured: dict[str, dict[str, float]] = {}
+            for which in order:
+                with fresh_database(args.db) as url:
+                    settle(args.db)
+                    with server_cpu_spent(args.db) as server:
+                        if which == "invoicegen":
+                            measured[which] = run_invoicegen(url, users, args.workers)
+                            counts = measured[which]["counts"]
+                        else:
+                            assert counts is not None
+                            measured[which] = run_floor(url, counts, 1000, users)
+                measured[which].update(server)
+            ratios.append(report_pair(args.db, users, measured, article, first=number == 0))
+        if len(ratios) > 1:
             print(
-                f"  server CPU: {ours_server['server_cpu']:.2f} s for invoicegen's rows, "
-                f"{floor_server['server_cpu']:.2f} s for the floor's "
-                f"({ours_server['server_cpu'] / floor_server['server_cpu']:.2f}x); both with "
-                f"invoicegen's process CPU: {ours['cpu'] + ours_server['server_cpu']:.2f} s of "
-                f"{os.cpu_count()} x {ours['wall']:.2f} s"
+                f"  invoicegen / write floor at {users:,} users, {len(ratios)} alternated runs: "
+                f"median {statistics.median(ratios):.2f} "
+                f"(each: {', '.join(f'{ratio:.2f}' for ratio in ratios)})"
             )
-        if args.db == "mariadb":  # the path before LOAD DATA, for comparison
-            with fresh_database(args.db) as url:
-                inserts = run_floor(url, ours["counts"], 1000, users, path="executemany")
-            print(
-                f"  floor by executemany {inserts['rows_per_second']:>10,.0f} rows/s "
-                f"(LOAD DATA / executemany = "
-                f"{floor['rows_per_second'] / inserts['rows_per_second']:.2f})"
-            )
+
+
+def report_pair(
+    kind: str,
+    users: int,
+    measured: dict[str, dict[str, float]],
+    article: dict[str, float],
+    first: bool,
+) -> float:
+    """Print one run of invoicegen and of the floor side by side; their ratio."""
+    ours, floor = measured["invoicegen"], measured["floor"]
+    print(
+        f"invoicegen        {users:>9,} users {ours['rows']:>10,} rows "
+        f"{ours['rows_per_second']:>10,.0f} rows/s  peak RSS {ours['peak_rss_mib']:,.0f} MiB "
+        f"({ours['workers']} workers)"
+    )
+    # On a quiet machine: how many cores the run kept busy, and how long the writing
+    # process (which generates too, when no result is ready) had nothing to do.
+    print(
+        f"  process CPU (user+sys): {ours['cpu']:.2f} s in {ours['wall']:.2f} s wall = "
+        f"{ours['cpu'] / ours['wall']:.2f} of {os.cpu_count()} cores; the writing process "
+        f"{ours['writer_cpu']:.2f} s (idle {max(0.0, ours['wall'] - ours['writer_cpu']):.2f} s,"
+        " start-up included)"
+    )
+    print(
+        f"write floor       {users:>9,} users {floor['rows']:>10,} rows "
+        f"{floor['rows_per_second']:>10,.0f} rows/s"
+    )
+    if ours.get("server_cpu") and floor.get("server_cpu"):  # a server here: what each cost it
         print(
-            f"  ratios at {users:,} users: invoicegen / article = "
-            f"{ours['rows_per_second'] / article['rows_per_second']:,.0f}x, "
-            f"invoicegen / write floor = {ours['rows_per_second'] / floor['rows_per_second']:.2f}"
+            f"  server CPU: {ours['server_cpu']:.2f} s for invoicegen's rows, "
+            f"{floor['server_cpu']:.2f} s for the floor's "
+            f"({ours['server_cpu'] / floor['server_cpu']:.2f}x); both with "
+            f"invoicegen's process CPU: {ours['cpu'] + ours['server_cpu']:.2f} s of "
+            f"{os.cpu_count()} x {ours['wall']:.2f} s"
         )
+    if kind == "mariadb" and first:  # the path before LOAD DATA, for comparison, once
+        with fresh_database(kind) as url:
+            settle(kind)
+            inserts = run_floor(url, ours["counts"], 1000, users, path="executemany")
+        print(
+            f"  floor by executemany {inserts['rows_per_second']:>10,.0f} rows/s "
+            f"(LOAD DATA / executemany = "
+            f"{floor['rows_per_second'] / inserts['rows_per_second']:.2f})"
+        )
+    ratio = ours["rows_per_second"] / floor["rows_per_second"]
+    print(
+        f"  ratios at {users:,} users: invoicegen / article = "
+        f"{ours['rows_per_second'] / article['rows_per_second']:,.0f}x, "
+        f"invoicegen / write floor = {ratio:.2f}"
+    )
+    return ratio
 
 
 if __name__ == "__main__":
