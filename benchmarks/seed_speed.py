@@ -68,7 +68,7 @@ from invoicegen.factories import (
     IsolatedInvoiceFactory,
     IsolatedUserFactory,
 )
-from invoicegen.seeding import generate, writers
+from invoicegen.seeding import generate, workers, writers
 from invoicegen.seeding.plan import SHAPING_DEFAULTS, Batch, SeedPlan, default_since, resolved
 
 AS_OF = dt.date(2026, 11, 25)
@@ -354,8 +354,10 @@ def run_floor(
 
 def cpu_per_row(users: int, locale: str = "en_US", repeats: int = 3) -> dict[str, float]:
     """CPU µs per row of each table, generating ``users`` user trees in this process (the best
-    of ``repeats``). A user's share holds its random stream's seeding and its tree's
-    bookkeeping; a client's, contract's and invoice's share is its level's whole loop."""
+    of ``repeats``), and adapting them for each writer (the best of ``repeats``), both with
+    the garbage collector paused as in a generating process. A user's share holds its random
+    stream's seeding and its tree's bookkeeping; a client's, contract's and invoice's share is
+    its level's whole loop."""
     plan = resolved(
         SeedPlan(users=users, seed=1, as_of=AS_OF, locale=locale),
         **{**SHAPING_DEFAULTS, "locale": locale},
@@ -385,7 +387,8 @@ def cpu_per_row(users: int, locale: str = "en_US", repeats: int = 3) -> dict[str
         for repeat in range(repeats):
             spent.update(dict.fromkeys(spent, 0))
             started = time.process_time_ns()
-            rows = generate.generate_batch(plan, Batch(repeat * users, users, (1, 1, 1, 1)))
+            with workers.collector_paused():  # as the generating processes make a batch
+                rows = generate.generate_batch(plan, Batch(repeat * users, users, (1, 1, 1, 1)))
             total = time.process_time_ns() - started
             if best is None or total < best[0]:
                 best = (total, dict(spent), rows)
@@ -400,10 +403,13 @@ def cpu_per_row(users: int, locale: str = "en_US", repeats: int = 3) -> dict[str
     all_rows = sum(counts.values())
     result["all"] = total / all_rows / 1000
     for dialect, path in (("sqlite", "sqlite"), ("postgresql", "copy")):
-        adapt = writers.adapter(path)
-        started = time.process_time_ns()
-        prepared = [adapt(table_rows) for table_rows in rows]
-        result[f"adapt {dialect}"] = (time.process_time_ns() - started) / all_rows / 1000
+        adapt, fastest = writers.adapter(path), float("inf")
+        for _ in range(repeats):  # the best of them, with the collector paused, as a worker's
+            started = time.process_time_ns()
+            with workers.collector_paused():
+                prepared = [adapt(table_rows) for table_rows in rows]
+            fastest = min(fastest, time.process_time_ns() - started)
+        result[f"adapt {dialect}"] = fastest / all_rows / 1000
         started = time.process_time_ns()
         shipped = pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL)
         result[f"pickle {dialect}"] = (time.process_time_ns() - started) / all_rows / 1000
