@@ -6,12 +6,14 @@ import contextlib
 import datetime as dt
 import os
 import pickle
+import random
 import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -172,6 +174,116 @@ def test_copy_text_of_columns_whose_first_value_does_not_give_their_type() -> No
         b"\\N\t\\N\t\\N\t\\N\t2024-03-04\n"
         b"3\tc\\td\t2024-01-02 03:04:00\t7\tx\n"
     )
+
+
+def _copy_text_of_whole_columns(rows: list[tuple[object, ...]]) -> bytes:
+    """COPY text as encode_copy wrote it when it took each column whole, spelled out value
+    by value: a column by its first value's type while every value is an instance of that
+    type (strings escaped only when one holds a special character; a bool after ints is an
+    int), otherwise each value on its own (None as \\N, strings escaped, anything else its
+    str(): a bool is True)."""
+    escapes = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+    def alone(value: object) -> str:
+        if value is None:
+            return "\\N"
+        return value.translate(escapes) if isinstance(value, str) else str(value)
+
+    def column(values: tuple[Any, ...]) -> list[str]:
+        kind = type(values[0])
+        if kind is str and all(isinstance(v, str) for v in values):
+            if any(c in v for v in values for c in "\\\t\n\r"):
+                return [v.translate(escapes) for v in values]
+            return [str.__str__(v) for v in values]  # as they are, never translated
+        if kind is int and all(isinstance(v, int) for v in values):
+            return [int.__repr__(v) for v in values]
+        if kind is Decimal and all(isinstance(v, Decimal) for v in values):
+            return [Decimal.__str__(v) for v in values]
+        return [alone(v) for v in values]
+
+    columns = [column(values) for values in zip(*rows, strict=True)]
+    return ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()
+
+
+class _Shouting(str):
+    """A string whose own translate() and str() differ from the text it holds."""
+
+    def translate(self, table: Any) -> str:
+        return str.translate(self, table).upper()
+
+    def __str__(self) -> str:
+        return "shouting"
+
+
+class _Tagged(int):
+    def __str__(self) -> str:
+        return "tagged"
+
+
+class _Loud(Decimal):
+    def __str__(self) -> str:
+        return "loud"
+
+
+@pytest.mark.parametrize(
+    ("rows", "text"),
+    [
+        ([(1,), (True,), (None,)], b"1\nTrue\n\\N\n"),  # a NULL later: the bool is True
+        ([(1,), (2,), (True,)], b"1\n2\n1\n"),  # ints throughout: the bool is 1
+        ([("a",), ("b",), (None,)], b"a\nb\n\\N\n"),
+        ([("a",), ("b",), ("t\tab",)], b"a\nb\nt\\tab\n"),
+        ([(_Shouting("a"),), ("b",), ("t\tab",)], b"A\nb\nt\\tab\n"),
+        ([(_Shouting("a"),), ("b",), (None,)], b"A\nb\n\\N\n"),
+        ([("t\tab",), ("b",), (_Shouting("a"),)], b"t\\tab\nb\nA\n"),
+        (
+            [(dt.date(2024, 1, 2),), (None,), (dt.datetime(2024, 1, 2),)],
+            b"2024-01-02\n\\N\n2024-01-02 00:00:00\n",
+        ),
+    ],
+)
+def test_copy_text_in_chunks_is_the_text_of_whole_columns(
+    monkeypatch: pytest.MonkeyPatch, rows: list[tuple[object, ...]], text: bytes
+) -> None:
+    """Rows are encoded a few at a time, each column by the encoder its first chunk took; a
+    later chunk that refuses it (a NULL, a string to escape, another type) must not change
+    the text of the chunks before."""
+    assert _copy_text_of_whole_columns(rows) == text
+    monkeypatch.setattr(encoders, "_COPY_CHUNK", 2)
+    assert encoders.encode_copy(rows).data == text
+
+
+def test_copy_text_in_chunks_of_random_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Columns of one type with odd values (NULLs, specials, subclasses, other types) at the
+    start, anywhere or only late, in chunks of every small size: the text of whole columns."""
+    plain: list[list[object]] = [
+        [7, 12018, -5, 2**70, 0],
+        ["INV-1-2", "Zoë 東京", "", "x" * 30],
+        [Decimal("18000.00"), Decimal("1E+3"), Decimal("-0.00"), Decimal("0E-7")],
+        [dt.date(2024, 1, 2), dt.date(1, 1, 1), dt.date(2026, 11, 25)],
+    ]
+    odd: list[object] = [
+        *[None] * 4, True, False, _Tagged(3), *AWKWARD[:5], _Shouting("plain"),
+        _Shouting("a\tb"), Decimal("NaN"), Decimal("-Infinity"), _Loud("2.5"),
+        dt.datetime(2024, 1, 2, 3, 4), 1.5, b"bytes", 3, "s", dt.date(2024, 5, 6),
+        Decimal("1.1"),
+    ]  # fmt: skip
+    rand = random.Random(SEED)
+    for _ in range(2000):
+        size = rand.choice([1, 2, 3, 5, 9, 17])
+        columns = []
+        for _ in range(rand.randint(1, 3)):
+            values, rate, late = rand.choice(plain), rand.choice([0, 0.05, 0.3]), rand.random()
+            columns.append(
+                [
+                    rand.choice(odd) if rand.random() < rate and i >= late * size else v
+                    for i, v in enumerate(rand.choices(values, k=size))
+                ]
+            )
+        rows = list(zip(*columns, strict=True))
+        text = _copy_text_of_whole_columns(rows)
+        for chunk in (1, 2, 3, 1024):
+            monkeypatch.setattr(encoders, "_COPY_CHUNK", chunk)
+            assert encoders.encode_copy(rows).data == text, (chunk, rows)
 
 
 def _batch(engine: sa.Engine, users: list[tuple[object, ...]]) -> list[writers.Prepared]:

@@ -22,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import itertools
 import json
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -130,36 +132,69 @@ _COPY_BY_FIRST: dict[type, Callable[[Any], str]] = {
     type(None): _COPY_DATES.__getitem__,  # a nullable date column that starts with NULL
 }
 
+#: Values of these exact types get the same text from every encoder that takes them as from
+#: :func:`_copy_field`; the encoders differ only on subclasses (a bool is 1 after ints, else
+#: True).
+_COPY_PLAIN_TYPES = frozenset({str, int, Decimal, dt.date, type(None)})
 
-def _copy_column(values: tuple[Any, ...]) -> Iterable[str]:
-    """One column of a batch (at least one value) as COPY text fields: each value costs a
-    C-level step (no Python call). The encoder is the one of the first value's exact type
-    (strings escaped only when the column holds a special character at all); a column it
-    refuses (NULLs in a column of strings or numbers, mixed types) takes :func:`_copy_mixed`.
-    """
+#: Rows encoded at a time (:func:`encode_copy`): a chunk's values, fields and lines stay in
+#: the processor's cache from one step to the next, where a batch's 12,000 invoices do not.
+_COPY_CHUNK = 1024
+
+_Encoder = Callable[[Sequence[Any]], Iterable[str]]
+
+
+def _has_specials(text: str) -> bool:
+    return "\\" in text or "\t" in text or "\n" in text or "\r" in text
+
+
+def _copy_strings(values: Sequence[Any]) -> Iterable[str]:
+    """Strings none of which needs escaping, as they are; anything else (a string to escape
+    too) is refused (TypeError)."""
+    if _has_specials("".join(values)):  # the join refuses anything but strings
+        raise TypeError("a string to escape")
+    return values
+
+
+def _copy_escaped(values: Sequence[Any]) -> Iterable[str]:
+    """Strings, escaped; anything else is refused (TypeError)."""
+    "".join(values)  # refuses anything but strings
+    return [v.translate(_COPY_ESCAPES) for v in values]
+
+
+def _copy_each(encode: Callable[[Any], str], values: Sequence[Any]) -> Iterable[str]:
+    """Each value by ``encode`` (a :data:`_COPY_BY_FIRST` encoder), which refuses the others."""
+    return list(map(encode, values))
+
+
+def _copy_column(values: Sequence[Any]) -> tuple[_Encoder, Iterable[str]]:
+    """A column's first chunk (at least one value) as COPY text fields, and the encoder that
+    took it: each value costs a C-level step (no Python call). The encoder is the one of the
+    first value's exact type (strings escaped only when one holds a special character at
+    all); a column it refuses (NULLs in a column of strings or numbers, mixed types) takes
+    :func:`_copy_mixed`."""
     kind = type(values[0])
     try:
         if kind is str:
-            joined = "".join(values)  # refuses anything but strings
-            if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
-                return [v.translate(_COPY_ESCAPES) for v in values]
-            return values
+            if _has_specials("".join(values)):  # the join refuses anything but strings
+                return _copy_escaped, [v.translate(_COPY_ESCAPES) for v in values]
+            return _copy_strings, values
         if (encode := _COPY_BY_FIRST.get(kind)) is not None:
-            return list(map(encode, values))
+            return functools.partial(_copy_each, encode), list(map(encode, values))
     except TypeError:
         pass
-    return _copy_mixed(values)
+    return _copy_mixed, _copy_mixed(values)
 
 
-def _copy_mixed(values: tuple[Any, ...]) -> Iterable[str]:
+def _copy_mixed(values: Sequence[Any]) -> Iterable[str]:
     """:func:`_copy_column` for any column: the encoder chosen by the exact types the column
-    holds."""
+    holds. Each value gets the text :func:`_copy_field` gives it, whatever the others are."""
     kinds = set(map(type, values))
     nullable = type(None) in kinds
     kinds.discard(type(None))
     if kinds == {str}:
         joined = "".join(filter(None, values) if nullable else values)
-        if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+        if _has_specials(joined):
             return [_COPY_NULL if v is None else v.translate(_COPY_ESCAPES) for v in values]
         return map(_COPY_NULLS.get, values, values) if nullable else values
     if kinds == {dt.date}:
@@ -171,21 +206,55 @@ def _copy_mixed(values: tuple[Any, ...]) -> Iterable[str]:
     return map(_copy_field, values)
 
 
+def _copy_lines(rows: Rows, chunk: int) -> list[str] | None:
+    """The rows' COPY text lines, ``chunk`` rows at a time, each column by the encoder its
+    first chunk took (:func:`_copy_column`): the same text as the whole column at once.
+    None when a later chunk refuses a column's encoder after values other than
+    :data:`_COPY_PLAIN_TYPES` (whose text would then change): encode the rows as one chunk.
+    """
+    width = len(rows[0])
+    taken: list[_Encoder | None] = [None] * width
+    lines: list[str] = []
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        if set(map(len, part)) != {width}:  # a pass of its own, while the part is in cache
+            raise ValueError(f"rows of different lengths: {sorted(set(map(len, rows)))}")
+        columns = []
+        # zip(*part) makes an iterator per row, that many live objects at once: the generating
+        # processes encode with the garbage collector paused (workers.collector_paused).
+        for index, values in enumerate(zip(*part, strict=True)):
+            encode = taken[index]
+            if encode is None:
+                taken[index], fields = _copy_column(values)
+            else:
+                try:
+                    fields = encode(values)
+                except TypeError:  # e.g. a first NULL among strings: every value by _copy_field
+                    earlier = map(operator.itemgetter(index), itertools.islice(rows, start))
+                    if not set(map(type, earlier)) <= _COPY_PLAIN_TYPES:
+                        return None
+                    taken[index] = _copy_mixed
+                    fields = _copy_mixed(values)
+            columns.append(fields)
+        lines += map("\t".join, zip(*columns, strict=True))
+    return lines
+
+
 def encode_copy(rows: Rows) -> CopyText:
     """Rows as PostgreSQL COPY text: tab-separated, \\N for NULL, specials escaped; also what
     MariaDB/MySQL's ``LOAD DATA ... CHARACTER SET utf8mb4`` reads (``writers``).
 
-    Column by column (rows of unequal length are refused), then joined row by row."""
+    Column by column, :data:`_COPY_CHUNK` rows at a time (rows of unequal length are
+    refused), then joined row by row."""
     if not rows:
         return CopyText(b"", 0)
-    widths = set(map(len, rows))
-    if len(widths) != 1:
-        raise ValueError(f"rows of different lengths: {sorted(widths)}")
-    # zip(*rows) makes an iterator per row, that many live objects at once: the generating
-    # processes encode with the garbage collector paused (workers.collector_paused).
-    columns = [_copy_column(values) for values in zip(*rows, strict=True)]
-    text = "\n".join(map("\t".join, zip(*columns, strict=True)))
-    return CopyText((text + "\n").encode(), len(rows))
+    lines = _copy_lines(rows, _COPY_CHUNK)
+    if lines is None:
+        lines = _copy_lines(rows, len(rows))
+        assert lines is not None  # one chunk: no later one to refuse an encoder
+    text = "\n".join(lines)
+    text += "\n"  # in place: the text's only reference
+    return CopyText(text.encode(), len(rows))
 
 
 #: type -> what sqlite3 takes instead (looked up by exact type: one dict probe per value):
