@@ -43,6 +43,22 @@ def test_a_small_first_batch_writes_the_same_rows(database_url: str, tmp_path: P
     assert dump(database_url) == dump(reference)
 
 
+def test_with_workers_the_batches_grow_to_the_batch_size_and_write_the_same_rows(
+    database_url: str, tmp_path: Path
+) -> None:
+    """With worker processes each batch after the first is at most 1.5 times the one before
+    (the next batch is made while one is written, and is ready as the writer wants it)."""
+    plan = SeedPlan(users=40, seed=11, as_of=dt.date.fromisoformat(AS_OF), batch_size=10)
+    growing = seed(
+        db.make_engine(database_url),
+        SeedPlan(**{**plan.__dict__, "first_batch_size": 1, "workers": 2}),
+    )
+    assert (growing.batches, growing.workers) == (7, 2)  # 1, 2, 4, 7, 10, 10, 6
+    reference = f"sqlite:///{tmp_path / 'reference.db'}"
+    assert seed(db.make_engine(reference), SeedPlan(**{**plan.__dict__, "workers": 1})).batches == 4
+    assert dump(database_url) == dump(reference)
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "invoicegen", *args],
