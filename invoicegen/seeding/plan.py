@@ -414,12 +414,10 @@ def batch_sizes(plan: Plan) -> Iterator[int]:
     worker processes, each :data:`BATCH_GROWTH` times the one before until ``batch_size``,
     then ``batch_size``. The rows are the same whatever the batches are."""
     size = plan.first_batch_size or plan.batch_size
-    while size < plan.batch_size:
-        yield size
-        size = min(plan.batch_size, int(size * BATCH_GROWTH) + 1) if plan.workers > 1 else 0
-        size = size or plan.batch_size
     while True:
-        yield plan.batch_size
+        yield size
+        growing = plan.workers > 1 and size < plan.batch_size
+        size = min(plan.batch_size, int(size * BATCH_GROWTH) + 1) if growing else plan.batch_size
 
 
 def batch_count(plan: Plan, users: int) -> int:
