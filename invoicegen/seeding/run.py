@@ -337,9 +337,8 @@ class Run:
                     batches,
                     self.plan,
                     self.write_path,
-                    # COPY and LOAD DATA: the server parses, this process only sends bytes,
-                    # and a batch made here would keep the next one from the server
-                    beside=self.write_path not in ("copy", "load_data"),
+                    # a batch made here would keep the next one from a server that parses
+                    beside=self.write_path not in writers.SERVER_PARSES,
                 )
                 # stops the workers however the loop ends
                 with contextlib.closing(generated), workers.frozen_heap():

@@ -36,6 +36,7 @@ __all__ = [
     "CopyText",
     "Prepared",
     "Rows",
+    "SERVER_PARSES",
     "adapter",
     "encode_copy",
     "write_path",
@@ -60,6 +61,11 @@ _ADAPTERS: dict[str, Callable[[Rows], Prepared]] = {
     "executemany": _unchanged,
     "sqlite": sqlite_values,
 }
+
+
+#: Write paths whose rows the server parses from the text the writing process sends: the
+#: writing process's own work per batch is short, and the server waits for each batch.
+SERVER_PARSES = frozenset(("copy", "load_data"))
 
 
 def adapter(path: str) -> Callable[[Rows], Prepared]:
