@@ -278,20 +278,22 @@ def _handled(debug: bool, url: str | None = None, *, json: bool = False) -> Iter
                 for engine in opened:
                     engine.dispose()
     except InvoicegenError as exc:
-        if debug:
-            raise
+        if debug:  # then the same line and exit code: a CI job rerun with --debug still branches
+            console.traceback(exc)
         _report(exc.exit_code, str(exc), json=json)
         raise typer.Exit(exc.exit_code) from None
     except Exception as exc:
         if debug:
-            raise
+            console.traceback(exc)
         message = str(exc)
         # The URL may have come from the environment or a file, not the command line; any
         # other URL and password=... in the message are hidden by their structure.
         candidates: list[str | None] = [c for c in (url, _resolved_url.get()) if c]
         for candidate in candidates or [None]:
             message = urls.scrub(message, candidate)
-        message = f"{type(exc).__name__}: {message} (rerun with --debug for the traceback)"
+        message = f"{type(exc).__name__}: {message}"
+        if not debug:
+            message += " (rerun with --debug for the traceback)"
         _report(1, message, json=json)
         raise typer.Exit(1) from None
 

@@ -183,6 +183,14 @@ def error(message: str) -> None:
     err.print(Text.assemble(("error: ", "bold red"), message))
 
 
+def traceback(exc: BaseException) -> None:
+    """``--debug``: the error's traceback on stderr, before its one-line error. Without local
+    variables: they hold database URLs and their passwords."""
+    from rich.traceback import Traceback  # only on --debug: it imports Pygments
+
+    err.print(Traceback.from_exception(type(exc), exc, exc.__traceback__, show_locals=False))
+
+
 def note(message: str) -> None:
     """One line on stderr about how a command reads its settings (hidden by --quiet)."""
     if not _quiet:

@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 
 import pytest
+from typer.testing import Result
 
-from invoicegen.errors import ConnectionFailed, UsageError
-from tests.helpers import invoke
+from tests.helpers import assert_one_line_error, invoke
 from tests.readme import commands
 
 # Each command, with the arguments that make it succeed on a seeded SQLite database.
@@ -89,13 +89,24 @@ def test_verbose_shows_where_the_database_url_came_from(name: str, seeded: str) 
         assert "database_url" in shown and "command line" in shown, (name, shown)
 
 
+def assert_traceback_then_error(result: Result, code: int, kind: str) -> None:
+    """--debug: the traceback on stderr, then the same one-line error as without it, and the
+    same exit code (a CI job rerun with --debug still branches on it)."""
+    assert result.exit_code == code, (result.exit_code, result.exception, result.stderr)
+    assert "Traceback" in result.stderr and kind in result.stderr, result.stderr
+    last = result.stderr.rstrip().splitlines()[-1]
+    assert last.startswith("error: "), result.stderr  # the line a log grep finds, last
+    assert "Traceback" not in result.stdout
+
+
 @pytest.mark.parametrize("name", COMMANDS)
-def test_debug_lets_the_error_through(name: str, tmp_path: Path) -> None:
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(name: str, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'no-such-folder' / 'x.db'}"
-    result = invoke(*COMMANDS[name], "--debug", "-d", url)
-    assert isinstance(result.exception, ConnectionFailed), (result.exception, result.stderr)
+    assert_traceback_then_error(
+        invoke(*COMMANDS[name], "--debug", "-d", url), 4, "ConnectionFailed"
+    )
     plain = invoke(*COMMANDS[name], "-d", url)
-    assert not isinstance(plain.exception, ConnectionFailed) and plain.exit_code == 4
+    assert_one_line_error(plain, 4)
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -136,6 +147,14 @@ def test_a_command_without_a_database_takes_the_other_global_options(
     assert verbose.exit_code == 0, verbose.stderr
     assert re.search(r"^users +2 +command line$", verbose.stdout + verbose.stderr, re.MULTILINE)
     debug = invoke(*WITHOUT_A_DATABASE[name], "--debug", "--users", "-1")
-    assert isinstance(debug.exception, UsageError), debug.exception  # let through, not mapped
-    plain = invoke(*WITHOUT_A_DATABASE[name], "--users", "-1")
-    assert not isinstance(plain.exception, UsageError) and plain.exit_code == 2
+    assert_traceback_then_error(debug, 2, "UsageError")
+    assert_one_line_error(invoke(*WITHOUT_A_DATABASE[name], "--users", "-1"), 2)
+
+
+def test_debug_never_shows_a_password() -> None:
+    """The traceback shows no local variables (they hold the URL) and the errors' own text
+    hides the password, as without --debug."""
+    url = "postgresql+psycopg://someone:hunter2-secret@127.0.0.1:1/x"  # nothing listens there
+    result = invoke("stats", "--debug", "-d", url)
+    assert_traceback_then_error(result, 4, "ConnectionFailed")
+    assert "hunter2" not in result.stdout + result.stderr
