@@ -323,11 +323,13 @@ def _target(
     profile: str | None,
     verbose: bool,
     quiet: bool = False,
+    must_exist: bool = False,
 ) -> tuple[settings.Settings, Engine]:
-    """Settings and engine of the commands that only need a database."""
+    """Settings and engine of the commands that only need a database (``must_exist``: a
+    command that only reads, whose missing SQLite file is said, not made)."""
     options = {"database_url": database_url, "schema": schema, "lock_timeout": lock_timeout}
     config = _resolve(options, profile=profile, verbose=verbose, quiet=quiet)
-    return config, _engine(config, busy_timeout=config.lock_timeout)
+    return config, _engine(config, busy_timeout=config.lock_timeout, must_exist=must_exist)
 
 
 def _engine(config: settings.Settings, **options: Any) -> Engine:
@@ -708,6 +710,7 @@ def reset(
             profile=profile,
             verbose=verbose,
             quiet=quiet,
+            must_exist=dry_run,  # a dry run changes nothing, a new empty file included
         )
         target = db.target(engine)
         plan = guards.drop_plan(engine)

@@ -467,14 +467,17 @@ def export_result(result: ExportResult) -> None:
     _rate(result)
     out.print(
         f"seed [bold]{result.plan.seed}[/], as of {result.plan.as_of}; files, counts and "
-        f"checksums in {result.manifest}",
+        f"checksums in {os.path.join(result.directory, result.manifest)}",
         soft_wrap=True,
     )
     if result.load_scripts:
+        from invoicegen.seeding.exports import LOAD_COMMANDS
+
+        commands = list(LOAD_COMMANDS.values())
         out.print(
             Text(
-                f"load it: cd {result.directory} && psql URL -f load.postgresql.sql "
-                "(or load.mariadb.sql, load.sqlite.sql) into a schema made by invoicegen migrate",
+                f"load it into a schema that invoicegen migrate made, from inside "
+                f"{result.directory}: {', '.join(commands[:-1])} or {commands[-1]}",
                 style="dim",
             ),
             soft_wrap=True,
@@ -867,7 +870,7 @@ def drop_list(
     stream = out if dry_run else err
     # The title on a line of its own: a table's title wraps to the table's width, and the URL
     # would be split across lines.
-    title = Text(f"{'Would drop' if dry_run else 'Dropping'} from {target}", style="bold")
+    title = Text(f"{'Would drop' if dry_run else 'About to drop'} from {target}", style="bold")
     table = Table()
     table.add_column("table", style="cyan")
     table.add_column("rows", justify="right")

@@ -368,7 +368,7 @@ def database_errors(url: URL, *, schema: str | None = None) -> Iterator[None]:
         raise
     except DBAPIError as exc:
         database = mask(url)
-        detail = scrub(str(exc.orig) if exc.orig is not None else str(exc), url)
+        detail = scrub(_driver_text(exc.orig) if exc.orig is not None else str(exc), url)
         code = error_code(exc.orig)
         if code.startswith(_LOCKED):
             raise LockTimeout(
@@ -412,6 +412,15 @@ def database_errors(url: URL, *, schema: str | None = None) -> Iterator[None]:
         raise InvoicegenError(
             f"database error on {mask(url)}: {scrub(str(exc), url)}", database=mask(url)
         ) from None
+
+
+def _driver_text(error: BaseException) -> str:
+    """A driver error's own text: PyMySQL's ``str()`` is its arguments' tuple, ``(2003, "Can't
+    connect ...")``, shown as ``Can't connect ... (MySQL error 2003)``."""
+    args = error.args
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        return f"{args[1]} (MySQL error {args[0]})"
+    return str(error)
 
 
 def _no_such_database(exc: DBAPIError, url: URL, detail: str) -> bool:

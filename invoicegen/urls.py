@@ -201,7 +201,19 @@ def scrub(message: str, url: URL | str | None = None) -> str:
     message = _USERINFO.sub(rf"\g<head>:{MASK}@", message)
     message = _PAIR.sub(_masked_pair, message)
     message = _REPR_PAIR.sub(_masked_pair, message)
-    return " ".join(message.split())
+    return _one_line(message)
+
+
+def _one_line(message: str) -> str:
+    """A message's lines as one line. A line that ends without punctuation before one that
+    starts a sentence gets its full stop (psycopg: "Connection refused\n\tIs the server
+    running ...?"); spaces and tabs run together."""
+    joined = ""
+    for line in filter(None, (" ".join(line.split()) for line in message.splitlines())):
+        if joined and joined[-1] not in ".:;,!?" and line[0].isupper():
+            joined += "."
+        joined = f"{joined} {line}" if joined else line
+    return joined
 
 
 def _masked_pair(match: re.Match[str]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pty
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -280,6 +281,16 @@ def test_reset_dry_run_lists_row_counts_and_changes_nothing(database_url: str) -
     assert table_counts(engine) == counts
 
 
+def test_reset_dry_run_on_a_missing_sqlite_file_creates_nothing(tmp_path: Path) -> None:
+    """A dry run only reads, as stats does: no file there is said, not made."""
+    missing = tmp_path / "not-yet.db"
+    for extra in ((), ("--json",)):
+        result = invoke("reset", "--dry-run", *extra, "-d", f"sqlite:///{missing}")
+        assert result.exit_code == 5, (result.stdout, result.stderr)
+        assert f"no database at {missing}" in result.stderr
+        assert not missing.exists()
+
+
 def test_reset_on_a_terminal_asks_for_the_database_name(sqlite_url: str) -> None:
     invoke(*seed_args(sqlite_url, 3), "--json")
     for answer, code, users in (("something-else", 3, 3), ("invoicegen-test.db", 0, 0)):
@@ -291,6 +302,7 @@ def test_reset_on_a_terminal_asks_for_the_database_name(sqlite_url: str) -> None
         os.close(controller)
         assert process.returncode == code, err
         assert "invoicegen-test.db to confirm" in err
+        assert "About to drop from" in err, err  # asked before: nothing is dropping yet
         assert users_in(sqlite_url) == users
     assert "dropped" in out
 

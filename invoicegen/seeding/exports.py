@@ -543,14 +543,20 @@ def _load_part(dialect: str, layout: Layout, table: str, path: str) -> str:
     )
 
 
+#: How each load script is run, from inside the export's folder.
+LOAD_COMMANDS = {
+    "postgresql": "psql URL -f load.postgresql.sql",
+    "mariadb": "mariadb --local-infile=1 DATABASE < load.mariadb.sql",
+    "sqlite": "sqlite3 FILE.db < load.sqlite.sql",
+}
+
 _HEADER = {
     "postgresql": (
-        "-- cd DIR && psql URL -f load.postgresql.sql\n\\set ON_ERROR_STOP on\n"
+        f"-- cd DIR && {LOAD_COMMANDS['postgresql']}\n\\set ON_ERROR_STOP on\n"
         "SET client_encoding = 'UTF8';\nBEGIN;\n"
     ),
-    "mariadb": "-- cd DIR && mariadb --local-infile=1 DATABASE < load.mariadb.sql\n"
-    "SET NAMES utf8mb4;\nSTART TRANSACTION;\n",
-    "sqlite": "-- cd DIR && sqlite3 FILE.db < load.sqlite.sql\n.bail on\nBEGIN;\n",
+    "mariadb": f"-- cd DIR && {LOAD_COMMANDS['mariadb']}\nSET NAMES utf8mb4;\nSTART TRANSACTION;\n",
+    "sqlite": f"-- cd DIR && {LOAD_COMMANDS['sqlite']}\n.bail on\nBEGIN;\n",
 }
 
 
