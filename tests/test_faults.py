@@ -309,6 +309,8 @@ def test_an_interrupted_seed_leaves_only_whole_user_trees(
         line = one_line_error(err)
         assert f"interrupted: {users:,} of 20,000 user trees" in line
         assert "rolled back" in line
+        # what to run next, ready to paste: the users not written yet
+        assert line.endswith(f"`invoicegen seed --append --users {20_000 - users}` adds the rest")
         # --json: the error document says the same, and is all there is on stdout
         assert json.loads(out) == {"error": {"code": 130, "message": line[len("error: ") :]}}
 

@@ -174,11 +174,12 @@ def seed(
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted: {run.committed_text()}; the batch in progress was rolled back"
+            f"{run.rest_hint()}"
         ) from None
     except BrokenProcessPool:
         raise WorkerDied(
             "a generating worker process died (killed, or out of memory?): "
-            f"{run.committed_text()}; `invoicegen seed --append` continues"
+            f"{run.committed_text()}{run.rest_hint() or '; `invoicegen seed --append` continues'}"
         ) from None
 
 
@@ -274,6 +275,15 @@ class Run:
             f"{done.users_done:,} of {done.users_total:,} user trees ({done.rows_done:,} rows) "
             f"are committed in {mask(self.engine.url)}, whole"
         )
+
+    def rest_hint(self) -> str:
+        """How to write the user trees this run did not: an append of that many, which takes
+        the dataset's seed and options (a shard is run again whole, so no hint)."""
+        done = self.committed
+        if self.plan.shard is not None or not done.users_done:
+            return ""
+        rest = done.users_total - done.users_done
+        return f"; `invoicegen seed --append --users {rest}` adds the rest" if rest else ""
 
     def start(self) -> None:
         """Migrate, check the run against the dataset and record it in the manifest. A plain
