@@ -832,7 +832,7 @@ def _range(value: DateRange) -> str:
 
 def check_report(report: CheckReport) -> None:
     expect = report.expectations
-    heading(f"checking {report.database} (expectations from {expect.source})")
+    heading(f"checking {report.database}; expectations from {expect.source}")
     table = Table(box=None, pad_edge=False, show_header=False)
     table.add_column("", no_wrap=True)
     table.add_column("", no_wrap=True)
