@@ -88,7 +88,7 @@ def test_an_unencoded_at_sign_belongs_to_the_password() -> None:
 
 def test_a_driver_message_of_several_lines_reads_as_one_sentence_after_another() -> None:
     # psycopg: 'connection failed: ... Connection refused\n\tIs the server running on that ...'
-    message = 'port 1 failed: Connection refused\n\tIs the server running?\n'
+    message = "port 1 failed: Connection refused\n\tIs the server running?\n"
     assert urls.scrub(message) == "port 1 failed: Connection refused. Is the server running?"
     assert urls.scrub("near\n  line two:\n\nsee this") == "near line two: see this"
     assert urls.scrub("done.\nNext") == "done. Next"
