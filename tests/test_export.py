@@ -350,6 +350,31 @@ def test_parquet_row_groups_hold_a_fixed_number_of_rows_whatever_the_batches(
     assert rows > 80  # invoices: several row groups
 
 
+def test_parquet_dictionary_encodes_only_the_columns_whose_values_repeat(tmp_path: Path) -> None:
+    """Codes, dates, money and payment terms are dictionary-encoded; ids and free text (names,
+    emails, invoice numbers: nearly unique) are not, whose dictionaries only held memory until
+    the writer fell back to plain encoding."""
+    import pyarrow.parquet as pq
+
+    export(tmp_path / "out", "--format", "parquet")
+    expected = {
+        "users": set(),
+        "clients": {"country", "payment_terms_days"},
+        "contracts": {"start_date", "end_date", "currency", "monthly_rate"},
+        "invoices": {"period_start", "period_end", "amount", "issued_on", "due_on", "paid_on"}
+        | {"status", "currency"},
+    }
+    for table in TABLES:
+        metadata = pq.ParquetFile(tmp_path / "out" / table / "part-1-of-1.parquet").metadata
+        group = metadata.row_group(0)
+        encoded = {
+            group.column(i).path_in_schema
+            for i in range(group.num_columns)
+            if group.column(i).has_dictionary_page
+        }
+        assert encoded == expected[table], table
+
+
 def test_the_json_document_and_the_manifest_describe_the_files(tmp_path: Path) -> None:
     from jsonschema import Draft202012Validator
 
