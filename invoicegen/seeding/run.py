@@ -280,7 +280,7 @@ class Run:
         """How to write the user trees this run did not: an append of that many, which takes
         the dataset's seed and options (a shard is run again whole, so no hint)."""
         done = self.committed
-        if self.plan.shard is not None or not done.users_done:
+        if self.request.shard is not None or not done.users_done:
             return ""
         rest = done.users_total - done.users_done
         return f"; `invoicegen seed --append --users {rest}` adds the rest" if rest else ""
