@@ -402,7 +402,7 @@ def _progress_mode(requested: str | None, *, json: bool) -> console.ProgressMode
     if requested is None:
         return "none" if json else console.progress_mode(None)
     if requested not in ("bar", "plain", "none"):
-        raise UsageError(f"--progress must be bar, plain or none, not {requested!r}")
+        raise UsageError(f"expected bar, plain or none, got {requested!r}", option="--progress")
     return console.progress_mode(requested)  # type: ignore[arg-type]  # checked just above
 
 

@@ -672,14 +672,16 @@ def _profile_table(
     profiles = file_config.get("profiles", {})
     if not isinstance(profiles, dict) or profile not in profiles:
         known = ", ".join(sorted(profiles)) if isinstance(profiles, dict) else ""
-        where = (
-            f"in {file_label}"
-            if file_label
-            else "(no [tool.invoicegen] in a pyproject.toml, nor an invoicegen.toml, here or above)"
-        )
-        raise UsageError(
-            f"no profile {profile!r} {where} (known: {known or 'none'})", option="--profile"
-        )
+        if not file_label:
+            problem = (
+                f"no profile {profile!r}: no [tool.invoicegen] in a pyproject.toml, nor an "
+                "invoicegen.toml, here or above"
+            )
+        else:
+            problem = f"no profile {profile!r} in {file_label}; " + (
+                f"it has {known}" if known else "it has none"
+            )
+        raise UsageError(problem, option="--profile")
     table = profiles[profile]
     if not isinstance(table, dict):
         raise UsageError(f"profile {profile} in {file_label}: expected a table of settings")

@@ -221,7 +221,7 @@ def test_an_unknown_progress_mode_is_a_usage_error(sqlite_url: str) -> None:
     run = piped(*seed_args(sqlite_url, "--progress", "fancy"))
     assert run.code == 2
     assert run.stderr.strip().splitlines() == [
-        "error: --progress must be bar, plain or none, not 'fancy'"
+        "error: --progress: expected bar, plain or none, got 'fancy'"  # as every option says it
     ]
     assert not Path(sqlite_url.removeprefix("sqlite:///")).exists() or "Seeded" not in run.text
 
