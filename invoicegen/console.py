@@ -604,7 +604,7 @@ def _runs(runs: Sequence[RunRecord]) -> None:
         last = run.first_user + run.users
         shard = f", shard {run.shard}" if run.shard else ""
         out.print(
-            f"  users {run.first_user + 1:,}-{last:,} ({run.users_done:,}/{run.users:,} done"
+            f"  users {run.first_user + 1:,}–{last:,} ({run.users_done:,}/{run.users:,} done"
             f"{shard}), started {run.started_at.isoformat(sep=' ', timespec='minutes')} UTC",
             soft_wrap=True,
             markup=False,
