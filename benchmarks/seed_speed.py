@@ -34,6 +34,10 @@ First it prints the CPU time per row of each table, generating on one core in th
 adapting rows for each writer and shipping them between processes cost per row:
 
     python benchmarks/seed_speed.py --cpu-only --cpu-users 2000
+
+and, apart, what each table's rows cost SQLite to write, invoicegen's against the floor's:
+
+    python benchmarks/seed_speed.py --sqlite-write-cost 100000
 Server URLs come from INVOICEGEN_TEST_POSTGRESQL_URL / INVOICEGEN_TEST_MYSQL_URL (defaults:
 the local servers); each measurement gets a fresh database that is dropped afterwards.
 """
@@ -290,15 +294,11 @@ def run_article(url: str, users: int) -> dict[str, float]:
 # --- 3. the write floor ----------------------------------------------------------------------
 
 
-def run_floor(
-    url: str, counts: dict[str, int], batch_users: int, users: int, path: str | None = None
-) -> dict[str, float]:
-    """Cheap constant values, ids counted up, written by invoicegen's writers per batch
-    (through the database's own write path, or ``path``)."""
-    engine = db.make_engine(url)
-    schema.upgrade(engine)
-    with engine.connect() as connection:
-        adapt = writers.adapter(path or writers.write_path(connection))
+def floor_batches(
+    counts: dict[str, int], batches: int, adapt: Callable[[list[tuple[object, ...]]], object]
+) -> list[list[object]]:
+    """The floor's rows: ``counts`` rows per table in ``batches`` batches, cheap constant
+    values, ids counted up, each batch's children spread over its parents."""
     day, money = AS_OF - dt.timedelta(days=400), Decimal("123.45")
     values = {
         "users": lambda i, _parent: (i, "Jane Doe", f"jane.{i}@example.com", "555-0100"),
@@ -318,8 +318,7 @@ def run_floor(
             p,
         ),
     }
-    batches = max(1, -(-users // batch_users))
-    prepared = []  # values computed before the clock starts: only the writes are timed
+    prepared = []
     first = dict.fromkeys(values, 1)
     for number in range(batches):
         batch, parent_range = [], range(0)
@@ -342,6 +341,20 @@ def run_floor(
             )
             parent_range, first[table] = ids, last
         prepared.append(batch)
+    return prepared
+
+
+def run_floor(
+    url: str, counts: dict[str, int], batch_users: int, users: int, path: str | None = None
+) -> dict[str, float]:
+    """Cheap constant values, ids counted up, written by invoicegen's writers per batch
+    (through the database's own write path, or ``path``)."""
+    engine = db.make_engine(url)
+    schema.upgrade(engine)
+    with engine.connect() as connection:
+        adapt = writers.adapter(path or writers.write_path(connection))
+    # values computed before the clock starts: only the writes are timed
+    prepared = floor_batches(counts, max(1, -(-users // batch_users)), adapt)
     started = time.perf_counter()
     for batch in prepared:
         with engine.begin() as connection:
@@ -350,6 +363,57 @@ def run_floor(
     engine.dispose()
     rows = sum(counts.values())
     return {"rows": rows, "seconds": seconds, "rows_per_second": rows / seconds}
+
+
+def sqlite_write_cost(users: int, rounds: int = 2) -> None:
+    """The CPU each table's rows cost SQLite to write (in this process, by invoicegen's
+    writer, a transaction per batch of 1,000 users), invoicegen's rows against the floor's of
+    the same counts, alternated ``rounds`` times: what the writing process pays per table at
+    this dataset size, whatever generating costs."""
+    plan = resolved(
+        SeedPlan(users=users, seed=1, as_of=AS_OF), **SHAPING_DEFAULTS, since=default_since(AS_OF)
+    )
+    generate.warm(plan.locale)
+    adapt = writers.adapter("sqlite")
+    ours: list[list[object]] = []
+    first = [1, 1, 1, 1]
+    with workers.collector_paused():
+        for start in range(0, users, 1000):
+            rows = generate.generate_batch(
+                plan,
+                Batch(start, min(1000, users - start), (first[0], first[1], first[2], first[3])),
+            )
+            ours.append([adapt(table_rows) for table_rows in rows])
+            first = [ids + len(table_rows) for ids, table_rows in zip(first, rows, strict=True)]
+    counts = {table: ids - 1 for table, ids in zip(writers.TABLES, first, strict=True)}
+    floor = floor_batches(counts, len(ours), adapt)
+    for _ in range(rounds):
+        for name, batches in (("invoicegen", ours), ("floor", floor)):
+            spent = _write_per_table(batches)
+            print(
+                f"  SQLite write CPU, {name:<10} {users:,} users: "
+                + ", ".join(f"{table} {seconds:.2f} s" for table, seconds in spent.items())
+                + f", all {sum(spent.values()):.2f} s",
+                flush=True,
+            )
+
+
+def _write_per_table(batches: list[list[object]]) -> dict[str, float]:
+    """CPU seconds per table writing ``batches`` into a fresh SQLite database."""
+    spent = dict.fromkeys(writers.TABLES, 0.0)
+    with fresh_database("sqlite") as url:
+        engine = db.make_engine(url)
+        schema.upgrade(engine)
+        with workers.frozen_heap():  # as the writing process writes
+            for batch in batches:
+                with engine.begin() as connection:
+                    for index, table in enumerate(writers.TABLES):
+                        alone = [rows if k == index else [] for k, rows in enumerate(batch)]
+                        started = time.process_time()
+                        writers.write_batch(connection, alone)
+                        spent[table] += time.process_time() - started
+        engine.dispose()
+    return spent
 
 
 # --- 0. CPU per row and table, one core ---------------------------------------------------------
@@ -502,11 +566,21 @@ def main() -> None:
     parser.add_argument(
         "--cpu-only", action="store_true", help="only the CPU-per-row figures, no database"
     )
+    parser.add_argument(
+        "--sqlite-write-cost",
+        type=int,
+        metavar="USERS",
+        help="only the CPU SQLite spends writing each table, invoicegen's rows against the "
+        "floor's, for USERS users (no generating in the timing)",
+    )
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; db: {args.db}"
     )
+    if args.sqlite_write_cost:
+        sqlite_write_cost(args.sqlite_write_cost)
+        return
     print_cpu(args.cpu_users, args.locale)
     if args.cpu_only:
         return
