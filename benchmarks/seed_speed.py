@@ -59,7 +59,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -76,7 +76,14 @@ from invoicegen.factories import (
     IsolatedUserFactory,
 )
 from invoicegen.seeding import generate, workers, writers
-from invoicegen.seeding.plan import SHAPING_DEFAULTS, Batch, SeedPlan, default_since, resolved
+from invoicegen.seeding.plan import (
+    SHAPING_DEFAULTS,
+    Batch,
+    SeedPlan,
+    default_since,
+    plan_batches,
+    resolved,
+)
 
 AS_OF = dt.date(2026, 11, 25)
 SERVERS = {
@@ -375,17 +382,14 @@ def sqlite_write_cost(users: int, rounds: int = 2) -> None:
     )
     generate.warm(plan.locale)
     adapt = writers.adapter("sqlite")
-    ours: list[list[object]] = []
-    first = [1, 1, 1, 1]
+    ours: list[list[writers.Prepared]] = []
     with workers.collector_paused():
-        for start in range(0, users, 1000):
-            rows = generate.generate_batch(
-                plan,
-                Batch(start, min(1000, users - start), (first[0], first[1], first[2], first[3])),
-            )
-            ours.append([adapt(table_rows) for table_rows in rows])
-            first = [ids + len(table_rows) for ids, table_rows in zip(first, rows, strict=True)]
-    counts = {table: ids - 1 for table, ids in zip(writers.TABLES, first, strict=True)}
+        for batch in plan_batches(plan, range(users)):  # --batch-size's default, 1,000 users
+            ours.append([adapt(table_rows) for table_rows in generate.generate_batch(plan, batch)])
+    counts = {
+        table: sum(writers.row_count(batch[index]) for batch in ours)
+        for index, table in enumerate(writers.TABLES)
+    }
     floor = floor_batches(counts, len(ours), adapt)
     for _ in range(rounds):
         for name, batches in (("invoicegen", ours), ("floor", floor)):
@@ -470,13 +474,9 @@ def cpu_per_row(users: int, locale: str = "en_US", repeats: int = 3) -> dict[str
     all_rows = sum(counts.values())
     result["all"] = total / all_rows / 1000
     for dialect, path in (("sqlite", "sqlite"), ("postgresql", "copy")):
-        adapt, fastest = writers.adapter(path), float("inf")
-        for _ in range(repeats):  # the best of them, with the collector paused, as a worker's
-            started = time.process_time_ns()
-            with workers.collector_paused():
-                prepared = [adapt(table_rows) for table_rows in rows]
-            fastest = min(fastest, time.process_time_ns() - started)
-        result[f"adapt {dialect}"] = fastest / all_rows / 1000
+        adapting = partial(_adapted, writers.adapter(path), rows)
+        result[f"adapt {dialect}"] = _best(adapting, repeats) / all_rows / 1000
+        prepared = adapting()
         shipped = pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL)
         # As the processes do it: the objects alive before are out of the collector's sight
         # (a worker's after its warm-up, the writer's in workers.frozen_heap), so its passes
@@ -495,16 +495,23 @@ def cpu_per_row(users: int, locale: str = "en_US", repeats: int = 3) -> dict[str
     return result
 
 
+def _adapted(
+    adapt: Callable[[writers.Rows], writers.Prepared], rows: Sequence[writers.Rows]
+) -> list[writers.Prepared]:
+    """``rows`` adapted for a writer, with the collector paused, as a worker adapts them."""
+    with workers.collector_paused():
+        return [adapt(table_rows) for table_rows in rows]
+
+
 def _best(call: Callable[[], object], repeats: int) -> int:
     """The least CPU time (ns) of ``repeats`` calls."""
-    fastest = None
-    for _ in range(repeats):
+
+    def once() -> int:
         started = time.process_time_ns()
         call()
-        spent = time.process_time_ns() - started
-        fastest = spent if fastest is None else min(fastest, spent)
-    assert fastest is not None
-    return fastest
+        return time.process_time_ns() - started
+
+    return min(once() for _ in range(repeats))
 
 
 def _sqlite_write_cpu(prepared: list[writers.Prepared]) -> int:
